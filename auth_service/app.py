@@ -1,0 +1,112 @@
+"""`create_app(settings)`: wires the store, keys, services, routes and background tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from .config import Settings
+from .errors import install_handlers
+from .grants import Grants
+from .keys import KeyManager
+from .passwords import PasswordHasher
+from .ratelimit import MemoryLoginLimiter
+from .revocation import RevocationFeed, Revoker
+from .routes import revocations, revoke, token, wellknown
+from .services import Services
+from .storage import Store, open_store
+from .storage.keyfiles import FileKeyStore
+from .tokens import TokenMinter
+
+log = logging.getLogger("auth_service")
+
+_KEY_RELOAD_EVERY = 1.0  # seconds: notice keys written by another process (CLI, instance)
+_PRUNE_EVERY = 60.0
+
+
+def open_keys(settings: Settings) -> KeyManager:
+    passphrase = settings.keys_passphrase.get_secret_value().encode() if settings.keys_passphrase else None
+    return KeyManager(FileKeyStore(settings.keys_dir, passphrase), alg=settings.signing_alg,
+                      interval=settings.key_rotation_interval, lead=settings.publish_lead,
+                      max_token_lifetime=settings.max_token_lifetime, jwks_max_age=settings.jwks_max_age)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = await open_store(settings.sqlalchemy_url)
+        keys = open_keys(settings)
+        await asyncio.to_thread(keys.maintain, int(time.time()))
+        feed = RevocationFeed(store, heartbeat=settings.revocation_heartbeat)
+        minter = TokenMinter(settings, keys)
+        hasher = PasswordHasher(settings.password_hash_concurrency)
+        limiter = MemoryLoginLimiter(max_failures=settings.login_max_failures,
+                                     max_attempts_per_address=settings.login_max_attempts_per_ip,
+                                     window=settings.login_window)
+        app.state.services = Services(
+            settings=settings, store=store, keys=keys, minter=minter, hasher=hasher, feed=feed,
+            revoker=Revoker(store, feed, access_ttl=settings.access_token_ttl, leeway=settings.leeway),
+            grants=Grants(settings, store, minter, hasher, limiter, feed))
+        tasks = [asyncio.create_task(feed.run(), name="revocation-feed"),
+                 asyncio.create_task(_every(_KEY_RELOAD_EVERY, _key_keeper(keys, settings)), name="keys"),
+                 asyncio.create_task(_every(_PRUNE_EVERY, lambda: _prune(store)), name="prune")]
+        log.info("auth service ready: issuer %s, %d signing key(s)", settings.issuer, len(keys.records()))
+        try:
+            yield
+        finally:
+            feed.close()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await store.close()
+
+    app = FastAPI(title="auth-service", version="0.1.0", lifespan=lifespan,
+                  description="Issues signed JWT access and refresh tokens; see docs/wire.md.")
+    install_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type"], max_age=600)
+    for router in (token.router, revoke.router, wellknown.router, revocations.router):
+        app.include_router(router)
+
+    @app.get("/healthz", tags=["operations"], summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+async def _every(seconds: float, job: Callable[[], Awaitable[None]]) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await job()
+        except Exception as exc:  # keep the loop alive; the next round retries
+            log.warning("background job failed: %s: %s", type(exc).__name__, exc)
+
+
+def _key_keeper(keys: KeyManager, settings: Settings) -> Callable[[], Awaitable[None]]:
+    """Every call (each second): notice keystore changes. Every half max-age (at most a
+    minute): run the rotation schedule, which creates and forgets keys."""
+    last_maintained = time.monotonic()
+
+    async def keep() -> None:
+        nonlocal last_maintained
+        await asyncio.to_thread(keys.reload_if_changed)
+        if time.monotonic() - last_maintained >= min(60.0, settings.jwks_max_age / 2):
+            last_maintained = time.monotonic()
+            await asyncio.to_thread(keys.maintain, int(time.time()))
+
+    return keep
+
+
+async def _prune(store: Store) -> None:
+    now = int(time.time())
+    await store.prune_revocations(now)
+    await store.prune_families(now)

@@ -1,0 +1,191 @@
+"""The `auth-service` command: serve, users, clients, keys, revoke, demo.
+
+Administrative commands work on the same database and keystore as a running server, which
+notices their changes within a second (keys) or half a second (revocations).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import secrets
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from .config import Settings
+from .passwords import MAX_PASSWORD_LENGTH, hash_sync
+from .storage import Conflict, open_store
+from .storage.keyfiles import KeystoreError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.run(args) or 0)
+    except (ValidationError, KeystoreError, Conflict, ValueError) as exc:
+        print(f"auth-service: {exc}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="auth-service", description=__doc__)
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(run=_serve)
+
+    users = sub.add_parser("users", help="manage users").add_subparsers(required=True, metavar="ACTION")
+    add = users.add_parser("add", help="create a user; the password is read from standard input")
+    add.add_argument("name")
+    add.add_argument("--password-stdin", action="store_true", required=True)
+    add.add_argument("--scope", default="", help='space-separated scopes, e.g. "reports:read"')
+    add.set_defaults(run=_users_add)
+    passwd = users.add_parser("set-password", help="change a password and revoke the user's tokens")
+    passwd.add_argument("name")
+    passwd.add_argument("--password-stdin", action="store_true", required=True)
+    passwd.set_defaults(run=_users_set_password)
+
+    clients = sub.add_parser("clients", help="manage OAuth clients").add_subparsers(required=True, metavar="ACTION")
+    cadd = clients.add_parser("add", help="register a confidential client; the secret is read from stdin")
+    cadd.add_argument("name", help="the client_id")
+    cadd.add_argument("--secret-stdin", action="store_true", required=True)
+    cadd.add_argument("--scope", default="")
+    cadd.set_defaults(run=_clients_add)
+
+    keys = sub.add_parser("keys", help="signing keys").add_subparsers(required=True, metavar="ACTION")
+    keys.add_parser("list", help="every key with its state").set_defaults(run=_keys_list)
+    keys.add_parser("rotate", help="publish a new key now; it signs after the publish lead").set_defaults(
+        run=_keys_rotate)
+
+    revoke = sub.add_parser("revoke", help="revoke a token, a login session or all of a subject's tokens")
+    which = revoke.add_mutually_exclusive_group(required=True)
+    which.add_argument("--jti", help="one access token")
+    which.add_argument("--sid", help="one login session (refresh family) and its access tokens")
+    which.add_argument("--sub", help="every token of this subject issued until now")
+    revoke.set_defaults(run=_revoke)
+
+    demo = sub.add_parser("demo", help="run the horizontal-scaling demo on loopback")
+    demo.add_argument("--replicas", type=int, default=3)
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from .app import create_app
+
+    settings = Settings()
+    if "issuer" not in settings.model_fields_set:
+        settings = settings.model_copy(update={"issuer": f"http://{args.host}:{args.port}"})
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, loop="uvloop", http="httptools",
+                access_log=False, timeout_graceful_shutdown=3, log_level="info")
+
+
+def _read_secret(what: str) -> str:
+    value = sys.stdin.readline().rstrip("\r\n")
+    if not value:
+        raise ValueError(f"no {what} on standard input")
+    if len(value) > MAX_PASSWORD_LENGTH:
+        raise ValueError(f"{what} longer than {MAX_PASSWORD_LENGTH} characters")
+    return value
+
+
+def _with_store(job: Callable[[Any], Awaitable[Any]]) -> Any:
+    async def run() -> Any:
+        store = await open_store(Settings().sqlalchemy_url)
+        try:
+            return await job(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def _users_add(args: argparse.Namespace) -> None:
+    password_hash = hash_sync(_read_secret("password"))
+    user = _with_store(lambda store: store.add_user(args.name, password_hash, args.scope, int(time.time())))
+    print(json.dumps({"username": user.username, "sub": user.id, "scope": user.scope}))
+
+
+def _users_set_password(args: argparse.Namespace) -> int:
+    password_hash = hash_sync(_read_secret("password"))
+
+    async def job(store: Any) -> Any:
+        from .revocation import RevocationFeed, Revoker
+
+        user = await store.user_by_name(args.name)
+        if user is None:
+            return None
+        await store.set_password_hash(user.id, password_hash, changed_at=int(time.time()))
+        settings = Settings()
+        revoker = Revoker(store, RevocationFeed(store, heartbeat=1), access_ttl=settings.access_token_ttl,
+                          leeway=settings.leeway)
+        await revoker.sub(user.id)
+        return user
+
+    user = _with_store(job)
+    if user is None:
+        print(f"auth-service: no user {args.name!r}", file=sys.stderr)
+        return 1
+    print(json.dumps({"username": user.username, "sub": user.id, "tokens_revoked_before": int(time.time()) + 1}))
+    return 0
+
+
+def _clients_add(args: argparse.Namespace) -> None:
+    secret_hash = hash_sync(_read_secret("secret"))
+    client = _with_store(lambda store: store.add_client(args.name, secret_hash, args.scope, int(time.time())))
+    print(json.dumps({"client_id": client.client_id, "scope": client.scope}))
+
+
+def _keys_list(_: argparse.Namespace) -> None:
+    from .app import open_keys
+
+    keys = open_keys(Settings())
+    keys.reload_if_changed()
+    now = int(time.time())
+    states = keys.states(now)
+    for record in sorted(keys.records(), key=lambda r: r.activates_at):
+        print(json.dumps({"kid": record.kid, "alg": record.alg, "state": states[record.kid].value,
+                          "created_at": record.created_at, "activates_at": record.activates_at}))
+
+
+def _keys_rotate(_: argparse.Namespace) -> None:
+    from .app import open_keys
+
+    record = open_keys(Settings()).rotate(int(time.time()))
+    print(json.dumps({"kid": record.kid, "alg": record.alg, "activates_at": record.activates_at}))
+
+
+def _revoke(args: argparse.Namespace) -> None:
+    async def job(store: Any) -> Any:
+        from .revocation import RevocationFeed, Revoker
+
+        settings = Settings()
+        revoker = Revoker(store, RevocationFeed(store, heartbeat=1), access_ttl=settings.access_token_ttl,
+                          leeway=settings.leeway)
+        if args.jti:
+            return await revoker.jti(args.jti)
+        if args.sid:
+            return await revoker.sid(args.sid)
+        return await revoker.sub(args.sub)
+
+    entry = _with_store(job)
+    print(json.dumps(entry.as_json() if entry else {"already_revoked": True}))
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(args.replicas)
+
+

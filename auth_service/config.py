@@ -1,0 +1,95 @@
+"""Settings of the auth service: one pydantic-settings class, every field from `AUTH_*`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SigningAlg = Literal["RS256", "ES256", "EdDSA"]
+
+
+class Settings(BaseSettings):
+    """Configuration of one auth-service instance.
+
+    Every value can come from the environment (`AUTH_ISSUER`, `AUTH_KEYS_DIR`, ...). Values
+    that would make the service insecure are refused at start-up rather than tolerated.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="AUTH_", extra="ignore")
+
+    issuer: str = Field(
+        "http://127.0.0.1:8000",
+        description="Public base URL of this service; every URL in the metadata is built from it.",
+    )
+    audience: str = Field("api", description="The `aud` of access tokens: the resource servers' identifier.")
+    data_dir: Path = Field(Path("data"), description="Directory of the embedded SQLite database.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL of the database; default: SQLite file `auth.db` in the data dir."
+    )
+    keys_dir: Path = Field(Path("keys"), description="Directory of the signing keystore.")
+    keys_passphrase: SecretStr | None = Field(
+        None, description="When set, private keys are stored encrypted with it (PKCS#8, best available)."
+    )
+    signing_alg: SigningAlg = Field("RS256", description="Algorithm of newly generated signing keys.")
+    access_token_ttl: int = Field(900, ge=30, le=86_400, description="Access token lifetime, seconds.")
+    refresh_token_ttl: int = Field(
+        1_209_600, ge=60, le=31_536_000, description="Refresh token lifetime, seconds."
+    )
+    leeway: int = Field(
+        30, ge=0, le=300, description="Clock skew tolerated on exp/nbf/iat, seconds (must match the replicas')."
+    )
+    jwks_max_age: int = Field(
+        300, ge=1, le=86_400, description="Cache-Control max-age of the JWKS and metadata, seconds."
+    )
+    key_rotation_interval: int = Field(
+        2_592_000, ge=60, description="A signing key is superseded after this many seconds (scheduled rotation)."
+    )
+    login_max_failures: int = Field(
+        5, ge=1, description="Failed logins per username within the window before 429."
+    )
+    login_max_attempts_per_ip: int = Field(
+        100, ge=1, description="Login attempts per client address within the window before 429."
+    )
+    login_window: int = Field(300, ge=1, description="Rate-limit window for logins, seconds.")
+    revocation_heartbeat: float = Field(
+        5.0, gt=0, le=60, description="Seconds between heartbeats on the revocation push stream."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed to call the token, revocation and discovery endpoints."
+    )
+    password_hash_concurrency: int = Field(
+        4, ge=1, le=64, description="Password hashes computed at once (each takes 19 MiB for ~30 ms)."
+    )
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer_is_base_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")) or "?" in value or "#" in value:
+            raise ValueError("issuer must be an http(s) URL without query or fragment")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _lifetimes_fit_rotation(self) -> Settings:
+        if self.key_rotation_interval <= 2 * self.jwks_max_age:
+            raise ValueError("key_rotation_interval must exceed twice jwks_max_age (the publish lead)")
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'auth.db').resolve()}"
+
+    @property
+    def publish_lead(self) -> int:
+        """How long a new key is published before it signs: one max-age for every cached
+        JWKS to expire, and one more for the replica's refresh to land."""
+        return 2 * self.jwks_max_age
+
+    @property
+    def max_token_lifetime(self) -> int:
+        """The longest any token signed by a key can stay valid after the key stops signing."""
+        return max(self.access_token_ttl, self.refresh_token_ttl) + self.leeway

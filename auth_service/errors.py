@@ -1,0 +1,122 @@
+"""One error family for the auth service; each class carries its RFC 6749 section 5.2 code.
+
+Errors are raised once, anywhere below the routes, and rendered once by `install_handlers`.
+The description is written for the client: it never contains a token, password or secret.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("auth_service")
+
+
+class OAuthError(Exception):
+    error = "invalid_request"
+    status_code = 400
+
+    def __init__(self, description: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(description)
+        self.description = description
+        self.headers = headers or {}
+
+    def response(self) -> JSONResponse:
+        body = {"error": self.error, "error_description": self.description}
+        headers = {"Cache-Control": "no-store", "Pragma": "no-cache", **self.headers}
+        return JSONResponse(body, status_code=self.status_code, headers=headers)
+
+
+class InvalidRequest(OAuthError):
+    error = "invalid_request"
+
+
+class InvalidClient(OAuthError):
+    error = "invalid_client"
+    status_code = 401
+
+    def __init__(self, description: str, *, basic: bool = False) -> None:
+        # RFC 6749 5.2: 401 with WWW-Authenticate when the client tried HTTP Basic.
+        super().__init__(description, headers={"WWW-Authenticate": 'Basic realm="auth"'} if basic else None)
+
+
+class InvalidGrant(OAuthError):
+    error = "invalid_grant"
+
+
+class UnauthorizedClient(OAuthError):
+    error = "unauthorized_client"
+
+
+class UnsupportedGrantType(OAuthError):
+    error = "unsupported_grant_type"
+
+
+class InvalidScope(OAuthError):
+    error = "invalid_scope"
+
+
+class UnsupportedTokenType(OAuthError):
+    error = "unsupported_token_type"  # RFC 7009 section 2.2.1
+
+
+class InvalidToken(OAuthError):
+    """A bad Bearer credential at /logout: rendered the RFC 6750 way."""
+
+    error = "invalid_token"
+    status_code = 401
+
+    def __init__(self, description: str) -> None:
+        super().__init__(
+            description,
+            headers={"WWW-Authenticate": f'Bearer realm="auth", error="invalid_token", error_description="{_quote(description)}"'},
+        )
+
+
+class RateLimited(OAuthError):
+    error = "temporarily_unavailable"
+    status_code = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("too many login attempts; retry later", headers={"Retry-After": str(max(1, retry_after))})
+
+
+class Unavailable(OAuthError):
+    error = "temporarily_unavailable"
+    status_code = 503
+
+    def __init__(self, description: str, retry_after: int = 1) -> None:
+        super().__init__(description, headers={"Retry-After": str(retry_after)})
+
+
+def _quote(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Render every failure as an RFC 6749 body: never a stack trace, never a bare 500 page."""
+
+    @app.exception_handler(OAuthError)
+    async def _oauth(_: Request, exc: OAuthError) -> JSONResponse:
+        return exc.response()
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = sorted({".".join(str(p) for p in err.get("loc", ())[1:]) or "body" for err in exc.errors()})
+        return InvalidRequest(f"invalid parameter: {', '.join(fields)}"[:200]).response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_request")
+        return JSONResponse({"error": code, "error_description": str(exc.detail)}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error on %s %s: %s", request.method, request.url.path, type(exc).__name__,
+                  exc_info=exc)
+        return JSONResponse({"error": "server_error", "error_description": "internal error"}, status_code=500)

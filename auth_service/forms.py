@@ -1,0 +1,69 @@
+"""Strict reading of form-encoded OAuth requests (RFC 6749 sections 3.2 and 4.3.2).
+
+FastAPI's form machinery would accept repeated parameters and answer 422; an OAuth
+endpoint must refuse both the RFC 6749 way, and bound what it reads before parsing.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from fastapi import Request
+
+from .errors import InvalidRequest
+
+MAX_BODY = 8192  # bytes: far above any legitimate token request
+MAX_FIELDS = 16
+MAX_VALUE = 4096  # characters per parameter (a token is well under this)
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """The request's parameters, each present at most once, or InvalidRequest."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != FORM_TYPE:
+        raise InvalidRequest(f"content type must be {FORM_TYPE}")
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
+        raise InvalidRequest(f"request body larger than {MAX_BODY} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise InvalidRequest(f"request body larger than {MAX_BODY} bytes")
+    try:
+        text = bytes(body).decode("ascii")  # form encoding percent-escapes everything else
+        pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FIELDS, errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidRequest("malformed form body") from None
+    params: dict[str, str] = {}
+    for name, value in pairs:
+        if name in params:
+            raise InvalidRequest(f"parameter {name!r} repeated"[:100])
+        if len(value) > MAX_VALUE:
+            raise InvalidRequest(f"parameter {name!r} too long"[:100])
+        if any(ord(c) < 0x20 and c not in "\t" or c == "\x7f" for c in value):
+            raise InvalidRequest(f"parameter {name!r} contains control characters"[:100])
+        params[name] = value
+    return params
+
+
+def require(params: dict[str, str], name: str) -> str:
+    value = params.get(name)
+    if not value:
+        raise InvalidRequest(f"missing parameter {name!r}")
+    return value
+
+
+def parse_scope(value: str | None) -> set[str]:
+    """RFC 6749 section 3.3: space-delimited tokens of %x21 / %x23-5B / %x5D-7E."""
+    if not value:
+        return set()
+    scopes = set(value.split(" "))
+    if "" in scopes or any(not _scope_token_ok(s) for s in scopes):
+        raise InvalidRequest("malformed scope")
+    return scopes
+
+
+def _scope_token_ok(token: str) -> bool:
+    return all(c == "!" or "#" <= c <= "[" or "]" <= c <= "~" for c in token)

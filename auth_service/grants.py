@@ -1,0 +1,146 @@
+"""The three grants of `POST /token`: password, refresh_token, client_credentials.
+
+Security events go to the `auth_service.security` log with ids (sub, sid, jti, client),
+never with a token, password or secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from .clients import Caller
+from .config import Settings
+from .errors import InvalidClient, InvalidGrant, InvalidRequest, InvalidScope, RateLimited, UnauthorizedClient
+from .forms import parse_scope, require
+from .passwords import MAX_PASSWORD_LENGTH, PasswordHasher
+from .ratelimit import LoginLimiter
+from .revocation import RevocationFeed
+from .storage import RefreshRecord, RotateOutcome, Store
+from .storage.sql import username_key
+from .tokens import Minted, TokenError, TokenMinter, new_id
+
+security = logging.getLogger("auth_service.security")
+
+MAX_USERNAME_LENGTH = 256
+
+
+class Grants:
+    def __init__(self, settings: Settings, store: Store, minter: TokenMinter, hasher: PasswordHasher,
+                 limiter: LoginLimiter, feed: RevocationFeed) -> None:
+        self._settings = settings
+        self._store = store
+        self._minter = minter
+        self._hasher = hasher
+        self._limiter = limiter
+        self._feed = feed
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def password(self, params: dict[str, str], caller: Caller, address: str) -> dict[str, Any]:
+        username, password = require(params, "username"), require(params, "password")
+        if len(username) > MAX_USERNAME_LENGTH or len(password) > MAX_PASSWORD_LENGTH:
+            raise InvalidRequest("username or password too long")
+        requested = parse_scope(params.get("scope"))
+        key = username_key(username)
+        wait = await self._limiter.retry_after(key, address, time.time())
+        if wait:
+            security.warning("login refused: rate limited", extra={"event": "login_rate_limited"})
+            raise RateLimited(wait)
+        user = await self._store.user_by_name(username)
+        ok = await self._hasher.verify(password, user.password_hash if user else None)
+        await self._limiter.attempted(key, address, time.time(), failed=not ok)
+        if not ok or user is None:
+            security.info("login failed", extra={"event": "login_failure", "client_id": caller.client_id})
+            raise InvalidGrant("invalid username or password")
+        scope = _grant_scope(requested, user.scope)
+        if self._hasher.needs_rehash(user.password_hash):
+            self._spawn(self._rehash(user.id, password))
+        now = int(time.time())
+        floor = await self._store.revoked_before(user.id)
+        sid = new_id()
+        refresh = self._minter.refresh_token(sub=user.id, client_id=caller.client_id, scope=scope, sid=sid,
+                                             now=now, iat_floor=floor)
+        await self._store.start_family(RefreshRecord(
+            jti=refresh.jti, sid=sid, sub=user.id, client_id=caller.client_id, scope=scope, issued_at=refresh.iat,
+            expires_at=refresh.exp, used_at=None, family_revoked_at=None))
+        access = self._minter.access_token(sub=user.id, client_id=caller.client_id, scope=scope, sid=sid,
+                                           username=user.username, now=now, iat_floor=floor)
+        security.info("login", extra={"event": "login_success", "sub": user.id, "sid": sid,
+                                      "client_id": caller.client_id})
+        return self._response(access, scope, refresh)
+
+    async def refresh(self, params: dict[str, str], caller: Caller) -> dict[str, Any]:
+        token = require(params, "refresh_token")
+        now = int(time.time())
+        try:
+            claims = self._minter.read_refresh(token, now)
+        except TokenError as exc:
+            raise InvalidGrant(f"refresh token invalid: {exc.description}") from None
+        if claims["client_id"] != caller.client_id:
+            raise InvalidGrant("refresh token was issued to another client")
+        granted = str(claims.get("scope", ""))
+        scope = _grant_scope(parse_scope(params.get("scope")), granted) if params.get("scope") else granted
+        floor = await self._store.revoked_before(claims["sub"])
+        new = self._minter.refresh_token(sub=claims["sub"], client_id=caller.client_id, scope=granted,
+                                         sid=claims["sid"], now=now, iat_floor=floor)
+        outcome = await self._store.rotate(
+            claims["jti"],
+            RefreshRecord(jti=new.jti, sid=claims["sid"], sub=claims["sub"], client_id=caller.client_id,
+                          scope=granted, issued_at=new.iat, expires_at=new.exp, used_at=None,
+                          family_revoked_at=None),
+            now, self._access_horizon(now))
+        if outcome is RotateOutcome.REUSED:
+            self._feed.notify()
+            security.warning("refresh token reused: session revoked", extra={
+                "event": "refresh_reuse", "sub": claims["sub"], "sid": claims["sid"], "jti": claims["jti"]})
+            raise InvalidGrant("refresh token already used; the session is revoked")
+        if outcome is not RotateOutcome.ROTATED:
+            raise InvalidGrant(f"refresh token {outcome.value}")
+        user = await self._store.user_by_id(claims["sub"])
+        access = self._minter.access_token(sub=claims["sub"], client_id=caller.client_id, scope=scope,
+                                           sid=claims["sid"], username=user.username if user else None,
+                                           now=now, iat_floor=floor)
+        return self._response(access, scope, new)
+
+    async def client_credentials(self, params: dict[str, str], caller: Caller) -> dict[str, Any]:
+        if caller.client is None:
+            if caller.client_id and "client_id" in params:
+                raise UnauthorizedClient("client_credentials is for confidential clients")
+            raise InvalidClient("client authentication required")
+        scope = _grant_scope(parse_scope(params.get("scope")), caller.client.scope)
+        now = int(time.time())
+        access = self._minter.access_token(sub=caller.client_id, client_id=caller.client_id, scope=scope,
+                                           now=now, iat_floor=await self._store.revoked_before(caller.client_id))
+        security.info("client token", extra={"event": "client_credentials", "client_id": caller.client_id})
+        return self._response(access, scope, None)
+
+    def _access_horizon(self, now: int) -> int:
+        """When every access token issued up to `now` has expired (for sid entries)."""
+        return now + self._settings.access_token_ttl + self._settings.leeway
+
+    def _response(self, access: Minted, scope: str, refresh: Minted | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"access_token": access.token, "token_type": "Bearer",
+                                "expires_in": self._settings.access_token_ttl, "scope": scope}
+        if refresh is not None:
+            body["refresh_token"] = refresh.token
+        return body
+
+    async def _rehash(self, sub: str, password: str) -> None:
+        await self._store.set_password_hash(sub, await self._hasher.hash(password), changed_at=None)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+def _grant_scope(requested: set[str], allowed: str) -> str:
+    """RFC 6749 section 3.3: what is asked, if allowed; everything allowed when nothing is asked."""
+    allowed_set = set(allowed.split())
+    if not requested:
+        return " ".join(sorted(allowed_set))
+    if not requested <= allowed_set:
+        raise InvalidScope("requested scope exceeds what was granted")
+    return " ".join(sorted(requested))

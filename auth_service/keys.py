@@ -1,0 +1,204 @@
+"""Signing keys: generate, publish, activate, retire, forget; and the JWKS they make.
+
+A key's state is never stored: it follows from the keys' activation times (pure functions
+below, tested without I/O). The key with the newest `activates_at` not in the future signs;
+a newer one is pending; an older one is retiring until every token it signed has expired
+(its successor's activation plus the longest token lifetime), then it is gone.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+
+from .storage.keyfiles import FileKeyStore, KeyRecord, KeystoreError
+
+log = logging.getLogger("auth_service.keys")
+
+
+class KeyState(enum.Enum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    RETIRING = "retiring"
+    GONE = "gone"
+
+
+@dataclass(frozen=True, slots=True)
+class _Alg:
+    generate: Callable[[], PrivateKeyTypes]
+    to_jwk: Callable[[Any], dict[str, Any]]
+    thumbprint_members: tuple[str, ...]  # RFC 7638 section 3.2
+
+
+ALGORITHMS: dict[str, _Alg] = {
+    "RS256": _Alg(lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
+                  lambda pub: RSAAlgorithm.to_jwk(pub, as_dict=True), ("e", "kty", "n")),
+    "ES256": _Alg(lambda: ec.generate_private_key(ec.SECP256R1()),
+                  lambda pub: ECAlgorithm.to_jwk(pub, as_dict=True), ("crv", "kty", "x", "y")),
+    "EdDSA": _Alg(ed25519.Ed25519PrivateKey.generate,
+                  lambda pub: OKPAlgorithm.to_jwk(pub, as_dict=True), ("crv", "kty", "x")),
+}
+
+
+def states(records: Iterable[KeyRecord], now: int, max_token_lifetime: int) -> dict[str, KeyState]:
+    """The state of every key at `now`."""
+    ordered = sorted(records, key=lambda r: (r.activates_at, r.created_at))
+    out: dict[str, KeyState] = {}
+    started = [r for r in ordered if r.activates_at <= now]
+    for r in ordered:
+        if r.activates_at > now:
+            out[r.kid] = KeyState.PENDING
+    for i, r in enumerate(started):
+        if i == len(started) - 1:
+            out[r.kid] = KeyState.ACTIVE
+            continue
+        superseded_at = started[i + 1].activates_at
+        out[r.kid] = KeyState.GONE if superseded_at + max_token_lifetime <= now else KeyState.RETIRING
+    return out
+
+
+def next_activation(records: Iterable[KeyRecord], now: int, *, interval: int, lead: int, alg: str) -> int | None:
+    """When a new key should start signing, if one should be created now; else None.
+
+    None while a key is pending (one rotation at a time). With no key at all the first one
+    signs at once: no verifier can have cached a key set yet.
+    """
+    current = states(records, now, max_token_lifetime=0)
+    by_kid = {r.kid: r for r in records}
+    if KeyState.PENDING in current.values():
+        return None
+    active = [by_kid[k] for k, s in current.items() if s is KeyState.ACTIVE]
+    if not active:
+        return now
+    if active[0].alg != alg or now >= active[0].activates_at + interval - lead:
+        return now + lead
+    return None
+
+
+def public_jwk(kid: str, alg: str, key: PrivateKeyTypes) -> dict[str, Any]:
+    jwk = ALGORITHMS[alg].to_jwk(key.public_key())  # type: ignore[union-attr]
+    jwk.pop("key_ops", None)  # RFC 7517 4.3: `use` and `key_ops` should not appear together
+    return {**jwk, "kid": kid, "alg": alg, "use": "sig"}
+
+
+def thumbprint(alg: str, key: PrivateKeyTypes) -> str:
+    """RFC 7638 JWK thumbprint (SHA-256), our kid."""
+    jwk = ALGORITHMS[alg].to_jwk(key.public_key())  # type: ignore[union-attr]
+    members = {name: jwk[name] for name in ALGORITHMS[alg].thumbprint_members}
+    digest = hashlib.sha256(json.dumps(members, separators=(",", ":"), sort_keys=True).encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+class KeyManager:
+    """The keys of one instance: kept in step with the keystore, which other processes
+    (another instance, `auth-service keys rotate`) may change at any time."""
+
+    def __init__(self, store: FileKeyStore, *, alg: str, interval: int, lead: int, max_token_lifetime: int,
+                 jwks_max_age: int) -> None:
+        self._store = store
+        self._alg = alg
+        self._interval = interval
+        self._lead = lead
+        self._max_token_lifetime = max_token_lifetime
+        self._max_age = jwks_max_age
+        self._keys: dict[str, tuple[KeyRecord, PrivateKeyTypes]] = {}
+        self._fingerprint: tuple[tuple[str, int], ...] | None = None
+        self._jwks: tuple[bytes, str] = (b'{"keys":[]}', '""')
+        self._lock = threading.Lock()
+
+    # -- reading ---------------------------------------------------------------------
+
+    def reload_if_changed(self) -> bool:
+        """Re-read the keystore when its files changed. Cheap enough to call every second."""
+        fingerprint = self._store.fingerprint()
+        if fingerprint == self._fingerprint:
+            return False
+        keys = self._store.load()
+        with self._lock:
+            self._keys, self._fingerprint = keys, fingerprint
+            self._jwks = _render_jwks(keys)
+        return True
+
+    def records(self) -> list[KeyRecord]:
+        return [record for record, _ in self._keys.values()]
+
+    def signing_key(self, now: int) -> tuple[str, str, PrivateKeyTypes]:
+        """(kid, alg, private key) of the key that signs at `now`."""
+        started = [r for r, _ in self._keys.values() if r.activates_at <= now]
+        if not started:
+            raise KeystoreError("no active signing key")
+        record = max(started, key=lambda r: (r.activates_at, r.created_at))
+        return record.kid, record.alg, self._keys[record.kid][1]
+
+    def jwks(self) -> tuple[bytes, str]:
+        """(JSON body, strong ETag) of every published key."""
+        return self._jwks
+
+    def public_jwks(self) -> list[dict[str, Any]]:
+        return [public_jwk(r.kid, r.alg, key) for r, key in self._keys.values()]
+
+    def states(self, now: int) -> dict[str, KeyState]:
+        return states(self.records(), now, self._max_token_lifetime)
+
+    # -- changing (under the keystore's cross-process lock) ----------------------------
+
+    def maintain(self, now: int) -> list[str]:
+        """Forget gone keys and create the next key when the schedule says so."""
+        events: list[str] = []
+        with self._store.locked():
+            self._fingerprint = None
+            self.reload_if_changed()
+            for kid, state in self.states(now).items():
+                if state is KeyState.GONE:
+                    self._store.delete(kid)
+                    events.append(f"key {kid} gone")
+            activates_at = next_activation(self.records(), now, interval=self._interval, lead=self._lead,
+                                           alg=self._alg)
+            if activates_at is not None:
+                kid = self._create(now, activates_at)
+                events.append(f"key {kid} created, signs from {activates_at}")
+            self._fingerprint = None
+            self.reload_if_changed()
+        for event in events:
+            log.info("key lifecycle: %s", event)
+        return events
+
+    def rotate(self, now: int) -> KeyRecord:
+        """On-demand rotation: a new key, published now, signing after the publish lead.
+        Idempotent while a rotation is pending: returns the pending key."""
+        with self._store.locked():
+            self._fingerprint = None
+            self.reload_if_changed()
+            pending = [r for r in self.records() if r.activates_at > now]
+            if pending:
+                return pending[0]
+            activates_at = now + self._lead if self._keys else now
+            kid = self._create(now, activates_at)
+            self._fingerprint = None
+            self.reload_if_changed()
+        log.info("key lifecycle: key %s created on demand, signs from %s", kid, activates_at)
+        return self._keys[kid][0]
+
+    def _create(self, now: int, activates_at: int) -> str:
+        key = ALGORITHMS[self._alg].generate()
+        kid = thumbprint(self._alg, key)
+        self._store.write(KeyRecord(kid=kid, alg=self._alg, created_at=now, activates_at=activates_at), key)
+        return kid
+
+
+def _render_jwks(keys: dict[str, tuple[KeyRecord, PrivateKeyTypes]]) -> tuple[bytes, str]:
+    ordered = sorted(keys.values(), key=lambda item: item[0].activates_at)
+    body = json.dumps({"keys": [public_jwk(r.kid, r.alg, key) for r, key in ordered]},
+                      separators=(",", ":")).encode()
+    return body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"'

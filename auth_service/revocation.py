@@ -1,0 +1,152 @@
+"""The revocation list: what revokes, and the ordered feed replicas follow.
+
+`Revoker` turns requests (RFC 7009 revocation, logout, the CLI) into feed entries.
+`RevocationFeed` answers pulls and runs the push hub: one task tails the store's feed head
+(woken at once by local writes, polling for writes by other processes) and fans every new
+entry out to the SSE subscribers, with heartbeats in the same queue so their order holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from .storage import RevocationEntry, Store
+
+log = logging.getLogger("auth_service.revocation")
+security = logging.getLogger("auth_service.security")
+
+_QUEUE_LIMIT = 10_000  # a subscriber this far behind is dropped; it reconnects and pulls
+
+
+class RevocationFeed:
+    def __init__(self, store: Store, *, heartbeat: float, poll: float = 0.5) -> None:
+        self._store = store
+        self._heartbeat = heartbeat
+        self._poll = poll
+        self._wake = asyncio.Event()
+        self._subscribers: set[asyncio.Queue[str | None]] = set()
+        self._feed_id = ""
+        self._cursor = 0
+
+    def notify(self) -> None:
+        """A local write appended to the feed: push it now rather than at the next poll."""
+        self._wake.set()
+
+    async def pull(self, after: int | None, feed_id: str | None) -> dict[str, Any]:
+        current_feed, head = await self._store.feed_head()
+        snapshot = after is None or feed_id != current_feed or after > head
+        entries = await self._store.entries_after(0 if snapshot else after)  # type: ignore[arg-type]
+        cursor = max([head, *(e.seq for e in entries)])
+        return {"feed": current_feed, "cursor": cursor, "snapshot": snapshot,
+                "entries": [e.as_json() for e in entries]}
+
+    async def subscribe(self) -> AsyncIterator[str]:
+        """Server-sent events: a heartbeat first, then entries and heartbeats as they come."""
+        queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=_QUEUE_LIMIT)
+        queue.put_nowait(self._heartbeat_event())
+        self._subscribers.add(queue)
+        try:
+            while (item := await queue.get()) is not None:
+                yield item
+        finally:
+            self._subscribers.discard(queue)
+
+    async def run(self) -> None:
+        """Tail the feed until cancelled."""
+        self._feed_id, self._cursor = await self._store.feed_head()
+        next_heartbeat = time.monotonic() + self._heartbeat
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=min(self._poll, self._heartbeat))
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                await self._tail()
+            except Exception as exc:  # a database hiccup must not end the push stream
+                log.warning("revocation feed tail failed: %s", type(exc).__name__)
+            if time.monotonic() >= next_heartbeat:
+                self._broadcast(self._heartbeat_event())
+                next_heartbeat = time.monotonic() + self._heartbeat
+
+    def close(self) -> None:
+        for queue in list(self._subscribers):
+            _offer(queue, None, force=True)
+
+    async def _tail(self) -> None:
+        feed_id, head = await self._store.feed_head()
+        if feed_id != self._feed_id:  # the database was replaced: replicas must resync
+            self._feed_id, self._cursor = feed_id, head
+            self._broadcast(self._heartbeat_event())
+            return
+        if head <= self._cursor:
+            return
+        for entry in await self._store.entries_after(self._cursor):
+            self._broadcast(f"event: revocation\nid: {entry.seq}\ndata: {json.dumps(entry.as_json())}\n\n")
+            self._cursor = max(self._cursor, entry.seq)
+        self._cursor = max(self._cursor, head)
+
+    def _heartbeat_event(self) -> str:
+        data = {"feed": self._feed_id, "cursor": self._cursor, "time": int(time.time())}
+        return f"event: heartbeat\ndata: {json.dumps(data)}\n\n"
+
+    def _broadcast(self, event: str) -> None:
+        for queue in list(self._subscribers):
+            if not _offer(queue, event):
+                self._subscribers.discard(queue)
+
+
+def _offer(queue: asyncio.Queue[str | None], item: str | None, *, force: bool = False) -> bool:
+    try:
+        queue.put_nowait(item)
+        return True
+    except asyncio.QueueFull:
+        if force:
+            queue.get_nowait()
+            queue.put_nowait(item)
+            return True
+        queue.get_nowait()
+        queue.put_nowait(None)  # end that stream: the subscriber reconnects and pulls
+        return False
+
+
+class Revoker:
+    """Every way a token stops being valid before its expiry."""
+
+    def __init__(self, store: Store, feed: RevocationFeed, *, access_ttl: int, leeway: int) -> None:
+        self._store = store
+        self._feed = feed
+        self._access_ttl = access_ttl
+        self._leeway = leeway
+
+    def horizon(self, now: int) -> int:
+        """When every access token issued up to `now` has expired, leeway included."""
+        return now + self._access_ttl + self._leeway
+
+    async def jti(self, jti: str, exp: int | None = None) -> RevocationEntry:
+        now = int(time.time())
+        entry = await self._store.revoke_jti(jti, (exp + self._leeway) if exp else self.horizon(now), now)
+        self._feed.notify()
+        security.info("token revoked", extra={"event": "revoke_jti", "jti": jti})
+        return entry
+
+    async def sid(self, sid: str) -> RevocationEntry | None:
+        now = int(time.time())
+        revoked = await self._store.revoke_family(sid, now, self.horizon(now))
+        self._feed.notify()
+        security.info("session revoked", extra={"event": "revoke_sid", "sid": sid})
+        return revoked.entry
+
+    async def sub(self, sub: str) -> RevocationEntry | None:
+        """Every token of `sub` issued up to now: log out everywhere, password change."""
+        now = int(time.time())
+        before = now + 1  # iat has whole seconds: this second's tokens go too; new ones are lifted
+        revoked = await self._store.revoke_subject(sub, now, before, self.horizon(before))
+        self._feed.notify()
+        security.info("subject revoked", extra={"event": "revoke_sub", "sub": sub})
+        return revoked.entry

@@ -1,0 +1,28 @@
+"""The revocation feed: `GET /revocations` (pull) and `GET /revocations/stream` (SSE push).
+
+Public like a JWKS or an X.509 CRL: entries carry opaque ids and times, nothing personal.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from ..services import services
+
+router = APIRouter(tags=["revocation"])
+
+
+@router.get("/revocations", summary="Revocation entries after a cursor, or a full snapshot")
+async def pull(request: Request,
+               after: int | None = Query(None, ge=0, le=2**62, description="cursor of the last entry applied"),
+               feed: str | None = Query(None, max_length=64, description="the feed id the cursor belongs to"),
+               ) -> JSONResponse:
+    body = await services(request).feed.pull(after, feed)
+    return JSONResponse(body, headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/revocations/stream", summary="Server-sent events: new entries and heartbeats")
+async def stream(request: Request) -> StreamingResponse:
+    return StreamingResponse(services(request).feed.subscribe(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -1,0 +1,116 @@
+"""`POST /revoke` (RFC 7009), `POST /introspect` (RFC 7662) and `POST /logout`."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.security import OAuth2PasswordBearer
+
+from ..clients import Caller, authenticate
+from ..errors import InvalidClient, InvalidRequest, InvalidToken, UnauthorizedClient
+from ..forms import read_form, require
+from ..routes.token import NO_STORE, _FORM_SCHEMA
+from ..services import Services, services
+from ..tokens import TokenError
+
+router = APIRouter(tags=["revocation"])
+
+_TOKEN_FORM = {"requestBody": {"required": True, "content": {k: {"schema": {
+    "type": "object", "required": ["token"],
+    "properties": {"token": {"type": "string", "maxLength": 4096},
+                   "token_type_hint": {"type": "string", "enum": ["access_token", "refresh_token"]},
+                   "client_id": {"type": "string"}, "client_secret": {"type": "string", "format": "password"}},
+}} for k in _FORM_SCHEMA["requestBody"]["content"]}}}
+
+# Declares the Bearer credential in the OpenAPI document, so Swagger's Authorize works here.
+_bearer = OAuth2PasswordBearer(tokenUrl="token", auto_error=False)
+
+
+@router.post("/revoke", openapi_extra=_TOKEN_FORM, summary="Revoke a token (RFC 7009)")
+async def revoke(request: Request) -> Response:
+    s = services(request)
+    params = await read_form(request)
+    token = require(params, "token")
+    caller = await authenticate(request, params, s.store, s.hasher)
+    now = time.time()
+    # RFC 7009 section 2.2: an invalid, expired or unknown token is answered 200 all the same.
+    if (claims := _read(s.minter.read_refresh, token, now)) is not None:
+        _owned(claims, caller)
+        record = await s.store.refresh_record(claims["jti"])
+        if record is not None:
+            await s.revoker.sid(record.sid)
+    elif (claims := _read(s.minter.read_access, token, now)) is not None:
+        _owned(claims, caller)
+        await s.revoker.jti(claims["jti"], int(claims["exp"]))
+    return Response(status_code=200, headers=NO_STORE)
+
+
+@router.post("/introspect", openapi_extra=_TOKEN_FORM, summary="Introspect a token (RFC 7662)")
+async def introspect(request: Request) -> JSONResponse:
+    s = services(request)
+    params = await read_form(request)
+    caller = await authenticate(request, params, s.store, s.hasher)
+    if not caller.confidential:
+        raise InvalidClient("introspection requires client authentication")
+    token = require(params, "token")
+    return JSONResponse(await _introspect(s, token), headers=NO_STORE)
+
+
+@router.post("/logout", status_code=204, summary="End the caller's login session")
+async def logout(request: Request, _: str | None = Depends(_bearer)) -> Response:
+    s = services(request)
+    headers = request.headers.getlist("authorization")
+    if not headers:
+        return JSONResponse({"error": "invalid_request", "error_description": "bearer token required"},
+                            status_code=401, headers={"WWW-Authenticate": 'Bearer realm="auth"'})
+    scheme, _, token = headers[0].partition(" ")
+    if len(headers) > 1 or scheme.lower() != "bearer" or not token.strip() or len(token) > 8192:
+        raise InvalidRequest("malformed Authorization header")
+    try:
+        claims = s.minter.read_access(token.strip(), time.time())
+    except TokenError as exc:
+        raise InvalidToken(exc.description) from None
+    if "sid" in claims:
+        await s.revoker.sid(claims["sid"])
+    else:
+        await s.revoker.jti(claims["jti"], int(claims["exp"]))
+    return Response(status_code=204, headers=NO_STORE)
+
+
+async def _introspect(s: Services, token: str) -> dict[str, Any]:
+    now = time.time()
+    if (claims := _read(s.minter.read_refresh, token, now)) is not None:
+        record = await s.store.refresh_record(claims["jti"])
+        if record is None or record.used_at is not None or record.family_revoked_at is not None:
+            return {"active": False}
+        return {"active": True, "token_type": "refresh_token", **_public(claims)}
+    if (claims := _read(s.minter.read_access, token, now)) is not None:
+        if await s.store.is_revoked(jti=claims["jti"], sid=claims.get("sid"), sub=claims["sub"],
+                                    iat=int(claims["iat"]), now=int(now)):
+            return {"active": False}
+        return {"active": True, "token_type": "Bearer", **_public(claims)}
+    return {"active": False}
+
+
+def _public(claims: dict[str, Any]) -> dict[str, Any]:
+    names = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "nbf", "jti", "sid")
+    out = {name: claims[name] for name in names if name in claims}
+    if "preferred_username" in claims:
+        out["username"] = claims["preferred_username"]
+    return out
+
+
+def _read(reader: Any, token: str, now: float) -> dict[str, Any] | None:
+    try:
+        return reader(token, now)  # type: ignore[no-any-return]
+    except TokenError:
+        return None
+
+
+def _owned(claims: dict[str, Any], caller: Caller) -> None:
+    """RFC 7009 section 2.1: a client revokes only tokens issued to it."""
+    if claims.get("client_id") != caller.client_id:
+        raise UnauthorizedClient("the token was not issued to this client")

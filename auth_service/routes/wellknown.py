@@ -1,0 +1,55 @@
+"""Discovery (RFC 8414) and the key set (RFC 7517). Every URL comes from AUTH_ISSUER."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from ..config import Settings
+from ..services import services
+
+router = APIRouter(tags=["discovery"])
+
+
+def metadata(settings: Settings) -> dict[str, Any]:
+    base = settings.issuer
+    return {
+        "issuer": base,
+        "jwks_uri": f"{base}/.well-known/jwks.json",
+        "token_endpoint": f"{base}/token",
+        "revocation_endpoint": f"{base}/revoke",
+        "introspection_endpoint": f"{base}/introspect",
+        "grant_types_supported": ["password", "refresh_token", "client_credentials"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "response_types_supported": [],
+        "revocation_list_uri": f"{base}/revocations",
+        "revocation_stream_uri": f"{base}/revocations/stream",
+        "logout_endpoint": f"{base}/logout",
+    }
+
+
+async def _metadata(request: Request) -> Response:
+    s = services(request)
+    body = json.dumps(metadata(s.settings), separators=(",", ":"))
+    return Response(body, media_type="application/json",
+                    headers={"Cache-Control": f"public, max-age={s.settings.jwks_max_age}"})
+
+
+router.add_api_route("/.well-known/oauth-authorization-server", _metadata, methods=["GET"],
+                     summary="Authorization server metadata (RFC 8414)")
+router.add_api_route("/.well-known/openid-configuration", _metadata, methods=["GET"],
+                     summary="The same metadata at the OpenID Connect discovery path")
+
+
+@router.get("/.well-known/jwks.json", summary="Public signing keys (RFC 7517)")
+async def jwks(request: Request) -> Response:
+    s = services(request)
+    body, etag = s.keys.jwks()
+    headers = {"Cache-Control": f"public, max-age={s.settings.jwks_max_age}", "ETag": etag}
+    if etag in {tag.strip() for tag in request.headers.get("if-none-match", "").split(",")}:
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)

@@ -1,0 +1,31 @@
+"""The objects a request needs, built once per app in `create_app` and found on app.state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from .config import Settings
+from .grants import Grants
+from .keys import KeyManager
+from .passwords import PasswordHasher
+from .revocation import RevocationFeed, Revoker
+from .storage import Store
+from .tokens import TokenMinter
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    keys: KeyManager
+    minter: TokenMinter
+    hasher: PasswordHasher
+    feed: RevocationFeed
+    revoker: Revoker
+    grants: Grants
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]

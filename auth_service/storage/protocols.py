@@ -1,0 +1,146 @@
+"""Storage contracts, one per concern. Handlers depend on these, never on a database.
+
+Every backend implements all four and passes the same behavioural suite
+(tests/unit/test_storage_contract.py). Times are integer epoch seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+
+class Conflict(Exception):
+    """The name is taken (a user or client that already exists)."""
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str  # the `sub`: opaque, random, stable
+    username: str
+    password_hash: str
+    scope: str
+    password_changed_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    client_id: str
+    secret_hash: str
+    scope: str
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshRecord:
+    jti: str
+    sid: str
+    sub: str
+    client_id: str
+    scope: str
+    issued_at: int
+    expires_at: int
+    used_at: int | None
+    family_revoked_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RevocationEntry:
+    seq: int
+    kind: str  # "jti" | "sid" | "sub"
+    value: str
+    before: int | None  # only for kind == "sub": tokens with iat < before are revoked
+    expires_at: int
+
+    def as_json(self) -> dict[str, object]:
+        return {"seq": self.seq, "kind": self.kind, "value": self.value, "before": self.before,
+                "expires_at": self.expires_at}
+
+
+class RotateOutcome(Enum):
+    ROTATED = "rotated"  # the old token is now retired, the new one stored
+    REUSED = "reused"  # the old token was already retired: the family is now revoked
+    UNKNOWN = "unknown"  # no such token (never issued here, or pruned)
+    REVOKED = "revoked"  # the family was revoked earlier (logout, reuse, password change)
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True)
+class Revoked:
+    """What a family revocation appended to the feed (None when it was revoked already)."""
+
+    entry: RevocationEntry | None
+
+
+class UserStore(Protocol):
+    async def add_user(self, username: str, password_hash: str, scope: str, now: int) -> User:
+        """Create a user with a new random id. Raises Conflict if the username is taken
+        (compared after NFKC + casefold, so 'Alice' and 'ALICE' are one user)."""
+
+    async def user_by_name(self, username: str) -> User | None: ...
+
+    async def user_by_id(self, sub: str) -> User | None: ...
+
+    async def set_password_hash(self, sub: str, password_hash: str, changed_at: int | None) -> None:
+        """Store a new hash. `changed_at` is set for a password change, None for a rehash
+        of the same password with new parameters."""
+
+
+class ClientStore(Protocol):
+    async def add_client(self, client_id: str, secret_hash: str, scope: str, now: int) -> Client:
+        """Raises Conflict if the id is taken."""
+
+    async def client(self, client_id: str) -> Client | None: ...
+
+
+class FamilyStore(Protocol):
+    """Refresh families (sid = one login session) and their refresh tokens (by jti)."""
+
+    async def start_family(self, record: RefreshRecord) -> None:
+        """Store a new family and its first refresh token."""
+
+    async def refresh_record(self, jti: str) -> RefreshRecord | None: ...
+
+    async def rotate(self, old_jti: str, new: RefreshRecord, now: int,
+                     revocation_expires_at: int) -> RotateOutcome:
+        """Atomically retire `old_jti` and store `new` in its family.
+
+        Exactly one of any number of concurrent callers with the same `old_jti` gets
+        ROTATED. A token already retired means replay: the family is revoked and a `sid`
+        entry (expiring at `revocation_expires_at`) is appended to the feed, in the same
+        transaction, and REUSED is returned."""
+
+    async def revoke_family(self, sid: str, now: int, revocation_expires_at: int) -> Revoked:
+        """Revoke the family and append a `sid` entry to the feed, atomically; idempotent."""
+
+    async def revoke_subject(self, sub: str, now: int, before: int, revocation_expires_at: int) -> Revoked:
+        """Revoke every family of `sub` and append a `sub` + `before` entry, atomically."""
+
+    async def prune_families(self, now: int) -> int:
+        """Delete refresh tokens and families past their expiry; returns rows removed."""
+
+
+class RevocationStore(Protocol):
+    """The revocation list as an ordered feed with consecutive `seq` numbers."""
+
+    async def revoke_jti(self, jti: str, expires_at: int, now: int) -> RevocationEntry:
+        """Append a `jti` entry (or return the live one already there)."""
+
+    async def feed_head(self) -> tuple[str, int]:
+        """(feed id, seq of the newest entry; 0 when empty)."""
+
+    async def entries_after(self, after: int, limit: int | None = None) -> list[RevocationEntry]:
+        """Live entries with seq > after, in seq order."""
+
+    async def prune_revocations(self, now: int) -> int:
+        """Delete entries whose expires_at has passed; returns how many."""
+
+    async def is_revoked(self, *, jti: str, sid: str | None, sub: str, iat: int, now: int) -> bool:
+        """Whether a live entry matches an access token with these claims."""
+
+    async def revoked_before(self, sub: str) -> int | None:
+        """The latest live `before` for `sub` (so new tokens are not minted into it)."""
+
+
+class Store(UserStore, ClientStore, FamilyStore, RevocationStore, Protocol):
+    async def close(self) -> None: ...

@@ -1,0 +1,251 @@
+"""Every storage protocol over SQLAlchemy Core, for any SQL backend.
+
+Atomicity comes from the database, not from the process: a refresh token is retired by a
+conditional UPDATE (`used_at IS NULL`), so of several callers, on one instance or many,
+exactly one sees a row change. Feed entries take their seq from the `feed` row incremented
+in the same transaction, so seq numbers are consecutive and in commit order.
+"""
+
+from __future__ import annotations
+
+import secrets
+import unicodedata
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from .protocols import Client, Conflict, RefreshRecord, RevocationEntry, Revoked, RotateOutcome, User
+from .tables import clients, families, feed, metadata, refresh_tokens, revocations, users
+
+
+def username_key(username: str) -> str:
+    """The form usernames are compared in: 'Ａlice' (fullwidth) and 'ALICE' are 'alice'."""
+    return unicodedata.normalize("NFKC", username).casefold()
+
+
+def _new_id() -> str:
+    return secrets.token_urlsafe(16)
+
+
+class SqlStore:
+    """Implements UserStore, ClientStore, FamilyStore and RevocationStore.
+
+    `writer` runs every writing transaction; on SQLite it is a one-connection engine that
+    begins IMMEDIATE, so writers queue instead of failing on a lock upgrade. `reader` may
+    be the same engine.
+    """
+
+    def __init__(self, writer: AsyncEngine, reader: AsyncEngine | None = None) -> None:
+        self._writer = writer
+        self._reader = reader or writer
+
+    async def create_schema(self) -> None:
+        async with self._writer.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+            if (await conn.execute(select(feed.c.id))).first() is None:
+                await conn.execute(insert(feed).values(id=1, feed_id=_new_id(), head=0))
+
+    async def close(self) -> None:
+        await self._writer.dispose()
+        if self._reader is not self._writer:
+            await self._reader.dispose()
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        async with self._reader.connect() as conn:
+            yield conn
+
+    # -- users -------------------------------------------------------------------------
+
+    async def add_user(self, username: str, password_hash: str, scope: str, now: int) -> User:
+        user = User(id=_new_id(), username=username, password_hash=password_hash, scope=scope,
+                    password_changed_at=now)
+        try:
+            async with self._writer.begin() as conn:
+                await conn.execute(insert(users).values(
+                    id=user.id, username=username, username_key=username_key(username),
+                    password_hash=password_hash, scope=scope, created_at=now, password_changed_at=now))
+        except IntegrityError as exc:
+            raise Conflict(f"user {username!r} exists") from exc
+        return user
+
+    async def user_by_name(self, username: str) -> User | None:
+        async with self._read() as conn:
+            row = (await conn.execute(select(users).where(users.c.username_key == username_key(username)))).first()
+        return _user(row) if row else None
+
+    async def user_by_id(self, sub: str) -> User | None:
+        async with self._read() as conn:
+            row = (await conn.execute(select(users).where(users.c.id == sub))).first()
+        return _user(row) if row else None
+
+    async def set_password_hash(self, sub: str, password_hash: str, changed_at: int | None) -> None:
+        values: dict[str, object] = {"password_hash": password_hash}
+        if changed_at is not None:
+            values["password_changed_at"] = changed_at
+        async with self._writer.begin() as conn:
+            await conn.execute(update(users).where(users.c.id == sub).values(**values))
+
+    # -- clients -----------------------------------------------------------------------
+
+    async def add_client(self, client_id: str, secret_hash: str, scope: str, now: int) -> Client:
+        try:
+            async with self._writer.begin() as conn:
+                await conn.execute(insert(clients).values(
+                    client_id=client_id, secret_hash=secret_hash, scope=scope, created_at=now))
+        except IntegrityError as exc:
+            raise Conflict(f"client {client_id!r} exists") from exc
+        return Client(client_id=client_id, secret_hash=secret_hash, scope=scope)
+
+    async def client(self, client_id: str) -> Client | None:
+        async with self._read() as conn:
+            row = (await conn.execute(select(clients).where(clients.c.client_id == client_id))).first()
+        return Client(row.client_id, row.secret_hash, row.scope) if row else None
+
+    # -- refresh families --------------------------------------------------------------
+
+    async def start_family(self, record: RefreshRecord) -> None:
+        async with self._writer.begin() as conn:
+            await conn.execute(insert(families).values(
+                sid=record.sid, sub=record.sub, client_id=record.client_id, created_at=record.issued_at,
+                expires_at=record.expires_at, revoked_at=None))
+            await conn.execute(insert(refresh_tokens).values(
+                jti=record.jti, sid=record.sid, scope=record.scope, issued_at=record.issued_at,
+                expires_at=record.expires_at, used_at=None))
+
+    async def refresh_record(self, jti: str) -> RefreshRecord | None:
+        async with self._read() as conn:
+            return await _refresh_record(conn, jti)
+
+    async def rotate(self, old_jti: str, new: RefreshRecord, now: int,
+                     revocation_expires_at: int) -> RotateOutcome:
+        async with self._writer.begin() as conn:
+            old = await _refresh_record(conn, old_jti)
+            if old is None:
+                return RotateOutcome.UNKNOWN
+            if old.family_revoked_at is not None:
+                return RotateOutcome.REVOKED
+            if old.expires_at <= now:
+                return RotateOutcome.EXPIRED
+            retired = await conn.execute(
+                update(refresh_tokens)
+                .where(and_(refresh_tokens.c.jti == old_jti, refresh_tokens.c.used_at.is_(None)))
+                .values(used_at=now))
+            if retired.rowcount != 1:
+                await _revoke_family(conn, old.sid, now, revocation_expires_at)
+                return RotateOutcome.REUSED
+            await conn.execute(insert(refresh_tokens).values(
+                jti=new.jti, sid=old.sid, scope=new.scope, issued_at=new.issued_at,
+                expires_at=new.expires_at, used_at=None))
+            # Same lifetime for every token of a family: the newest expires last.
+            await conn.execute(update(families).where(families.c.sid == old.sid)
+                               .values(expires_at=new.expires_at))
+            return RotateOutcome.ROTATED
+
+    async def revoke_family(self, sid: str, now: int, revocation_expires_at: int) -> Revoked:
+        async with self._writer.begin() as conn:
+            return Revoked(await _revoke_family(conn, sid, now, revocation_expires_at))
+
+    async def revoke_subject(self, sub: str, now: int, before: int, revocation_expires_at: int) -> Revoked:
+        async with self._writer.begin() as conn:
+            await conn.execute(update(families)
+                               .where(and_(families.c.sub == sub, families.c.revoked_at.is_(None)))
+                               .values(revoked_at=now))
+            entry = await _append(conn, "sub", sub, before, revocation_expires_at, now)
+        return Revoked(entry)
+
+    async def prune_families(self, now: int) -> int:
+        async with self._writer.begin() as conn:
+            tokens = await conn.execute(delete(refresh_tokens).where(refresh_tokens.c.expires_at <= now))
+            fams = await conn.execute(delete(families).where(families.c.expires_at <= now))
+        return tokens.rowcount + fams.rowcount
+
+    # -- revocation feed ---------------------------------------------------------------
+
+    async def revoke_jti(self, jti: str, expires_at: int, now: int) -> RevocationEntry:
+        async with self._writer.begin() as conn:
+            existing = await _live_entry(conn, "jti", jti, now)
+            return existing or await _append(conn, "jti", jti, None, expires_at, now)
+
+    async def feed_head(self) -> tuple[str, int]:
+        async with self._read() as conn:
+            row = (await conn.execute(select(feed.c.feed_id, feed.c.head).where(feed.c.id == 1))).one()
+        return row.feed_id, row.head
+
+    async def entries_after(self, after: int, limit: int | None = None) -> list[RevocationEntry]:
+        query = select(revocations).where(revocations.c.seq > after).order_by(revocations.c.seq)
+        if limit is not None:
+            query = query.limit(limit)
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_entry(row) for row in rows]
+
+    async def prune_revocations(self, now: int) -> int:
+        async with self._writer.begin() as conn:
+            result = await conn.execute(delete(revocations).where(revocations.c.expires_at <= now))
+        return result.rowcount
+
+    async def is_revoked(self, *, jti: str, sid: str | None, sub: str, iat: int, now: int) -> bool:
+        match = or_(and_(revocations.c.kind == "jti", revocations.c.value == jti),
+                    and_(revocations.c.kind == "sub", revocations.c.value == sub, revocations.c.before > iat))
+        if sid is not None:
+            match = or_(match, and_(revocations.c.kind == "sid", revocations.c.value == sid))
+        async with self._read() as conn:
+            row = (await conn.execute(select(revocations.c.seq)
+                                      .where(and_(revocations.c.expires_at > now, match)).limit(1))).first()
+        return row is not None
+
+    async def revoked_before(self, sub: str) -> int | None:
+        async with self._read() as conn:
+            return (await conn.execute(
+                select(func.max(revocations.c.before))
+                .where(and_(revocations.c.kind == "sub", revocations.c.value == sub)))).scalar()
+
+
+async def _refresh_record(conn: AsyncConnection, jti: str) -> RefreshRecord | None:
+    row = (await conn.execute(
+        select(refresh_tokens, families.c.sub, families.c.client_id, families.c.revoked_at)
+        .join(families, families.c.sid == refresh_tokens.c.sid)
+        .where(refresh_tokens.c.jti == jti))).first()
+    if row is None:
+        return None
+    return RefreshRecord(jti=row.jti, sid=row.sid, sub=row.sub, client_id=row.client_id, scope=row.scope,
+                         issued_at=row.issued_at, expires_at=row.expires_at, used_at=row.used_at,
+                         family_revoked_at=row.revoked_at)
+
+
+async def _revoke_family(conn: AsyncConnection, sid: str, now: int, expires_at: int) -> RevocationEntry | None:
+    changed = await conn.execute(update(families)
+                                 .where(and_(families.c.sid == sid, families.c.revoked_at.is_(None)))
+                                 .values(revoked_at=now))
+    if changed.rowcount == 0 and await _live_entry(conn, "sid", sid, now) is not None:
+        return None
+    return await _append(conn, "sid", sid, None, expires_at, now)
+
+
+async def _live_entry(conn: AsyncConnection, kind: str, value: str, now: int) -> RevocationEntry | None:
+    row = (await conn.execute(select(revocations).where(and_(
+        revocations.c.kind == kind, revocations.c.value == value, revocations.c.expires_at > now)))).first()
+    return _entry(row) if row else None
+
+
+async def _append(conn: AsyncConnection, kind: str, value: str, before: int | None, expires_at: int,
+                  now: int) -> RevocationEntry:
+    seq = (await conn.execute(update(feed).where(feed.c.id == 1).values(head=feed.c.head + 1)
+                              .returning(feed.c.head))).scalar_one()
+    await conn.execute(insert(revocations).values(seq=seq, kind=kind, value=value, before=before,
+                                                  expires_at=expires_at, created_at=now))
+    return RevocationEntry(seq=seq, kind=kind, value=value, before=before, expires_at=expires_at)
+
+
+def _user(row: object) -> User:
+    return User(id=row.id, username=row.username, password_hash=row.password_hash,  # type: ignore[attr-defined]
+                scope=row.scope, password_changed_at=row.password_changed_at)  # type: ignore[attr-defined]
+
+
+def _entry(row: object) -> RevocationEntry:
+    return RevocationEntry(seq=row.seq, kind=row.kind, value=row.value,  # type: ignore[attr-defined]
+                           before=row.before, expires_at=row.expires_at)  # type: ignore[attr-defined]

@@ -1,0 +1,74 @@
+"""The relational schema, shared by every SQL backend (SQLite now, PostgreSQL later)."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("username", String(256), nullable=False),
+    # NFKC + casefold of the username: the uniqueness and lookup key.
+    Column("username_key", String(256), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=False),
+    Column("scope", Text, nullable=False, default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Column("password_changed_at", BigInteger, nullable=False),
+)
+
+clients = Table(
+    "clients",
+    metadata,
+    Column("client_id", String(128), primary_key=True),
+    Column("secret_hash", Text, nullable=False),
+    Column("scope", Text, nullable=False, default=""),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+families = Table(
+    "families",
+    metadata,
+    Column("sid", String(64), primary_key=True),
+    Column("sub", String(128), nullable=False, index=True),
+    Column("client_id", String(128), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+)
+
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("jti", String(64), primary_key=True),
+    Column("sid", String(64), ForeignKey("families.sid", ondelete="CASCADE"), nullable=False, index=True),
+    Column("scope", Text, nullable=False),
+    Column("issued_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("used_at", BigInteger, nullable=True),
+)
+
+revocations = Table(
+    "revocations",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("kind", String(8), nullable=False),
+    Column("value", String(128), nullable=False),
+    Column("before", BigInteger, nullable=True),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_revocations_kind_value", "kind", "value"),
+    Index("ix_revocations_expires_at", "expires_at"),
+)
+
+# One row: the feed's id and head. Incrementing `head` inside the writing transaction
+# both serialises writers and keeps seq numbers consecutive (gap detection relies on it).
+feed = Table(
+    "feed",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("feed_id", String(64), nullable=False),
+    Column("head", BigInteger, nullable=False),
+)

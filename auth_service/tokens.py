@@ -1,0 +1,86 @@
+"""Mint and read our own tokens: RFC 9068 access tokens and refresh tokens.
+
+Reading reuses the verifier's strict parser (`resource_service.jose`): the issuer holds
+its own tokens to the same rules as every replica does.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from resource_service.jose import Key, TokenError, decode, key_from_jwk
+
+from .config import Settings
+from .keys import KeyManager
+
+ACCESS_TYP = "at+jwt"
+REFRESH_TYP = "rt+jwt"
+_REFRESH_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "jti", "client_id", "sid")
+
+
+@dataclass(frozen=True, slots=True)
+class Minted:
+    token: str
+    jti: str
+    iat: int
+    exp: int
+
+
+def new_id() -> str:
+    return secrets.token_urlsafe(16)
+
+
+class TokenMinter:
+    def __init__(self, settings: Settings, keys: KeyManager) -> None:
+        self._settings = settings
+        self._keys = keys
+        self._verify_keys: tuple[str, dict[str, Key]] = ("", {})
+
+    def access_token(self, *, sub: str, client_id: str, scope: str, now: int, iat_floor: int | None,
+                     sid: str | None = None, username: str | None = None) -> Minted:
+        claims: dict[str, Any] = {"aud": self._settings.audience, "client_id": client_id, "scope": scope}
+        if sid is not None:
+            claims["sid"] = sid
+        if username is not None:
+            claims["preferred_username"] = username
+        return self._mint(claims, typ=ACCESS_TYP, sub=sub, now=now, iat_floor=iat_floor,
+                          ttl=self._settings.access_token_ttl)
+
+    def refresh_token(self, *, sub: str, client_id: str, scope: str, sid: str, now: int,
+                      iat_floor: int | None) -> Minted:
+        claims = {"aud": self._settings.issuer, "client_id": client_id, "scope": scope, "sid": sid}
+        return self._mint(claims, typ=REFRESH_TYP, sub=sub, now=now, iat_floor=iat_floor,
+                          ttl=self._settings.refresh_token_ttl)
+
+    def read_refresh(self, token: str, now: float) -> dict[str, Any]:
+        return decode(token, self._public_keys(), typ=REFRESH_TYP, issuer=self._settings.issuer,
+                      audience=self._settings.issuer, now=now, leeway=self._settings.leeway,
+                      required=_REFRESH_CLAIMS)
+
+    def read_access(self, token: str, now: float) -> dict[str, Any]:
+        return decode(token, self._public_keys(), typ=ACCESS_TYP, issuer=self._settings.issuer,
+                      audience=self._settings.audience, now=now, leeway=self._settings.leeway)
+
+    def _mint(self, claims: dict[str, Any], *, typ: str, sub: str, now: int, iat_floor: int | None,
+              ttl: int) -> Minted:
+        # A `sub` + `before` revocation revokes tokens with iat < before. A token minted in
+        # the same second after it would carry iat < before too: lift its iat to `before`.
+        iat = max(now, iat_floor or 0)
+        jti = new_id()
+        kid, alg, key = self._keys.signing_key(now)
+        payload = {"iss": self._settings.issuer, "sub": sub, **claims, "iat": iat, "exp": iat + ttl, "jti": jti}
+        token = jwt.encode(payload, key, algorithm=alg, headers={"kid": kid, "typ": typ})  # type: ignore[arg-type]
+        return Minted(token=token, jti=jti, iat=iat, exp=iat + ttl)
+
+    def _public_keys(self) -> dict[str, Key]:
+        _, etag = self._keys.jwks()
+        if self._verify_keys[0] != etag:
+            self._verify_keys = (etag, {jwk["kid"]: key_from_jwk(jwk) for jwk in self._keys.public_jwks()})
+        return self._verify_keys[1]
+
+
+__all__ = ["ACCESS_TYP", "REFRESH_TYP", "Minted", "TokenError", "TokenMinter", "new_id"]

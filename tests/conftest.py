@@ -1,0 +1,98 @@
+"""Shared fixtures: real auth-service and replica processes on 127.0.0.1, on free ports."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from auth_service.launch import Service, auth_process, cli, replica_process
+
+PASSWORD = "correct horse battery staple"
+
+# Fast settings for tests: a 1 s JWKS cache (so a rotation's publish lead is 2 s) and
+# frequent heartbeats; every security rule stays as in production.
+AUTH_ENV = {"AUTH_JWKS_MAX_AGE": "1", "AUTH_REVOCATION_HEARTBEAT": "0.5", "AUTH_KEY_ROTATION_INTERVAL": "3600"}
+REPLICA_ENV = {"RESOURCE_JWKS_MIN_REFETCH_INTERVAL": "0.5", "RESOURCE_REVOCATION_POLL_INTERVAL": "1"}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class Stack:
+    """One auth service (plus the replicas a test asks for) sharing a temp directory."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.auth: Service | None = None
+        self.replicas: list[Service] = []
+        self.http = httpx.Client(timeout=10.0)
+
+    def start_auth(self, **env: str) -> Service:
+        self.auth = auth_process(data=self.tmp, env={**AUTH_ENV, **env}).start()
+        return self.auth
+
+    def start_replicas(self, n: int, **env: str) -> list[Service]:
+        assert self.auth is not None
+        new = [replica_process(f"replica-{len(self.replicas) + i + 1}", auth_url=self.auth.url, data=self.tmp,
+                               env={**REPLICA_ENV, **env}) for i in range(n)]
+        for rep in new:
+            rep.start()
+        self.replicas.extend(new)
+        return new
+
+    def cli(self, *args: str, stdin: str | None = None, **env: str) -> str:
+        done = cli(list(args), data=self.tmp, env={**AUTH_ENV, **env}, stdin=stdin)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def add_user(self, name: str = "alice", scope: str = "reports:read", password: str = PASSWORD) -> str:
+        import json
+
+        return str(json.loads(self.cli("users", "add", name, "--password-stdin", "--scope", scope,
+                                       stdin=password + "\n"))["sub"])
+
+    def add_client(self, client_id: str, secret: str, scope: str = "") -> None:
+        self.cli("clients", "add", client_id, "--secret-stdin", "--scope", scope, stdin=secret + "\n")
+
+    def token(self, **form: str) -> httpx.Response:
+        assert self.auth is not None
+        return self.http.post(f"{self.auth.url}/token", data=form)
+
+    def login(self, username: str = "alice", password: str = PASSWORD, **extra: str) -> dict[str, object]:
+        response = self.token(grant_type="password", username=username, password=password, **extra)
+        assert response.status_code == 200, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    def me(self, replica: Service, token: str) -> httpx.Response:
+        return self.http.get(f"{replica.url}/me", headers={"Authorization": f"Bearer {token}"})
+
+    def stop(self) -> None:
+        self.http.close()
+        for service in [*self.replicas, *([self.auth] if self.auth else [])]:
+            service.stop()
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    s = Stack(tmp_path)
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def eventually(check: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02) -> bool:
+    """Poll `check` until it is true or `timeout` passes; the caller asserts the result."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(interval)
+    return check()

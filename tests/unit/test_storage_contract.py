@@ -1,0 +1,127 @@
+"""One behavioural suite for every storage backend (only SQLite so far; PostgreSQL joins the
+`store` fixture's params, the tests stay as they are)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from auth_service.storage import Conflict, RefreshRecord, RotateOutcome, SqlStore, open_store
+
+NOW = 1_800_000_000
+
+
+@pytest.fixture(params=["sqlite"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStore]:
+    s = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'auth.db'}")
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+def refresh(jti: str, sid: str = "s1", sub: str = "u1", expires_at: int = NOW + 1000) -> RefreshRecord:
+    return RefreshRecord(jti=jti, sid=sid, sub=sub, client_id="public", scope="a", issued_at=NOW,
+                         expires_at=expires_at, used_at=None, family_revoked_at=None)
+
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_usernames_are_unique_after_unicode_normalisation_and_casefolding(store: SqlStore) -> None:
+    user = await store.add_user("Alice", "hash", "a b", NOW)
+    with pytest.raises(Conflict):
+        await store.add_user("ＡＬＩＣＥ", "hash2", "", NOW)  # fullwidth capitals
+    assert (await store.user_by_name("alice")) == user
+    assert (await store.user_by_id(user.id)) == user
+    assert user.id != "Alice" and len(user.id) >= 20  # sub is opaque and random
+
+
+async def test_clients_are_unique_by_id(store: SqlStore) -> None:
+    await store.add_client("svc", "h", "x", NOW)
+    with pytest.raises(Conflict):
+        await store.add_client("svc", "h", "x", NOW)
+    assert (await store.client("svc")).scope == "x"  # type: ignore[union-attr]
+    assert await store.client("other") is None
+
+
+async def test_of_concurrent_rotations_of_one_token_exactly_one_wins(store: SqlStore) -> None:
+    await store.start_family(refresh("r0"))
+    outcomes = await asyncio.gather(*[store.rotate("r0", refresh(f"n{i}"), NOW, NOW + 60) for i in range(20)])
+    assert outcomes.count(RotateOutcome.ROTATED) == 1
+    assert RotateOutcome.REUSED in outcomes  # the losers are replays: the family is revoked
+
+
+async def test_presenting_a_retired_token_revokes_the_family_and_appends_a_sid_entry(store: SqlStore) -> None:
+    await store.start_family(refresh("r0"))
+    assert await store.rotate("r0", refresh("r1"), NOW, NOW + 60) is RotateOutcome.ROTATED
+    assert await store.rotate("r0", refresh("r2"), NOW, NOW + 60) is RotateOutcome.REUSED
+    assert await store.rotate("r1", refresh("r3"), NOW, NOW + 60) is RotateOutcome.REVOKED
+    entries = await store.entries_after(0)
+    assert [(e.kind, e.value, e.expires_at) for e in entries] == [("sid", "s1", NOW + 60)]
+
+
+async def test_expired_and_unknown_refresh_tokens_do_not_rotate(store: SqlStore) -> None:
+    await store.start_family(refresh("old", expires_at=NOW - 1))
+    assert await store.rotate("old", refresh("n"), NOW, NOW + 60) is RotateOutcome.EXPIRED
+    assert await store.rotate("never-issued", refresh("n"), NOW, NOW + 60) is RotateOutcome.UNKNOWN
+
+
+async def test_feed_seq_numbers_are_consecutive_and_the_head_follows(store: SqlStore) -> None:
+    feed_id, head = await store.feed_head()
+    assert head == 0 and feed_id
+    await store.revoke_jti("j1", NOW + 10, NOW)
+    await store.revoke_family("s9", NOW, NOW + 10)
+    await store.revoke_subject("u1", NOW, NOW + 1, NOW + 20)
+    assert [e.seq for e in await store.entries_after(0)] == [1, 2, 3]
+    assert [e.seq for e in await store.entries_after(2)] == [3]
+    assert await store.feed_head() == (feed_id, 3)
+
+
+async def test_revoking_twice_appends_once(store: SqlStore) -> None:
+    first = await store.revoke_jti("j1", NOW + 10, NOW)
+    assert await store.revoke_jti("j1", NOW + 10, NOW) == first
+    await store.start_family(refresh("r0"))
+    assert (await store.revoke_family("s1", NOW, NOW + 10)).entry is not None
+    assert (await store.revoke_family("s1", NOW, NOW + 10)).entry is None
+    assert len(await store.entries_after(0)) == 2
+
+
+async def test_revoking_a_subject_revokes_its_families_and_records_before(store: SqlStore) -> None:
+    await store.start_family(refresh("r0", sid="s1", sub="u1"))
+    await store.start_family(refresh("x0", sid="s2", sub="u2"))
+    await store.revoke_subject("u1", NOW, NOW + 1, NOW + 100)
+    assert (await store.refresh_record("r0")).family_revoked_at == NOW  # type: ignore[union-attr]
+    assert (await store.refresh_record("x0")).family_revoked_at is None  # type: ignore[union-attr]
+    assert await store.revoked_before("u1") == NOW + 1
+    assert await store.revoked_before("u2") is None
+
+
+async def test_is_revoked_matches_by_jti_sid_and_subject_issued_before(store: SqlStore) -> None:
+    await store.revoke_jti("j1", NOW + 100, NOW)
+    await store.revoke_family("s1", NOW, NOW + 100)
+    await store.revoke_subject("u9", NOW, NOW + 1, NOW + 100)
+
+    def check(jti: str = "j", sid: str | None = "s", sub: str = "u", iat: int = NOW) -> object:
+        return store.is_revoked(jti=jti, sid=sid, sub=sub, iat=iat, now=NOW)
+
+    assert await check(jti="j1") and await check(sid="s1") and await check(sub="u9", iat=NOW)
+    assert not await check(sub="u9", iat=NOW + 1)  # issued at `before`: a new login, not revoked
+    assert not await check()
+    assert not await store.is_revoked(jti="j1", sid=None, sub="u", iat=NOW, now=NOW + 100)  # expired entry
+
+
+async def test_pruning_removes_exactly_the_entries_and_tokens_past_expiry(store: SqlStore) -> None:
+    await store.revoke_jti("gone", NOW + 5, NOW)
+    await store.revoke_jti("kept", NOW + 50, NOW)
+    await store.start_family(refresh("r-old", sid="s-old", expires_at=NOW + 5))
+    await store.start_family(refresh("r-new", sid="s-new", expires_at=NOW + 50))
+    assert await store.prune_revocations(NOW + 10) == 1
+    assert [e.value for e in await store.entries_after(0)] == ["kept"]
+    await store.prune_families(NOW + 10)
+    assert await store.refresh_record("r-old") is None
+    assert await store.refresh_record("r-new") is not None
+    assert (await store.feed_head())[1] == 2  # the head never goes back
