@@ -86,6 +86,31 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         s.stop()
 
 
+@pytest.fixture(scope="module")
+def issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One running auth service shared by a module's tests, with user alice and client svc."""
+    s = Stack(tmp_path_factory.mktemp("issuer"))
+    try:
+        s.start_auth(AUTH_LOGIN_MAX_FAILURES="3")
+        s.add_user("alice", scope="reports:read profile")
+        s.add_client("svc", "svc-secret", scope="reports:read")
+        yield s
+    finally:
+        s.stop()
+
+
+def claims_of(token: str) -> tuple[dict[str, object], dict[str, object]]:
+    """(header, payload) of a compact JWS, unverified: for asserting what was issued."""
+    import base64
+    import json
+
+    def part(segment: str) -> dict[str, object]:
+        return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))  # type: ignore[no-any-return]
+
+    header, payload, _ = token.split(".")
+    return part(header), part(payload)
+
+
 def eventually(check: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02) -> bool:
     """Poll `check` until it is true or `timeout` passes; the caller asserts the result."""
     import time

@@ -1,0 +1,105 @@
+"""Issuer behaviour over time and configuration: rotation, passphrase, algorithms, CLI."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from auth_service.launch import auth_process, cli
+from tests.conftest import AUTH_ENV, PASSWORD, Stack, claims_of, eventually
+
+
+def kids(stack: Stack) -> list[str]:
+    assert stack.auth is not None
+    return [k["kid"] for k in stack.http.get(f"{stack.auth.url}/.well-known/jwks.json").json()["keys"]]
+
+
+def test_cli_rotation_is_published_at_once_and_signs_after_the_lead(stack: Stack) -> None:
+    stack.start_auth()
+    stack.add_user()
+    before = stack.login()
+    old_kid = claims_of(before["access_token"])[0]["kid"]
+    rotated = json.loads(stack.cli("keys", "rotate"))
+    assert rotated["activates_at"] >= time.time() + 1  # publish lead: 2 * max-age (1 s)
+    assert eventually(lambda: kids(stack) == [old_kid, rotated["kid"]], timeout=5)
+    assert claims_of(stack.login()["access_token"])[0]["kid"] == old_kid  # pending: not signing yet
+    time.sleep(max(0.0, rotated["activates_at"] - time.time()) + 0.1)
+    assert claims_of(stack.login()["access_token"])[0]["kid"] == rotated["kid"]
+    states = {k["kid"]: k["state"] for k in map(json.loads, stack.cli("keys", "list").splitlines())}
+    assert states == {old_kid: "retiring", rotated["kid"]: "active"}
+    # A token signed by the retiring key is still good at the issuer.
+    assert stack.token(grant_type="refresh_token", refresh_token=before["refresh_token"]).status_code == 200
+
+
+@pytest.mark.parametrize("alg", ["ES256", "EdDSA"])
+def test_the_signing_algorithm_is_selectable(stack: Stack, alg: str) -> None:
+    stack.start_auth(AUTH_SIGNING_ALG=alg)
+    stack.add_user()
+    login = stack.login()
+    assert claims_of(login["access_token"])[0]["alg"] == alg
+    assert stack.token(grant_type="refresh_token", refresh_token=login["refresh_token"]).status_code == 200
+
+
+def test_with_a_passphrase_keys_are_encrypted_and_a_restart_without_it_fails_clearly(stack: Stack) -> None:
+    stack.start_auth(AUTH_KEYS_PASSPHRASE="a long passphrase")
+    (key_file,) = (stack.tmp / "keys").glob("*.json")
+    assert "ENCRYPTED PRIVATE KEY" in key_file.read_text()
+    assert stack.auth is not None
+    stack.auth.stop()
+    bare = auth_process(data=stack.tmp, env=AUTH_ENV)
+    with pytest.raises(RuntimeError) as failed:
+        bare.start(wait=20)
+    assert "AUTH_KEYS_PASSPHRASE" in str(failed.value)
+    assert "PRIVATE KEY" not in str(failed.value)
+    done = cli(["keys", "list"], data=stack.tmp)
+    assert done.returncode == 2 and "AUTH_KEYS_PASSPHRASE" in done.stderr
+
+
+def test_login_rate_limit_answers_429_with_retry_after(stack: Stack) -> None:
+    stack.start_auth(AUTH_LOGIN_MAX_FAILURES="3")
+    stack.add_user("bob")
+    codes = [stack.token(grant_type="password", username="bob", password="wrong").status_code for _ in range(3)]
+    assert codes == [400, 400, 400]
+    limited = stack.token(grant_type="password", username="bob", password=PASSWORD)
+    assert limited.status_code == 429
+    assert int(limited.headers["retry-after"]) > 0
+    assert limited.json()["error"] == "temporarily_unavailable"
+    assert stack.token(grant_type="password", username="BOB", password=PASSWORD).status_code == 429  # same user
+
+
+def test_password_change_revokes_every_earlier_token_and_new_logins_still_work(stack: Stack) -> None:
+    stack.start_auth()
+    sub = stack.add_user()
+    old = stack.login()
+    out = json.loads(stack.cli("users", "set-password", "alice", "--password-stdin", stdin="a new password\n"))
+    assert out["sub"] == sub
+    assert stack.token(grant_type="refresh_token", refresh_token=old["refresh_token"]).status_code == 400
+    assert stack.token(grant_type="password", username="alice", password=PASSWORD).status_code == 400
+    fresh = stack.login(password="a new password")  # in the same second as the revocation
+    assert stack.auth is not None
+    entries = stack.http.get(f"{stack.auth.url}/revocations").json()["entries"]
+    (entry,) = [e for e in entries if e["kind"] == "sub"]
+    assert entry["value"] == sub
+    assert claims_of(old["access_token"])[1]["iat"] < entry["before"]  # type: ignore[operator]
+    assert claims_of(fresh["access_token"])[1]["iat"] >= entry["before"]  # type: ignore[operator]
+    assert stack.token(grant_type="refresh_token", refresh_token=fresh["refresh_token"]).status_code == 200
+
+
+def test_cli_revocations_reach_the_running_servers_feed(stack: Stack) -> None:
+    stack.start_auth()
+    for flag, value in (("--jti", "j-1"), ("--sid", "s-1"), ("--sub", "u-1")):
+        entry = json.loads(stack.cli("revoke", flag, value))
+        assert entry["kind"] == flag[2:] and entry["value"] == value
+    assert stack.auth is not None
+    feed = stack.http.get(f"{stack.auth.url}/revocations").json()
+    assert [(e["seq"], e["kind"]) for e in feed["entries"]] == [(1, "jti"), (2, "sid"), (3, "sub")]
+
+
+def test_cli_refuses_duplicates_and_empty_secrets_plainly(stack: Stack) -> None:
+    stack.add_user("carol")
+    dup = cli(["users", "add", "CAROL", "--password-stdin"], data=stack.tmp, stdin="pw\n")
+    assert dup.returncode == 2 and "exists" in dup.stderr
+    empty = cli(["clients", "add", "c1", "--secret-stdin"], data=stack.tmp, stdin="\n")
+    assert empty.returncode == 2 and "no secret" in empty.stderr
