@@ -27,6 +27,7 @@ from .storage.keyfiles import KeystoreError
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request would bury the demo
     try:
         return int(args.run(args) or 0)
     except (ValidationError, KeystoreError, Conflict, ValueError) as exc:

@@ -10,6 +10,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SigningAlg = Literal["RS256", "ES256", "EdDSA"]
 
+KEYSTORE_RELOAD_MARGIN = 2  # seconds; instances re-read the keystore every second
+
 
 class Settings(BaseSettings):
     """Configuration of one auth-service instance.
@@ -73,8 +75,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _lifetimes_fit_rotation(self) -> Settings:
-        if self.key_rotation_interval <= 2 * self.jwks_max_age:
-            raise ValueError("key_rotation_interval must exceed twice jwks_max_age (the publish lead)")
+        if self.key_rotation_interval <= self.publish_lead:
+            raise ValueError("key_rotation_interval must exceed the publish lead (2 * jwks_max_age + 2 s)")
         return self
 
     @property
@@ -86,8 +88,10 @@ class Settings(BaseSettings):
     @property
     def publish_lead(self) -> int:
         """How long a new key is published before it signs: one max-age for every cached
-        JWKS to expire, and one more for the replica's refresh to land."""
-        return 2 * self.jwks_max_age
+        JWKS to expire, one more for the replica's refresh to land, and the seconds every
+        issuer instance may take to notice a key another process wrote (it re-reads the
+        keystore each second)."""
+        return 2 * self.jwks_max_age + KEYSTORE_RELOAD_MARGIN
 
     @property
     def max_token_lifetime(self) -> int:

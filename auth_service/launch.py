@@ -35,11 +35,15 @@ class Service:
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self, *, wait: float = 30.0) -> Service:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it for its lifetime
-        self._proc = subprocess.Popen(self._cmd, env=self._env, cwd=self._cwd, stdout=log,
-                                      stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
+        self.spawn()
         self.wait_healthy(wait)
+        return self
+
+    def spawn(self) -> Service:
+        """Start the process without waiting (start several, then wait for each)."""
+        with open(self.log_path, "ab") as log:
+            self._proc = subprocess.Popen(self._cmd, env=self._env, cwd=self._cwd, stdout=log,
+                                          stderr=subprocess.STDOUT, start_new_session=True)
         return self
 
     def wait_healthy(self, timeout: float) -> None:

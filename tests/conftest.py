@@ -15,7 +15,7 @@ PASSWORD = "correct horse battery staple"
 # Fast settings for tests: a 1 s JWKS cache (so a rotation's publish lead is 2 s) and
 # frequent heartbeats; every security rule stays as in production.
 AUTH_ENV = {"AUTH_JWKS_MAX_AGE": "1", "AUTH_REVOCATION_HEARTBEAT": "0.5", "AUTH_KEY_ROTATION_INTERVAL": "3600"}
-REPLICA_ENV = {"RESOURCE_JWKS_MIN_REFETCH_INTERVAL": "0.5", "RESOURCE_REVOCATION_POLL_INTERVAL": "1"}
+REPLICA_ENV = {"RESOURCE_JWKS_MIN_REFETCH_INTERVAL": "1", "RESOURCE_REVOCATION_POLL_INTERVAL": "1"}
 
 
 @pytest.fixture
@@ -40,9 +40,9 @@ class Stack:
         assert self.auth is not None
         new = [replica_process(f"replica-{len(self.replicas) + i + 1}", auth_url=self.auth.url, data=self.tmp,
                                env={**REPLICA_ENV, **env}) for i in range(n)]
+        self.replicas.extend(rep.spawn() for rep in new)
         for rep in new:
-            rep.start()
-        self.replicas.extend(new)
+            rep.wait_healthy(30.0)
         return new
 
     def cli(self, *args: str, stdin: str | None = None, **env: str) -> str:

@@ -1,0 +1,40 @@
+"""Verify the issuer's access tokens in any ASGI app, with no call to the issuer per request.
+
+    from resource_service import BearerAuthMiddleware, ResourceSettings, Verifier
+
+    verifier = Verifier(ResourceSettings(auth_url="https://auth.example"))
+    app.add_middleware(BearerAuthMiddleware, verifier=verifier)
+    # and `await verifier.start()` / `await verifier.stop()` in the app's lifespan
+"""
+
+from .app import create_app
+from .asgi import BearerAuthMiddleware, ReplicaIdMiddleware
+from .config import ResourceSettings
+from .deps import Authenticated, install_error_handlers
+from .errors import (
+    AuthError,
+    InsufficientScope,
+    InvalidRequest,
+    InvalidToken,
+    MissingCredentials,
+    Unavailable,
+)
+from .jose import TokenError
+from .verifier import Verifier
+
+__all__ = [
+    "AuthError",
+    "Authenticated",
+    "BearerAuthMiddleware",
+    "InsufficientScope",
+    "InvalidRequest",
+    "InvalidToken",
+    "MissingCredentials",
+    "ReplicaIdMiddleware",
+    "ResourceSettings",
+    "TokenError",
+    "Unavailable",
+    "Verifier",
+    "create_app",
+    "install_error_handlers",
+]

@@ -1,0 +1,87 @@
+"""The `resource-service` command: run one replica of the demo API.
+
+    resource-service serve --auth-url http://127.0.0.1:8000 --port 8001 --replica-id r1
+
+Flags override `RESOURCE_*` environment variables; everything else is read from
+the environment (see `ResourceSettings`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+from pydantic import ValidationError
+
+from .app import create_app
+from .config import ResourceSettings
+
+__all__ = ["main", "server_config"]
+
+# Seconds uvicorn gives open requests to finish after SIGTERM before closing them.
+_GRACEFUL_SHUTDOWN = 10
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="resource-service",
+        description="A resource server that verifies the issuer's access tokens locally.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = commands.add_parser("serve", help="run one replica of the demo API")
+    serve.add_argument("--host", help="interface to bind (RESOURCE_HOST)")
+    serve.add_argument("--port", type=int, help="port to bind (RESOURCE_PORT)")
+    serve.add_argument("--replica-id", help="name in X-Replica-Id (RESOURCE_REPLICA_ID)")
+    serve.add_argument("--auth-url", help="base URL of the issuer (RESOURCE_AUTH_URL)")
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> ResourceSettings:
+    """Environment settings, with the flags that were given taking precedence."""
+    overrides = {
+        name: value
+        for name in ("host", "port", "replica_id", "auth_url")
+        if (value := getattr(args, name)) is not None
+    }
+    return ResourceSettings(**overrides)
+
+
+def server_config(settings: ResourceSettings) -> uvicorn.Config:
+    """One worker on uvloop and httptools, no access log (it would dominate the hot path)."""
+    return uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        workers=1,
+        lifespan="on",
+        access_log=False,
+        timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command != "serve":
+        parser.print_help()
+        return 2
+    try:
+        settings = settings_from_args(args)
+    except ValidationError as exc:
+        print(f"resource-service: invalid settings\n{exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per feed poll otherwise
+    # uvicorn handles SIGTERM and SIGINT: stop accepting, finish open requests,
+    # run the lifespan shutdown (which stops the verifier's background tasks).
+    uvicorn.Server(server_config(settings)).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Settings of a resource replica, read from `RESOURCE_*` environment variables.
+
+Values that would make verification unsafe (a huge leeway, an unlimited JWKS
+refetch rate, a staleness bound the poll can never meet) are refused at start-up
+rather than discovered in production.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from typing import Self
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ResourceSettings"]
+
+# The replica id travels in a response header: keep it to characters that cannot
+# break one.
+_REPLICA_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def _default_replica_id() -> str:
+    replica = f"{socket.gethostname()}-{os.getpid()}"
+    return replica if _REPLICA_ID.fullmatch(replica) else f"replica-{os.getpid()}"
+
+
+class ResourceSettings(BaseSettings):
+    """One replica's configuration; see the configuration reference for each name."""
+
+    model_config = SettingsConfigDict(env_prefix="RESOURCE_", extra="forbid")
+
+    auth_url: str = Field(description="Base URL at which this replica reaches the issuer.")
+    issuer: str | None = Field(
+        default=None, description="Expected `iss` and metadata issuer; defaults to auth_url."
+    )
+    audience: str = Field(default="api", min_length=1)
+    replica_id: str = Field(default_factory=_default_replica_id)
+    jwks_min_refetch_interval: float = Field(
+        default=10.0,
+        ge=1.0,
+        description="Seconds between JWKS refetches caused by unknown kids; "
+        "below 1 s junk kids would turn requests into fetches at the issuer.",
+    )
+    revocation_poll_interval: float = Field(default=5.0, gt=0, le=3600)
+    max_revocation_staleness: float | None = Field(
+        default=None,
+        gt=0,
+        description="Refuse requests (503) when the revocation copy is staler; None: never.",
+    )
+    leeway: float = Field(default=30.0, ge=0, le=300)
+    token_cache_size: int = Field(default=10_000, ge=0, le=10_000_000)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8001, ge=1, le=65535)
+
+    @field_validator("auth_url", "issuer")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an absolute http(s) URL")
+        if parts.query or parts.fragment:
+            raise ValueError("must not carry a query or fragment")
+        return value
+
+    @field_validator("auth_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @field_validator("replica_id")
+    @classmethod
+    def _header_safe(cls, value: str) -> str:
+        if not _REPLICA_ID.fullmatch(value):
+            raise ValueError("must be 1-64 characters of A-Z a-z 0-9 . _ : -")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.issuer is None:
+            self.issuer = self.auth_url
+        bound = self.max_revocation_staleness
+        if bound is not None and bound <= self.revocation_poll_interval:
+            # Without push, the copy is only refreshed once per poll: a tighter
+            # bound would refuse service between every two polls.
+            raise ValueError("max_revocation_staleness must exceed revocation_poll_interval")
+        return self
+
+    @property
+    def expected_issuer(self) -> str:
+        """The issuer tokens and metadata must name, exactly."""
+        return self.issuer or self.auth_url

@@ -1,0 +1,85 @@
+"""FastAPI dependency: the request's verified claims, with OAuth scope checks.
+
+    auth = Authenticated(verifier, token_url="https://auth.example/token")
+
+    @app.get("/reports")
+    async def reports(claims: dict = Security(auth, scopes=["reports:read"])): ...
+
+It carries an `OAuth2PasswordBearer` so the OpenAPI document describes the
+password flow and Swagger UI's "Authorize" button can fetch a token from the
+issuer. The header itself is read with our strict rules, not that scheme's.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.security import OAuth2PasswordBearer, SecurityScopes
+from starlette.responses import Response
+
+from .asgi import TokenVerifier, bearer_token
+from .errors import AuthError, InsufficientScope, render
+
+__all__ = ["Authenticated", "install_error_handlers"]
+
+
+class Authenticated:
+    """Claims of the request's access token, which must grant the declared scopes.
+
+    Uses the claims `BearerAuthMiddleware` put in `scope["auth"]` when it ran;
+    otherwise verifies the Authorization header itself.
+    """
+
+    def __init__(
+        self,
+        verifier: TokenVerifier,
+        *,
+        token_url: str,
+        scopes: Mapping[str, str] | None = None,
+    ) -> None:
+        self.verifier = verifier
+        self.scheme = OAuth2PasswordBearer(
+            tokenUrl=token_url, scopes=dict(scopes or {}), auto_error=False
+        )
+        # FastAPI reads a dependency's parameters from its signature. Declaring this
+        # instance's scheme as a sub-dependency puts the flow in OpenAPI.
+        signature = inspect.signature(type(self).__call__, eval_str=True)
+        params = list(signature.parameters.values())[1:]  # without self
+        params[-1] = params[-1].replace(default=Depends(self.scheme))
+        self.__signature__ = signature.replace(parameters=params)
+
+    @property
+    def scheme_name(self) -> str:
+        """The OpenAPI security scheme name, for routes that declare it by hand."""
+        return self.scheme.scheme_name
+
+    async def __call__(
+        self,
+        request: Request,
+        security_scopes: SecurityScopes,
+        _openapi_credential: str | None = None,  # the scheme's parse, unused
+    ) -> dict[str, Any]:
+        claims = request.scope.get("auth")
+        if not isinstance(claims, dict):
+            claims = await self.verifier.verify(bearer_token(request.scope["headers"]))
+            request.scope["auth"] = claims
+        required = security_scopes.scopes
+        if required:
+            granted = claims.get("scope")
+            granted_set = set(granted.split()) if isinstance(granted, str) else set()
+            if not granted_set.issuperset(required):
+                raise InsufficientScope(required)
+        return claims
+
+
+async def _handle_auth_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AuthError)
+    return render(exc)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Render refusals raised in routes and dependencies as RFC 6750 responses."""
+    app.add_exception_handler(AuthError, _handle_auth_error)

@@ -1,0 +1,237 @@
+"""Compact JWS access tokens, parsed and checked by rules written down here.
+
+`jwt.decode` is not used: it keeps the last of duplicate JSON members, reads
+time claims with `int()` (so `true` and "1700000000" pass as dates), accepts
+NaN and lenient base64url, and lets the token's header choose among the allowed
+algorithms. PyJWT serves for the signature primitives only (see `jwk.py`); the
+rules of RFC 7515, RFC 7519 section 7.2, RFC 8725 and RFC 9068 are applied here.
+Pure: no I/O, the clock is an argument.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from .jwk import ALGORITHMS, Key, key_from_jwk
+
+__all__ = ["Key", "TokenError", "decode", "decode_with_key", "header_kid", "key_from_jwk"]
+
+# A token larger than this is refused before any decoding work (RFC 8725 section 3.1
+# asks for limits; ours are ~1 KiB).
+MAX_TOKEN_LENGTH = 8192
+
+_TOKEN = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)")
+# The last character of an unpadded segment carries unused low bits that must be
+# zero; anything else is a second spelling of the same bytes (RFC 4648 section 3.5).
+_CANONICAL_LAST = {2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048")}
+_MAX_NUMERIC_DATE = 2**53  # beyond the integers JSON numbers carry exactly
+
+# Header members we refuse outright, with the reason a client may read.
+_REFUSED_HEADERS: dict[str, str] = {
+    "jwk": "embedded keys are not accepted",
+    "jku": "key URLs in the token are not accepted",
+    "x5u": "certificate URLs in the token are not accepted",
+    "x5c": "embedded certificates are not accepted",
+    "crit": "critical header extensions are not supported",  # RFC 7515 section 4.1.11
+    "zip": "compressed payloads are not supported",
+    "cty": "nested tokens are not supported",
+}
+_ALWAYS_REQUIRED = ("iss", "aud", "exp", "iat")
+_STRING_CLAIMS = ("iss", "sub", "jti", "client_id", "sid", "scope")
+
+
+class TokenError(Exception):
+    """A token was refused.
+
+    `reason` is a short machine code for logs, metrics and control flow (the
+    verifier refetches its key set on "unknown_kid"); `description` is safe to
+    send to the client: it names the rule that failed, never the token's content.
+    """
+
+    def __init__(self, reason: str, description: str) -> None:
+        super().__init__(description)
+        self.reason = reason
+        self.description = description
+
+
+def _b64decode(segment: str) -> bytes:
+    # The token regex has already limited segments to the url-safe alphabet.
+    remainder = len(segment) % 4
+    if remainder == 1 or (remainder and segment[-1] not in _CANONICAL_LAST[remainder]):
+        raise TokenError("malformed", "token is not canonical base64url")
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):  # RFC 8725 section 3.1 / RFC 7515 section 5.2
+        raise TokenError("malformed", "token JSON has duplicate member names")
+    return result
+
+
+def _no_constant(name: str) -> Any:
+    raise TokenError("malformed", "token JSON has a non-standard number")
+
+
+def _json_object(segment: str, part: str) -> dict[str, Any]:
+    try:
+        value = json.loads(
+            _b64decode(segment).decode("utf-8"),
+            object_pairs_hook=_no_duplicates,
+            parse_constant=_no_constant,
+        )
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise TokenError("malformed", f"token {part} is not UTF-8 JSON") from None
+    if not isinstance(value, dict):
+        raise TokenError("malformed", f"token {part} is not a JSON object")
+    return value
+
+
+def _split(token: str) -> tuple[str, str, str]:
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise TokenError("malformed", "token is too long")
+    match = _TOKEN.fullmatch(token)
+    if match is None:
+        raise TokenError("malformed", "token is not three base64url segments")
+    header, payload, signature = match.groups()
+    return header, payload, signature
+
+
+def _normalize_typ(typ: str) -> str:
+    # RFC 7515 section 4.1.9: media types compare case-insensitively and
+    # "application/" may be left out.
+    typ = typ.lower()
+    return typ.removeprefix("application/") if typ.count("/") == 1 else typ
+
+
+def _check_header(header: dict[str, Any], typ: str) -> tuple[str, str]:
+    for name, description in _REFUSED_HEADERS.items():
+        if name in header:
+            raise TokenError("bad_header", description)
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in ALGORITHMS:
+        raise TokenError("unsupported_alg", "token alg is not supported")
+    token_typ = header.get("typ")
+    if not isinstance(token_typ, str) or _normalize_typ(token_typ) != _normalize_typ(typ):
+        raise TokenError("wrong_typ", f"token typ must be {typ}")
+    kid = header.get("kid")
+    if not isinstance(kid, str):
+        raise TokenError("bad_header", "token header has no kid")
+    return alg, kid
+
+
+def _is_numeric_date(value: Any) -> bool:
+    # Exact types keep `true` out (bool is an int subclass). The range check also
+    # refuses NaN and infinity, and compares a huge int without converting it to float.
+    return type(value) in (int, float) and 0 <= value <= _MAX_NUMERIC_DATE
+
+
+def _check_audience(aud: Any, audience: str) -> None:
+    if isinstance(aud, str):
+        matched = aud == audience
+    elif isinstance(aud, list) and all(isinstance(item, str) for item in aud):
+        matched = audience in aud
+    else:
+        raise TokenError("bad_claim", "aud must be a string or a list of strings")
+    if not matched:
+        raise TokenError("wrong_audience", "token is not meant for this audience")
+
+
+def _check_claims(
+    claims: dict[str, Any],
+    *,
+    issuer: str,
+    audience: str,
+    now: float,
+    leeway: float,
+    required: Collection[str],
+) -> None:
+    for name in (*_ALWAYS_REQUIRED, *required):
+        if name not in claims:
+            raise TokenError("missing_claim", f"token has no {name} claim")
+    for name in _STRING_CLAIMS:
+        if name in claims and not isinstance(claims[name], str):
+            raise TokenError("bad_claim", f"{name} must be a string")
+    for name in ("exp", "iat", "nbf"):
+        if name in claims and not _is_numeric_date(claims[name]):
+            raise TokenError("bad_claim", f"{name} must be a NumericDate")
+    if claims["iss"] != issuer:
+        raise TokenError("wrong_issuer", "token was not issued by the expected issuer")
+    _check_audience(claims["aud"], audience)
+    if now >= claims["exp"] + leeway:
+        raise TokenError("expired", "token has expired")
+    if claims["iat"] > now + leeway:
+        raise TokenError("iat_in_future", "token was issued in the future")
+    if "nbf" in claims and claims["nbf"] > now + leeway:
+        raise TokenError("not_yet_valid", "token is not valid yet")
+
+
+def decode_with_key(
+    token: str,
+    keys: Mapping[str, Key],
+    *,
+    typ: str,
+    issuer: str,
+    audience: str,
+    now: float,
+    leeway: float,
+    required: Collection[str] = ("iss", "sub", "aud", "exp", "iat", "jti", "client_id"),
+) -> tuple[dict[str, Any], Key]:
+    """`decode`, also returning the key that verified the signature."""
+    header_segment, payload_segment, signature_segment = _split(token)
+    alg, kid = _check_header(_json_object(header_segment, "header"), typ)
+    key = keys.get(kid)
+    if key is None:
+        raise TokenError("unknown_kid", "token is signed by an unknown key")
+    if alg != key.alg:  # the key decides the algorithm, never the token
+        raise TokenError("alg_mismatch", "token alg does not match its key")
+    signing_input = f"{header_segment}.{payload_segment}".encode("ascii")
+    if not key.verify(signing_input, _b64decode(signature_segment)):
+        raise TokenError("bad_signature", "token signature is invalid")
+    claims = _json_object(payload_segment, "payload")
+    _check_claims(
+        claims, issuer=issuer, audience=audience, now=now, leeway=leeway, required=required
+    )
+    return claims, key
+
+
+def decode(
+    token: str,
+    keys: Mapping[str, Key],
+    *,
+    typ: str,
+    issuer: str,
+    audience: str,
+    now: float,
+    leeway: float,
+    required: Collection[str] = ("iss", "sub", "aud", "exp", "iat", "jti", "client_id"),
+) -> dict[str, Any]:
+    """Verify a compact JWS and return its claims, or raise `TokenError`.
+
+    `iss`, `aud`, `exp` and `iat` are always required and checked; `required`
+    names more claims that must be present. There is no switch to skip a check.
+    """
+    claims, _ = decode_with_key(
+        token,
+        keys,
+        typ=typ,
+        issuer=issuer,
+        audience=audience,
+        now=now,
+        leeway=leeway,
+        required=required,
+    )
+    return claims
+
+
+def header_kid(token: str) -> str | None:
+    """The `kid` of a well-formed token header, else None. Unverified: a hint only."""
+    try:
+        kid = _json_object(_split(token)[0], "header").get("kid")
+    except TokenError:
+        return None
+    return kid if isinstance(kid, str) else None

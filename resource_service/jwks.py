@@ -1,0 +1,172 @@
+"""The replica's copy of the issuer's JWKS: parsed keys by kid, refreshed politely.
+
+What goes wrong otherwise (PyJWT's PyJWKClient shows it): a failed fetch drops
+every key, and a token with a junk kid costs a fetch at the issuer. Here a failed
+or unusable fetch keeps the last good set, refreshes run one at a time, and an
+unknown kid causes at most one fetch per `min_refetch_interval`, shared by every
+request waiting on it. Requests never wait for the background refresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+
+from ._backoff import Backoff
+from .jose import Key, key_from_jwk
+
+__all__ = ["JwksCache"]
+
+logger = logging.getLogger(__name__)
+
+_DEFAULT_MAX_AGE = 300.0  # when the issuer sends no Cache-Control max-age
+_LONGEST_MAX_AGE = 86_400.0
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNORECASE)
+_NO_CACHE = re.compile(r"(?:^|,)\s*(?:no-cache|no-store)\s*(?:,|$)", re.IGNORECASE)
+
+
+class JwksCache:
+    """Keys fetched from `uri`, by kid."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        uri: str,
+        *,
+        min_refetch_interval: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._client = client
+        self._uri = uri
+        self._min_refetch_interval = min_refetch_interval
+        self._clock = clock
+        self._keys: dict[str, Key] = {}
+        self._jwks: dict[str, dict[str, Any]] = {}  # the JWK each Key came from
+        self._etag: str | None = None
+        self._max_age = _DEFAULT_MAX_AGE
+        self._confirmed_at: float | None = None  # last 200 with keys, or 304
+        self._attempted_at: float | None = None
+        self._inflight: asyncio.Task[bool] | None = None
+
+    @property
+    def keys(self) -> Mapping[str, Key]:
+        """The current key set; replaced whole on refresh, never mutated in place."""
+        return self._keys
+
+    @property
+    def max_age(self) -> float:
+        return self._max_age
+
+    def age(self) -> float | None:
+        """Seconds since the issuer last confirmed this copy; None before the first fetch."""
+        if self._confirmed_at is None:
+            return None
+        return max(0.0, self._clock() - self._confirmed_at)
+
+    def due_in(self) -> float:
+        """Seconds until the copy is older than the issuer's max-age."""
+        age = self.age()
+        return 0.0 if age is None else max(0.0, self._max_age - age)
+
+    async def refresh(self) -> bool:
+        """Fetch now, or join the fetch already running. True if the copy is confirmed."""
+        if self._inflight is None or self._inflight.done():
+            self._inflight = asyncio.ensure_future(self._fetch())
+        # shield: a cancelled request must not cancel the fetch others are waiting on.
+        return await asyncio.shield(self._inflight)
+
+    async def get_or_refetch(self, kid: str) -> Key | None:
+        """The key for `kid`, refetching the set first if that is allowed now.
+
+        Called when a token names a kid we do not hold: normally a key we have not
+        seen yet (the issuer publishes before signing, so this is rare), or junk.
+        """
+        key = self._keys.get(kid)
+        if key is not None:
+            return key
+        running = self._inflight is not None and not self._inflight.done()
+        attempted = self._attempted_at
+        if not running and attempted is not None and self._clock() - attempted < self._min_refetch_interval:
+            return None
+        await self.refresh()
+        return self._keys.get(kid)
+
+    async def run(self) -> None:
+        """Refresh whenever the copy outlives max-age; back off while the issuer fails."""
+        backoff = Backoff(initial=1.0, cap=max(30.0, self._min_refetch_interval))
+        while True:
+            await asyncio.sleep(self.due_in())
+            try:
+                confirmed = await self.refresh()
+            except Exception:
+                logger.exception("JWKS refresh failed unexpectedly")
+                confirmed = False
+            if confirmed:
+                backoff.reset()
+            else:
+                await asyncio.sleep(backoff.next())
+
+    async def _fetch(self) -> bool:
+        self._attempted_at = self._clock()
+        headers = {"If-None-Match": self._etag} if self._etag and self._keys else {}
+        try:
+            response = await self._client.get(self._uri, headers=headers)
+            if response.status_code == 304 and self._keys:
+                self._confirm(response)
+                return True
+            if response.status_code != 200:
+                logger.warning("JWKS fetch answered %s; keeping the last key set",
+                               response.status_code)
+                return False
+            keys = self._parse(response.json())
+        except (httpx.HTTPError, ValueError) as exc:
+            logger.warning("JWKS fetch failed (%s); keeping the last key set", exc)
+            return False
+        self._keys, self._jwks = keys
+        self._etag = response.headers.get("etag")
+        self._confirm(response)
+        return True
+
+    def _confirm(self, response: httpx.Response) -> None:
+        self._confirmed_at = self._clock()
+        self._max_age = _max_age(response.headers.get("cache-control", ""),
+                                 floor=self._min_refetch_interval)
+
+    def _parse(self, document: Any) -> tuple[dict[str, Key], dict[str, dict[str, Any]]]:
+        if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+            raise ValueError("JWKS is not an object with a keys list")
+        keys: dict[str, Key] = {}
+        jwks: dict[str, dict[str, Any]] = {}
+        for jwk in document["keys"]:
+            kid = jwk.get("kid") if isinstance(jwk, dict) else None
+            if not isinstance(kid, str) or kid in keys:
+                logger.warning("JWKS entry skipped: no kid, or a kid seen twice")
+                continue
+            if self._jwks.get(kid) == jwk:
+                keys[kid] = self._keys[kid]  # unchanged: keep its identity (see Key)
+            else:
+                try:
+                    keys[kid] = key_from_jwk(jwk)
+                except ValueError as exc:
+                    logger.warning("JWKS key %s skipped: %s", kid, exc)
+                    continue
+            jwks[kid] = jwk
+        if not keys:
+            # An issuer always publishes its signing key; an empty set is a fault,
+            # and adopting it would refuse every token.
+            raise ValueError("JWKS holds no usable key")
+        return keys, jwks
+
+
+def _max_age(cache_control: str, *, floor: float) -> float:
+    if _NO_CACHE.search(cache_control):
+        return floor
+    match = _MAX_AGE.search(cache_control)
+    seconds = float(match.group(1)) if match else _DEFAULT_MAX_AGE
+    return min(max(seconds, floor), _LONGEST_MAX_AGE)

@@ -1,0 +1,141 @@
+"""Keeps a `RevocationList` in step with the issuer: SSE push, pull to catch up, poll.
+
+Push makes revocation fast; pull makes it correct. The stream carries no
+backlog, so every (re)connect and every gap is answered by a pull, and a pull
+also runs every `poll_interval` in which the copy was not confirmed in sync, in
+case the stream is down or silently stuck. A dropped stream (the issuer
+restarted) is reconnected with capped backoff, forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import httpx
+from httpx_sse import SSEError, aconnect_sse
+
+from ._backoff import Backoff
+from .revocations import RevocationList
+
+__all__ = ["RevocationSync"]
+
+logger = logging.getLogger(__name__)
+
+# The issuer heartbeats on the stream (every 60 s at most); if nothing at all arrives
+# for this long the connection is presumed dead and reopened.
+_STREAM_READ_TIMEOUT = 90.0
+
+
+class RevocationSync:
+    """Moves feed data between the issuer and one `RevocationList`."""
+
+    def __init__(
+        self,
+        revocations: RevocationList,
+        client: httpx.AsyncClient,
+        *,
+        list_uri: str,
+        stream_uri: str,
+        poll_interval: float,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._revocations = revocations
+        self._client = client
+        self._list_uri = list_uri
+        self._stream_uri = stream_uri
+        self._poll_interval = poll_interval
+        self._clock = clock
+        self._sleep = sleep  # between reconnects; injected so tests need not wait
+        self._pull_wanted = asyncio.Event()
+
+    @property
+    def pull_wanted(self) -> bool:
+        return self._pull_wanted.is_set()
+
+    def request_pull(self) -> None:
+        """Ask the poller to pull now; requests made before it runs fold into one."""
+        self._pull_wanted.set()
+
+    async def pull(self) -> bool:
+        """One `GET revocation_list_uri`; True if the copy is in sync afterwards."""
+        try:
+            response = await self._client.get(
+                self._list_uri, params=self._revocations.pull_params()
+            )
+            response.raise_for_status()
+            self._revocations.apply_pull(response.json(), self._clock())
+        except (httpx.HTTPError, ValueError) as exc:
+            logger.warning("revocation pull failed: %s", exc)
+            return False
+        return True
+
+    def handle_event(self, event: str, data: str) -> None:
+        """Apply one server-sent event, asking for a pull when it shows a gap."""
+        if event not in ("heartbeat", "revocation"):
+            return
+        try:
+            payload = json.loads(data)
+        except ValueError:
+            logger.warning("revocation stream sent a %s that is not JSON", event)
+            self.request_pull()
+            return
+        now = self._clock()
+        if event == "heartbeat":
+            needs_pull = self._revocations.apply_heartbeat(payload, now)
+        else:
+            needs_pull = self._revocations.apply_push(payload, now)
+        if needs_pull:
+            self.request_pull()
+
+    async def listen(self) -> int:
+        """Hold one stream connection until the server ends it; the events handled."""
+        timeout = httpx.Timeout(10.0, read=_STREAM_READ_TIMEOUT)
+        async with aconnect_sse(self._client, "GET", self._stream_uri, timeout=timeout) as source:
+            source.response.raise_for_status()
+            self.request_pull()  # no backlog on the stream: catch up by pull
+            handled = 0
+            async for sse in source.aiter_sse():
+                self.handle_event(sse.event, sse.data)
+                handled += 1
+        return handled
+
+    async def run(self) -> None:
+        """Listen and poll until cancelled."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.listen_forever())
+            group.create_task(self.poll_forever())
+
+    async def listen_forever(self) -> None:
+        backoff = Backoff(initial=0.5, cap=30.0)
+        while True:
+            try:
+                if await self.listen():
+                    backoff.reset()  # it worked for a while: reconnect promptly
+                logger.info("revocation stream ended; reconnecting")
+            except (httpx.HTTPError, SSEError) as exc:
+                logger.warning("revocation stream failed: %s", exc)
+            except Exception:
+                logger.exception("revocation stream handler failed")
+            await self._sleep(backoff.next())
+
+    async def poll_forever(self) -> None:
+        if self._revocations.staleness(self._clock()) is None:
+            self.request_pull()
+        while True:
+            try:
+                await asyncio.wait_for(self._pull_wanted.wait(), timeout=self._poll_interval)
+            except TimeoutError:
+                staleness = self._revocations.staleness(self._clock())
+                if staleness is not None and staleness < self._poll_interval:
+                    self._revocations.prune(self._clock())
+                    continue  # a heartbeat confirmed us in sync recently: no pull needed
+            self._pull_wanted.clear()
+            try:
+                await self.pull()
+            except Exception:
+                logger.exception("revocation pull failed unexpectedly")

@@ -1,0 +1,214 @@
+"""The decision at a replica: is this bearer token good right now?
+
+Keys come from the issuer's JWKS, revocations from its feed, both held in
+memory and refreshed in the background; a request costs no network round trip.
+A token verified once is remembered (bounded), but expiry, the key that signed
+it and the revocation list are checked again on every request, so a cache hit
+is exactly as strict as a miss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+
+from ._backoff import Backoff
+from .config import ResourceSettings
+from .discovery import Metadata, discover
+from .errors import InvalidToken, Unavailable
+from .jose import Key, TokenError, decode_with_key, header_kid
+from .jwks import JwksCache
+from .revocation_sync import RevocationSync
+from .revocations import RevocationList
+
+__all__ = ["Verifier"]
+
+logger = logging.getLogger(__name__)
+
+ACCESS_TOKEN_TYP = "at+jwt"  # RFC 9068 section 2.1
+_HTTP_TIMEOUT = httpx.Timeout(5.0)
+
+
+class Verifier:
+    """Verifies access tokens for one audience against one issuer.
+
+    `start()` never fails because the issuer is down: it tries once, then keeps
+    trying in the background; until keys are loaded `verify` raises `Unavailable`.
+    """
+
+    def __init__(
+        self,
+        settings: ResourceSettings,
+        *,
+        clock: Callable[[], float] = time.time,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.settings = settings
+        self.revocations = RevocationList()
+        self.metadata: Metadata | None = None
+        self._clock = clock
+        self._sleep = sleep  # between retries; injected so tests need not wait
+        self._client = httpx.AsyncClient(
+            transport=transport, timeout=_HTTP_TIMEOUT, follow_redirects=False
+        )
+        self._jwks: JwksCache | None = None
+        self._sync: RevocationSync | None = None
+        self._cache: OrderedDict[str, tuple[dict[str, Any], Key]] = OrderedDict()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def jwks(self) -> JwksCache | None:
+        return self._jwks
+
+    @property
+    def sync(self) -> RevocationSync | None:
+        return self._sync
+
+    async def start(self) -> None:
+        """Load metadata, keys and revocations once if the issuer answers; then keep them fresh."""
+        try:
+            jwks, sync = await self._discover()
+            await jwks.refresh()
+            await sync.pull()
+        except (httpx.HTTPError, ValueError) as exc:
+            logger.warning("issuer not usable yet (%s); retrying in the background", exc)
+        self._task = asyncio.create_task(self._run(), name="resource-service-verifier")
+
+    async def stop(self) -> None:
+        """End the background work and close connections; a stopped verifier stays stopped."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self._client.aclose()
+
+    async def verify(self, token: str) -> dict[str, Any]:
+        """The claims of a valid, unrevoked access token; raises `AuthError` otherwise."""
+        now = self._clock()
+        jwks = self._ready(now)
+        cached = self._cache.get(token)
+        if cached is not None and jwks.keys.get(cached[1].kid) is not cached[1]:
+            # The key that signed it is gone (or changed): verify from scratch.
+            del self._cache[token]
+            cached = None
+        if cached is None:
+            claims, key = await self._decode(token, jwks, now)
+            self._remember(token, claims, key)
+        else:
+            claims = cached[0]
+            if now >= claims["exp"] + self.settings.leeway:
+                del self._cache[token]
+                raise InvalidToken("token has expired", reason="expired")
+            self._cache.move_to_end(token)
+        if self.revocations.is_revoked(claims):
+            raise InvalidToken("token has been revoked", reason="revoked")
+        return dict(claims)  # a copy: callers must not be able to edit the cache
+
+    def status(self) -> dict[str, Any]:
+        """Freshness of what this replica knows, for health checks."""
+        now = self._clock()
+        return {
+            "revocation_staleness": self.revocations.staleness(now),
+            "jwks_age": self._jwks.age() if self._jwks else None,
+            "keys": len(self._jwks.keys) if self._jwks else 0,
+        }
+
+    def _ready(self, now: float) -> JwksCache:
+        jwks = self._jwks
+        if jwks is None or not jwks.keys:
+            raise Unavailable("signing keys are not loaded yet", retry_after=1.0)
+        bound = self.settings.max_revocation_staleness
+        if bound is not None:
+            staleness = self.revocations.staleness(now)
+            if staleness is None or staleness > bound:
+                # Fail closed: serving on an old list could honour a revoked token.
+                raise Unavailable(
+                    "revocation list is stale", retry_after=self.settings.revocation_poll_interval
+                )
+        return jwks
+
+    async def _decode(
+        self, token: str, jwks: JwksCache, now: float
+    ) -> tuple[dict[str, Any], Key]:
+        try:
+            return self._decode_with(token, jwks, now)
+        except TokenError as exc:
+            if exc.reason != "unknown_kid":
+                raise self._refusal(exc) from None
+            kid = header_kid(token)
+            if kid is None or await jwks.get_or_refetch(kid) is None:
+                raise self._refusal(exc) from None
+        try:
+            return self._decode_with(token, jwks, self._clock())
+        except TokenError as exc:
+            raise self._refusal(exc) from None
+
+    def _decode_with(
+        self, token: str, jwks: JwksCache, now: float
+    ) -> tuple[dict[str, Any], Key]:
+        return decode_with_key(
+            token,
+            jwks.keys,
+            typ=ACCESS_TOKEN_TYP,
+            issuer=self.settings.expected_issuer,
+            audience=self.settings.audience,
+            now=now,
+            leeway=self.settings.leeway,
+        )
+
+    @staticmethod
+    def _refusal(exc: TokenError) -> InvalidToken:
+        logger.debug("token refused: %s", exc.reason)  # never the token itself
+        return InvalidToken(exc.description, reason=exc.reason)
+
+    def _remember(self, token: str, claims: dict[str, Any], key: Key) -> None:
+        size = self.settings.token_cache_size
+        if size <= 0:
+            return
+        self._cache[token] = (claims, key)
+        while len(self._cache) > size:
+            self._cache.popitem(last=False)
+
+    async def _discover(self) -> tuple[JwksCache, RevocationSync]:
+        if self._jwks is not None and self._sync is not None:
+            return self._jwks, self._sync
+        settings = self.settings
+        self.metadata = await discover(self._client, settings.auth_url, settings.expected_issuer)
+        self._jwks = JwksCache(
+            self._client,
+            self.metadata.jwks_uri,
+            min_refetch_interval=settings.jwks_min_refetch_interval,
+            clock=self._clock,
+        )
+        self._sync = RevocationSync(
+            self.revocations,
+            self._client,
+            list_uri=self.metadata.revocation_list_uri,
+            stream_uri=self.metadata.revocation_stream_uri,
+            poll_interval=settings.revocation_poll_interval,
+            clock=self._clock,
+            sleep=self._sleep,
+        )
+        return self._jwks, self._sync
+
+    async def _run(self) -> None:
+        backoff = Backoff(initial=0.5, cap=30.0)
+        while True:
+            try:
+                jwks, sync = await self._discover()
+                break
+            except (httpx.HTTPError, ValueError) as exc:
+                logger.warning("issuer metadata not available: %s", exc)
+            await self._sleep(backoff.next())
+        async with asyncio.TaskGroup() as group:
+            group.create_task(jwks.run())
+            group.create_task(sync.run())

@@ -1,0 +1,160 @@
+"""resource_service.asgi: bearer middleware and replica id, driven as raw ASGI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from resource_service.asgi import BearerAuthMiddleware, ReplicaIdMiddleware, bearer_token
+from resource_service.errors import InvalidRequest, InvalidToken, MissingCredentials, Unavailable
+
+pytestmark = pytest.mark.anyio
+GOOD = "aaa.bbb.ccc"
+
+
+class StubVerifier:
+    """Knows one good token; counts what it is asked."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.seen: list[str] = []
+        self.error = error
+
+    async def verify(self, token: str) -> dict[str, Any]:
+        self.seen.append(token)
+        if self.error is not None:
+            raise self.error
+        if token != GOOD:
+            raise InvalidToken("token signature is invalid", reason="bad_signature")
+        return {"sub": "u-1", "scope": "reports:read"}
+
+
+async def inner(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The protected app: echoes what the middleware put in the scope."""
+    if scope["type"] != "http":
+        scope["reached"] = True
+        return
+    body = repr(scope.get("auth")).encode()
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def call(
+    app: Any, headers: list[tuple[bytes, bytes]], path: str = "/me"
+) -> tuple[int, dict[bytes, bytes], bytes]:
+    scope = {"type": "http", "method": "GET", "path": path, "headers": headers, "query_string": b""}
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    start = sent[0]
+    body = b"".join(m.get("body", b"") for m in sent[1:])
+    return start["status"], dict(start["headers"]), body
+
+
+def auth(value: bytes) -> list[tuple[bytes, bytes]]:
+    return [(b"host", b"api"), (b"authorization", value)]
+
+
+async def test_valid_token_reaches_the_app_with_claims_in_scope():
+    app = BearerAuthMiddleware(inner, StubVerifier())
+    status, _, body = await call(app, auth(b"Bearer " + GOOD.encode()))
+    assert status == 200 and b"'sub': 'u-1'" in body
+
+
+async def test_missing_credentials_is_401_without_error_code():
+    status, headers, _ = await call(BearerAuthMiddleware(inner, StubVerifier()), [(b"host", b"api")])
+    assert status == 401 and headers[b"www-authenticate"] == b'Bearer realm="api"'
+
+
+async def test_invalid_token_is_401_with_invalid_token_challenge():
+    status, headers, body = await call(BearerAuthMiddleware(inner, StubVerifier()), auth(b"Bearer xxx.yyy.zzz"))
+    assert status == 401
+    assert headers[b"www-authenticate"] == (
+        b'Bearer realm="api", error="invalid_token", error_description="token signature is invalid"'
+    )
+    assert b"xxx.yyy.zzz" not in body and b"xxx.yyy.zzz" not in headers[b"www-authenticate"]
+
+
+async def test_unavailable_verifier_is_503():
+    app = BearerAuthMiddleware(inner, StubVerifier(Unavailable("revocation list is stale", retry_after=5)))
+    status, headers, _ = await call(app, auth(b"Bearer " + GOOD.encode()))
+    assert status == 503 and headers[b"retry-after"] == b"5"
+
+
+MALFORMED = {
+    "basic scheme": [(b"authorization", b"Basic dXNlcjpwYXNz")],
+    "scheme only": [(b"authorization", b"Bearer")],
+    "scheme and blank": [(b"authorization", b"Bearer   ")],
+    "no space": [(b"authorization", b"Bearer" + GOOD.encode())],
+    "two tokens": [(b"authorization", b"Bearer aaa.bbb.ccc ddd")],
+    "comma": [(b"authorization", b"Bearer aaa.bbb,ccc")],
+    "dollar": [(b"authorization", b"Bearer aaa.bbb$ccc")],
+    "quote": [(b"authorization", b'Bearer "aaa.bbb.ccc"')],
+    "NUL byte": [(b"authorization", b"Bearer aaa.bbb.c\x00c")],
+    "non-ASCII": [(b"authorization", "Bearer aaa.bbb.cé".encode())],
+    "padding in the middle": [(b"authorization", b"Bearer aa=a.bbb.ccc")],
+    "oversized": [(b"authorization", b"Bearer " + b"a" * 9000)],
+    "two Authorization headers": [(b"authorization", b"Bearer " + GOOD.encode())] * 2,
+    "empty value": [(b"authorization", b"")],
+}
+
+
+@pytest.mark.parametrize("headers", MALFORMED.values(), ids=MALFORMED.keys())
+async def test_malformed_authorization_header_is_400_and_never_reaches_the_verifier(headers):
+    verifier = StubVerifier()
+    status, response_headers, _ = await call(BearerAuthMiddleware(inner, verifier), headers)
+    assert status == 400
+    assert b'error="invalid_request"' in response_headers[b"www-authenticate"]
+    assert verifier.seen == []
+
+
+@pytest.mark.parametrize("value", [b"bearer aaa.bbb.ccc", b"BEARER  aaa.bbb.ccc", b"Bearer aaa.bbb.ccc "])
+def test_scheme_is_case_insensitive_and_spacing_per_rfc_6750(value):
+    assert bearer_token([(b"authorization", value)]) == GOOD
+
+
+def test_bearer_token_errors_are_the_rfc_6750_kinds():
+    with pytest.raises(MissingCredentials):
+        bearer_token([])
+    with pytest.raises(InvalidRequest):
+        bearer_token([(b"authorization", b"Token x")])
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/docs", "/openapi.json", "/docs/oauth2-redirect"])
+async def test_exempt_paths_pass_without_credentials(path):
+    verifier = StubVerifier()
+    status, _, body = await call(BearerAuthMiddleware(inner, verifier), [], path=path)
+    assert status == 200 and body == b"None" and verifier.seen == []
+
+
+async def test_exempt_paths_can_be_chosen():
+    app = BearerAuthMiddleware(inner, StubVerifier(), exempt=("/public",))
+    assert (await call(app, [], path="/public"))[0] == 200
+    assert (await call(app, [], path="/healthz"))[0] == 401
+
+
+@pytest.mark.parametrize("kind", ["lifespan", "websocket"])
+async def test_non_http_scopes_pass_untouched(kind):
+    verifier = StubVerifier()
+    scope: dict[str, Any] = {"type": kind, "path": "/me", "headers": []}
+    await BearerAuthMiddleware(inner, verifier)(scope, None, None)
+    assert scope.get("reached") and "auth" not in scope and verifier.seen == []
+
+
+async def test_replica_id_is_added_to_refusals_and_successes():
+    app = ReplicaIdMiddleware(BearerAuthMiddleware(inner, StubVerifier()), "r7")
+    for headers in ([], auth(b"Bearer " + GOOD.encode())):
+        _, response_headers, _ = await call(app, headers)
+        assert response_headers[b"x-replica-id"] == b"r7"
+
+
+async def test_replica_id_passes_non_http_scopes_untouched():
+    scope: dict[str, Any] = {"type": "lifespan"}
+    await ReplicaIdMiddleware(inner, "r7")(scope, None, None)
+    assert scope["reached"]

@@ -1,0 +1,99 @@
+"""resource_service.config: defaults, the RESOURCE_ prefix, and refusing unsafe values."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from resource_service.config import ResourceSettings
+
+AUTH = "http://auth.internal:8000"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch):
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("RESOURCE_"):
+            monkeypatch.delenv(name)
+
+
+def test_defaults():
+    settings = ResourceSettings(auth_url=AUTH)
+    assert settings.issuer == AUTH
+    assert settings.audience == "api"
+    assert settings.jwks_min_refetch_interval == 10.0
+    assert settings.revocation_poll_interval == 5.0
+    assert settings.max_revocation_staleness is None
+    assert settings.leeway == 30.0
+    assert settings.token_cache_size == 10_000
+    assert (settings.host, settings.port) == ("127.0.0.1", 8001)
+    assert settings.replica_id  # hostname-pid
+
+
+def test_values_are_read_from_resource_prefixed_environment(monkeypatch):
+    monkeypatch.setenv("RESOURCE_AUTH_URL", AUTH)
+    monkeypatch.setenv("RESOURCE_ISSUER", "https://auth.example")
+    monkeypatch.setenv("RESOURCE_AUDIENCE", "reports-api")
+    monkeypatch.setenv("RESOURCE_REPLICA_ID", "r7")
+    monkeypatch.setenv("RESOURCE_JWKS_MIN_REFETCH_INTERVAL", "20")
+    monkeypatch.setenv("RESOURCE_REVOCATION_POLL_INTERVAL", "2")
+    monkeypatch.setenv("RESOURCE_MAX_REVOCATION_STALENESS", "30")
+    monkeypatch.setenv("RESOURCE_LEEWAY", "5")
+    monkeypatch.setenv("RESOURCE_TOKEN_CACHE_SIZE", "50")
+    monkeypatch.setenv("RESOURCE_HOST", "0.0.0.0")
+    monkeypatch.setenv("RESOURCE_PORT", "9000")
+    settings = ResourceSettings()
+    assert settings.model_dump() == {
+        "auth_url": AUTH,
+        "issuer": "https://auth.example",
+        "audience": "reports-api",
+        "replica_id": "r7",
+        "jwks_min_refetch_interval": 20.0,
+        "revocation_poll_interval": 2.0,
+        "max_revocation_staleness": 30.0,
+        "leeway": 5.0,
+        "token_cache_size": 50,
+        "host": "0.0.0.0",
+        "port": 9000,
+    }
+    assert settings.expected_issuer == "https://auth.example"
+
+
+def test_auth_url_is_required():
+    with pytest.raises(ValidationError):
+        ResourceSettings()
+
+
+def test_trailing_slash_of_auth_url_is_dropped_and_the_default_issuer_follows():
+    settings = ResourceSettings(auth_url=AUTH + "/")
+    assert settings.auth_url == AUTH and settings.expected_issuer == AUTH
+
+
+UNSAFE = {
+    "leeway above five minutes": {"leeway": 301},
+    "negative leeway": {"leeway": -1},
+    "refetch interval below a second": {"jwks_min_refetch_interval": 0.1},
+    "negative refetch interval": {"jwks_min_refetch_interval": -10},
+    "zero poll interval": {"revocation_poll_interval": 0},
+    "negative staleness bound": {"max_revocation_staleness": -1},
+    "staleness bound the poll cannot meet": {
+        "revocation_poll_interval": 10, "max_revocation_staleness": 10,
+    },
+    "negative cache size": {"token_cache_size": -1},
+    "port out of range": {"port": 70000},
+    "auth url without scheme": {"auth_url": "auth.internal:8000"},
+    "auth url with another scheme": {"auth_url": "ftp://auth.internal"},
+    "auth url with a query": {"auth_url": AUTH + "/?x=1"},
+    "issuer that is not a URL": {"issuer": "auth"},
+    "replica id with a newline": {"replica_id": "r1\r\nSet-Cookie: x=1"},
+    "replica id with a space": {"replica_id": "r 1"},
+    "unknown setting": {"leway": 10},
+}
+
+
+@pytest.mark.parametrize("values", UNSAFE.values(), ids=UNSAFE.keys())
+def test_unsafe_or_invalid_values_are_refused(values):
+    with pytest.raises(ValidationError):
+        ResourceSettings(**{"auth_url": AUTH, **values})

@@ -1,0 +1,255 @@
+"""resource_service.revocation_sync: pull, SSE push, gap recovery and reconnects."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from resource_service.revocation_sync import RevocationSync
+from resource_service.revocations import RevocationList
+
+pytestmark = pytest.mark.anyio
+BASE = "https://auth.example"
+NOW = 1_700_000_000.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Feed:
+    """The issuer's side of docs/wire.md's revocation feed, in memory."""
+
+    def __init__(self, feed: str = "F1") -> None:
+        self.feed = feed
+        self.entries: list[dict[str, Any]] = []
+        self.pulls: list[httpx.QueryParams] = []
+        self.connections = 0
+        self.down = False
+        self.streams: list[asyncio.Queue[str | None]] = []
+
+    def revoke(self, kind: str, value: str, *, push: bool = True, **extra: Any) -> dict[str, Any]:
+        entry = {"seq": len(self.entries) + 1, "kind": kind, "value": value,
+                 "before": extra.get("before"), "expires_at": int(NOW) + 600}
+        self.entries.append(entry)
+        if push:
+            self.send(f"event: revocation\nid: {entry['seq']}\ndata: {json.dumps(entry)}\n\n")
+        return entry
+
+    def send(self, text: str | None) -> None:
+        for queue in self.streams:
+            queue.put_nowait(text)
+
+    def heartbeat(self) -> str:
+        data = {"feed": self.feed, "cursor": len(self.entries), "time": NOW}
+        return f"event: heartbeat\ndata: {json.dumps(data)}\n\n"
+
+    def restart(self, feed: str) -> None:
+        """The issuer restarts on a fresh database: streams drop, a new feed begins."""
+        self.send(None)
+        self.streams.clear()
+        self.feed, self.entries = feed, []
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        if self.down:
+            raise httpx.ConnectError("connection refused")
+        if request.url.path == "/revocations":
+            return self._pull(request.url.params)
+        self.connections += 1
+        queue: asyncio.Queue[str | None] = asyncio.Queue()
+        queue.put_nowait(self.heartbeat())
+        self.streams.append(queue)
+
+        async def events() -> AsyncIterator[bytes]:
+            while (text := await queue.get()) is not None:
+                yield text.encode()
+
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=events())
+
+    def _pull(self, params: httpx.QueryParams) -> httpx.Response:
+        self.pulls.append(params)
+        head = len(self.entries)
+        after = params.get("after")
+        delta = after is not None and params.get("feed") == self.feed and int(after) <= head
+        entries = self.entries[int(after):] if delta else self.entries
+        body = {"feed": self.feed, "cursor": head, "snapshot": not delta, "entries": entries}
+        return httpx.Response(200, json=body)
+
+
+@pytest.fixture
+def feed() -> Feed:
+    return Feed()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def client(feed):
+    async with httpx.AsyncClient(transport=httpx.MockTransport(feed)) as client:
+        yield client
+
+
+def make_sync(copy: RevocationList, client: httpx.AsyncClient, clock: Clock, **kwargs: Any) -> RevocationSync:
+    return RevocationSync(
+        copy, client, list_uri=f"{BASE}/revocations", stream_uri=f"{BASE}/revocations/stream",
+        poll_interval=kwargs.pop("poll_interval", 3600.0), clock=clock, **kwargs,
+    )
+
+
+async def until(condition, steps: int = 1000) -> None:
+    """Let the event loop run until `condition()` holds; no wall-clock waiting."""
+    for _ in range(steps):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition never held")
+
+
+async def test_pull_takes_a_snapshot_first_and_deltas_after(feed, client, clock):
+    copy = RevocationList()
+    sync = make_sync(copy, client, clock)
+    feed.revoke("jti", "j-1", push=False)
+    assert await sync.pull() is True
+    assert copy.is_revoked({"jti": "j-1"}) and copy.cursor == 1
+    feed.revoke("sid", "s-1", push=False)
+    assert await sync.pull() is True
+    assert dict(feed.pulls[0]) == {} and dict(feed.pulls[1]) == {"after": "1", "feed": "F1"}
+    assert copy.is_revoked({"jti": "j-9", "sid": "s-1"}) and copy.staleness(clock.now) == 0
+
+
+@pytest.mark.parametrize("answer", [httpx.Response(503), httpx.Response(200, content=b"{"),
+                                    httpx.ConnectError("down")], ids=["503", "bad JSON", "down"])
+async def test_failed_pull_keeps_the_copy_and_lets_staleness_grow(clock, answer):
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    copy = RevocationList()
+    copy.apply_pull({"feed": "F1", "cursor": 1, "snapshot": True, "entries": [
+        {"seq": 1, "kind": "jti", "value": "j-1", "before": None, "expires_at": NOW + 600}]}, NOW)
+    clock.now += 30
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        assert await make_sync(copy, client, clock).pull() is False
+    assert copy.is_revoked({"jti": "j-1"}) and copy.staleness(clock.now) == 30
+
+
+async def test_events_that_show_a_gap_ask_for_a_pull(client, clock):
+    copy = RevocationList()
+    copy.apply_pull({"feed": "F1", "cursor": 3, "snapshot": True, "entries": []}, NOW)
+    sync = make_sync(copy, client, clock)
+    sync.handle_event("heartbeat", json.dumps({"feed": "F1", "cursor": 3}))
+    sync.handle_event("revocation", json.dumps(
+        {"seq": 4, "kind": "jti", "value": "j-4", "before": None, "expires_at": NOW + 60}))
+    sync.handle_event("ping", "whatever")
+    assert not sync.pull_wanted
+    for event, data in [
+        ("heartbeat", json.dumps({"feed": "F1", "cursor": 9})),
+        ("heartbeat", json.dumps({"feed": "F2", "cursor": 4})),
+        ("revocation", json.dumps({"seq": 6, "kind": "jti", "value": "j-6", "expires_at": NOW + 60})),
+        ("revocation", "{not json"),
+    ]:
+        sync = make_sync(copy, client, clock)
+        sync.handle_event(event, data)
+        assert sync.pull_wanted, (event, data)
+
+
+async def test_stream_applies_pushed_entries_while_connected(feed, client, clock):
+    copy = RevocationList()
+    sync = make_sync(copy, client, clock)
+    await sync.pull()
+    listening = asyncio.create_task(sync.listen())
+    await until(lambda: feed.streams)
+    assert sync.pull_wanted  # on connect: the stream has no backlog
+    feed.revoke("jti", "j-1")
+    await until(lambda: copy.is_revoked({"jti": "j-1"}))
+    assert copy.cursor == 1 and len(feed.pulls) == 1  # in order: no pull needed
+    feed.send(None)
+    assert await listening == 2  # the heartbeat and the entry
+
+
+async def test_stream_error_status_raises_for_the_reconnect_loop(clock):
+    async def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(502)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        with pytest.raises(httpx.HTTPStatusError):
+            await make_sync(RevocationList(), client, clock).listen()
+
+
+async def test_dropped_stream_reconnects_with_capped_backoff(feed, client, clock):
+    delays: list[float] = []
+
+    class Stop(Exception):
+        pass
+
+    async def sleep(delay: float) -> None:
+        delays.append(delay)
+        if len(delays) == 12:
+            raise Stop
+        if len(delays) == 11:
+            feed.down = False  # the issuer is back for the last attempt
+            return
+        feed.down = len(delays) >= 1
+
+    async def drop_each_stream() -> None:
+        while True:
+            await until(lambda: feed.streams, steps=10**6)
+            feed.send(None)
+            feed.streams.clear()
+
+    dropper = asyncio.create_task(drop_each_stream())
+    with pytest.raises(Stop):
+        await make_sync(RevocationList(), client, clock, sleep=sleep).listen_forever()
+    dropper.cancel()
+    assert feed.connections == 2  # before the outage and after it
+    assert all(delay <= 30 for delay in delays)
+    assert max(delays) > 8  # it did back off while the issuer was down
+
+
+async def test_sync_recovers_by_itself_when_the_issuer_restarts_with_a_new_feed(feed, client, clock):
+    async def no_wait(delay: float) -> None:
+        await asyncio.sleep(0)
+
+    copy = RevocationList()
+    sync = make_sync(copy, client, clock, sleep=no_wait)
+    feed.revoke("jti", "j-old", push=False)
+    running = asyncio.create_task(sync.run())
+    await until(lambda: copy.is_revoked({"jti": "j-old"}) and feed.streams)
+    feed.restart("F2")
+    feed.revoke("jti", "j-new", push=False)  # written while we were disconnected
+    await until(lambda: copy.feed == "F2" and copy.is_revoked({"jti": "j-new"}))
+    assert not copy.is_revoked({"jti": "j-old"})  # the old feed's copy was replaced
+    assert feed.connections == 2
+    feed.revoke("sid", "s-2")  # and pushes flow again on the new stream
+    await until(lambda: copy.is_revoked({"jti": "x", "sid": "s-2"}))
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+
+
+async def test_gap_in_the_stream_is_closed_by_a_pull(feed, client, clock):
+    copy = RevocationList()
+    sync = make_sync(copy, client, clock)
+    running = asyncio.create_task(sync.run())
+    await until(lambda: feed.streams and copy.feed == "F1" and not sync.pull_wanted)
+    pulls = len(feed.pulls)
+    feed.revoke("jti", "j-1", push=False)  # lost on the way
+    feed.revoke("jti", "j-2")
+    await until(lambda: copy.is_revoked({"jti": "j-1"}))
+    assert copy.cursor == 2 and len(feed.pulls) == pulls + 1
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
