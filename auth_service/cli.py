@@ -85,9 +85,12 @@ def _serve(args: argparse.Namespace) -> None:
 
     from .app import create_app
 
+    from .app import open_keys
+
     settings = Settings()
     if "issuer" not in settings.model_fields_set:
         settings = settings.model_copy(update={"issuer": f"http://{args.host}:{args.port}"})
+    open_keys(settings).reload_if_changed()  # a keystore problem is said plainly, before serving
     uvicorn.run(create_app(settings), host=args.host, port=args.port, loop="uvloop", http="httptools",
                 access_log=False, timeout_graceful_shutdown=3, log_level="info")
 

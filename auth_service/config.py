@@ -47,7 +47,7 @@ class Settings(BaseSettings):
         300, ge=1, le=86_400, description="Cache-Control max-age of the JWKS and metadata, seconds."
     )
     key_rotation_interval: int = Field(
-        2_592_000, ge=60, description="A signing key is superseded after this many seconds (scheduled rotation)."
+        2_592_000, ge=5, description="A signing key is superseded after this many seconds (scheduled rotation)."
     )
     login_max_failures: int = Field(
         5, ge=1, description="Failed logins per username within the window before 429."

@@ -46,13 +46,13 @@ class Grants:
         key = username_key(username)
         wait = await self._limiter.retry_after(key, address, time.time())
         if wait:
-            security.warning("login refused: rate limited", extra={"event": "login_rate_limited"})
+            security.warning("login_rate_limited client_id=%s retry_after=%s", caller.client_id, wait)
             raise RateLimited(wait)
         user = await self._store.user_by_name(username)
         ok = await self._hasher.verify(password, user.password_hash if user else None)
         await self._limiter.attempted(key, address, time.time(), failed=not ok)
         if not ok or user is None:
-            security.info("login failed", extra={"event": "login_failure", "client_id": caller.client_id})
+            security.info("login_failure client_id=%s known_user=%s", caller.client_id, user is not None)
             raise InvalidGrant("invalid username or password")
         scope = _grant_scope(requested, user.scope)
         if self._hasher.needs_rehash(user.password_hash):
@@ -67,8 +67,7 @@ class Grants:
             expires_at=refresh.exp, used_at=None, family_revoked_at=None))
         access = self._minter.access_token(sub=user.id, client_id=caller.client_id, scope=scope, sid=sid,
                                            username=user.username, now=now, iat_floor=floor)
-        security.info("login", extra={"event": "login_success", "sub": user.id, "sid": sid,
-                                      "client_id": caller.client_id})
+        security.info("login_success sub=%s sid=%s client_id=%s", user.id, sid, caller.client_id)
         return self._response(access, scope, refresh)
 
     async def refresh(self, params: dict[str, str], caller: Caller) -> dict[str, Any]:
@@ -93,8 +92,8 @@ class Grants:
             now, self._access_horizon(now))
         if outcome is RotateOutcome.REUSED:
             self._feed.notify()
-            security.warning("refresh token reused: session revoked", extra={
-                "event": "refresh_reuse", "sub": claims["sub"], "sid": claims["sid"], "jti": claims["jti"]})
+            security.warning("refresh_reuse session revoked sub=%s sid=%s jti=%s", claims["sub"], claims["sid"],
+                             claims["jti"])
             raise InvalidGrant("refresh token already used; the session is revoked")
         if outcome is not RotateOutcome.ROTATED:
             raise InvalidGrant(f"refresh token {outcome.value}")
@@ -113,7 +112,7 @@ class Grants:
         now = int(time.time())
         access = self._minter.access_token(sub=caller.client_id, client_id=caller.client_id, scope=scope,
                                            now=now, iat_floor=await self._store.revoked_before(caller.client_id))
-        security.info("client token", extra={"event": "client_credentials", "client_id": caller.client_id})
+        security.info("client_credentials client_id=%s", caller.client_id)
         return self._response(access, scope, None)
 
     def _access_horizon(self, now: int) -> int:

@@ -132,14 +132,14 @@ class Revoker:
         now = int(time.time())
         entry = await self._store.revoke_jti(jti, (exp + self._leeway) if exp else self.horizon(now), now)
         self._feed.notify()
-        security.info("token revoked", extra={"event": "revoke_jti", "jti": jti})
+        security.info("revoke_jti jti=%s seq=%s", jti, entry.seq)
         return entry
 
     async def sid(self, sid: str) -> RevocationEntry | None:
         now = int(time.time())
         revoked = await self._store.revoke_family(sid, now, self.horizon(now))
         self._feed.notify()
-        security.info("session revoked", extra={"event": "revoke_sid", "sid": sid})
+        security.info("revoke_sid sid=%s", sid)
         return revoked.entry
 
     async def sub(self, sub: str) -> RevocationEntry | None:
@@ -148,5 +148,5 @@ class Revoker:
         before = now + 1  # iat has whole seconds: this second's tokens go too; new ones are lifted
         revoked = await self._store.revoke_subject(sub, now, before, self.horizon(before))
         self._feed.notify()
-        security.info("subject revoked", extra={"event": "revoke_sub", "sub": sub})
+        security.info("revoke_sub sub=%s before=%s", sub, before)
         return revoked.entry

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -42,4 +43,8 @@ async def open_sqlite(url: str) -> SqlStore:
         Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     store = SqlStore(writer=_engine(url, immediate=True), reader=_engine(url, immediate=False))
     await store.create_schema()
+    if path and path != ":memory:":
+        # Password and client-secret hashes live here: owner-only, like the keystore.
+        # SQLite gives the -wal and -shm files the database file's mode.
+        os.chmod(path, 0o600)
     return store

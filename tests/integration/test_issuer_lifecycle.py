@@ -103,3 +103,47 @@ def test_cli_refuses_duplicates_and_empty_secrets_plainly(stack: Stack) -> None:
     assert dup.returncode == 2 and "exists" in dup.stderr
     empty = cli(["clients", "add", "c1", "--secret-stdin"], data=stack.tmp, stdin="\n")
     assert empty.returncode == 2 and "no secret" in empty.stderr
+
+
+def test_scheduled_rotation_publishes_then_activates_a_new_key_by_itself(stack: Stack) -> None:
+    # interval 8 s, max-age 1 s: the next key is created at 4 s (8 - lead of 4) and signs at 8 s.
+    stack.start_auth(AUTH_KEY_ROTATION_INTERVAL="8")
+    stack.add_user()
+    first = claims_of(stack.login()["access_token"])[0]["kid"]
+    assert eventually(lambda: len(kids(stack)) == 2, timeout=10)
+    second = kids(stack)[1]
+    assert claims_of(stack.login()["access_token"])[0]["kid"] == first  # published, not yet signing
+    assert eventually(lambda: claims_of(stack.login()["access_token"])[0]["kid"] == second, timeout=10,
+                      interval=0.25)
+
+
+def test_cors_allows_the_configured_origin_only(stack: Stack) -> None:
+    stack.start_auth(AUTH_CORS_ORIGINS='["http://docs.example"]')
+    assert stack.auth is not None
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+    allowed = stack.http.options(f"{stack.auth.url}/token", headers={"Origin": "http://docs.example", **preflight})
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == "http://docs.example"
+    other = stack.http.options(f"{stack.auth.url}/token", headers={"Origin": "http://evil.example", **preflight})
+    assert "access-control-allow-origin" not in other.headers
+
+
+def test_openapi_declares_the_password_flow_for_swagger_authorize(issuer_and_replica: Stack) -> None:
+    s = issuer_and_replica
+    assert s.auth is not None
+    replica_doc = s.http.get(f"{s.replicas[0].url}/openapi.json").json()
+    flows = [scheme["flows"]["password"] for scheme in replica_doc["components"]["securitySchemes"].values()
+             if scheme.get("type") == "oauth2"]
+    assert flows and flows[0]["tokenUrl"] == f"{s.auth.url}/token"
+    assert "reports:read" in flows[0]["scopes"]
+    issuer_doc = s.http.get(f"{s.auth.url}/openapi.json").json()
+    form = issuer_doc["paths"]["/token"]["post"]["requestBody"]["content"]
+    assert set(form["application/x-www-form-urlencoded"]["schema"]["properties"]) >= {
+        "grant_type", "username", "password", "scope", "client_id", "client_secret", "refresh_token"}
+
+
+@pytest.fixture
+def issuer_and_replica(stack: Stack) -> Stack:
+    stack.start_auth()
+    stack.start_replicas(1)
+    return stack
