@@ -3,59 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
-import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ed25519
-from jwt.algorithms import OKPAlgorithm
 
 from resource_service import ResourceSettings, Verifier, create_app
+from tests.unit import fakes
+from tests.unit.fakes import ISSUER, Issuer
 
 pytestmark = pytest.mark.anyio
-ISSUER = "https://auth.example"
-NOW = 1_700_000_000
-
-
-class Issuer:
-    """The wire contract's discovery, JWKS and revocation feed (empty, quiet stream)."""
-
-    def __init__(self) -> None:
-        self.private = ed25519.Ed25519PrivateKey.generate()
-        jwk = OKPAlgorithm.to_jwk(self.private.public_key(), as_dict=True)
-        self.jwks = {"keys": [{**jwk, "kid": "ed-1", "alg": "EdDSA", "use": "sig"}]}
-
-    def mint(self, **changes: Any) -> str:
-        claims = {"iss": ISSUER, "sub": "u-1", "aud": "api", "iat": NOW, "exp": NOW + 300,
-                  "jti": "j-1", "client_id": "web", "scope": "reports:read", "sid": "s-1"}
-        claims.update(changes)
-        return jwt.encode(claims, self.private, algorithm="EdDSA", headers={"kid": "ed-1", "typ": "at+jwt"})
-
-    async def __call__(self, request: httpx.Request) -> httpx.Response:
-        routes = {
-            "/.well-known/oauth-authorization-server": {
-                "issuer": ISSUER, "jwks_uri": f"{ISSUER}/jwks", "token_endpoint": f"{ISSUER}/token",
-                "revocation_list_uri": f"{ISSUER}/revocations",
-                "revocation_stream_uri": f"{ISSUER}/revocations/stream",
-            },
-            "/jwks": self.jwks,
-            "/revocations": {"feed": "F", "cursor": 0, "snapshot": True, "entries": []},
-        }
-        if request.url.path in routes:
-            return httpx.Response(200, json=routes[request.url.path])
-
-        async def quiet() -> AsyncIterator[bytes]:
-            await asyncio.Event().wait()
-            yield b""
-
-        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=quiet())
+NOW = int(fakes.NOW)  # these tests keep to whole seconds
 
 
 @pytest.fixture
 def issuer() -> Issuer:
-    return Issuer()
+    return Issuer("ed-1", "EdDSA")
 
 
 @pytest.fixture

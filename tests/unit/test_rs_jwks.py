@@ -12,18 +12,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm
 
 from resource_service.jwks import JwksCache
+from tests.unit.fakes import Clock
 
 pytestmark = pytest.mark.anyio
 URI = "https://auth.example/.well-known/jwks.json"
-NOW = 1_700_000_000.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def ec_jwk(kid: str) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -12,77 +11,10 @@ import pytest
 
 from resource_service.revocation_sync import RevocationSync
 from resource_service.revocations import RevocationList
+from tests.unit.fakes import NOW, Clock, Feed, no_wait
 
 pytestmark = pytest.mark.anyio
 BASE = "https://auth.example"
-NOW = 1_700_000_000.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Feed:
-    """The issuer's side of docs/wire.md's revocation feed, in memory."""
-
-    def __init__(self, feed: str = "F1") -> None:
-        self.feed = feed
-        self.entries: list[dict[str, Any]] = []
-        self.pulls: list[httpx.QueryParams] = []
-        self.connections = 0
-        self.down = False
-        self.streams: list[asyncio.Queue[str | None]] = []
-
-    def revoke(self, kind: str, value: str, *, push: bool = True, **extra: Any) -> dict[str, Any]:
-        entry = {"seq": len(self.entries) + 1, "kind": kind, "value": value,
-                 "before": extra.get("before"), "expires_at": int(NOW) + 600}
-        self.entries.append(entry)
-        if push:
-            self.send(f"event: revocation\nid: {entry['seq']}\ndata: {json.dumps(entry)}\n\n")
-        return entry
-
-    def send(self, text: str | None) -> None:
-        for queue in self.streams:
-            queue.put_nowait(text)
-
-    def heartbeat(self) -> str:
-        data = {"feed": self.feed, "cursor": len(self.entries), "time": NOW}
-        return f"event: heartbeat\ndata: {json.dumps(data)}\n\n"
-
-    def restart(self, feed: str) -> None:
-        """The issuer restarts on a fresh database: streams drop, a new feed begins."""
-        self.send(None)
-        self.streams.clear()
-        self.feed, self.entries = feed, []
-
-    async def __call__(self, request: httpx.Request) -> httpx.Response:
-        if self.down:
-            raise httpx.ConnectError("connection refused")
-        if request.url.path == "/revocations":
-            return self._pull(request.url.params)
-        self.connections += 1
-        queue: asyncio.Queue[str | None] = asyncio.Queue()
-        queue.put_nowait(self.heartbeat())
-        self.streams.append(queue)
-
-        async def events() -> AsyncIterator[bytes]:
-            while (text := await queue.get()) is not None:
-                yield text.encode()
-
-        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=events())
-
-    def _pull(self, params: httpx.QueryParams) -> httpx.Response:
-        self.pulls.append(params)
-        head = len(self.entries)
-        after = params.get("after")
-        delta = after is not None and params.get("feed") == self.feed and int(after) <= head
-        entries = self.entries[int(after):] if delta else self.entries
-        body = {"feed": self.feed, "cursor": head, "snapshot": not delta, "entries": entries}
-        return httpx.Response(200, json=body)
 
 
 @pytest.fixture
@@ -220,9 +152,6 @@ async def test_dropped_stream_reconnects_with_capped_backoff(feed, client, clock
 
 
 async def test_sync_recovers_by_itself_when_the_issuer_restarts_with_a_new_feed(feed, client, clock):
-    async def no_wait(delay: float) -> None:
-        await asyncio.sleep(0)
-
     copy = RevocationList()
     sync = make_sync(copy, client, clock, sleep=no_wait)
     feed.revoke("jti", "j-old", push=False)

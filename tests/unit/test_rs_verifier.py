@@ -3,98 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec
 
 import resource_service.verifier as verifier_module
 from resource_service import InvalidToken, ResourceSettings, Unavailable, Verifier
+from tests.unit.fakes import ISSUER, NOW, Clock, Issuer, no_wait
 
 pytestmark = pytest.mark.anyio
-ISSUER = "https://auth.example"
-NOW = 1_700_000_000.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Issuer:
-    """Just enough of the auth service's HTTP side (docs/wire.md) for a verifier."""
-
-    def __init__(self) -> None:
-        self.down = False
-        self.metadata_issuer = ISSUER
-        self.signing: dict[str, Any] = {}
-        self.published: list[dict[str, Any]] = []
-        self.jwks_fetches = 0
-        self.entries: list[dict[str, Any]] = []
-        self.stream_open = asyncio.Event()
-        self.add_key("rsa-1", rsa.generate_private_key(65537, 2048), "RS256")
-        self._jti = itertools.count(1)
-
-    def add_key(self, kid: str, private: Any, alg: str) -> None:
-        to_jwk = RSAAlgorithm.to_jwk if alg == "RS256" else ECAlgorithm.to_jwk
-        self.signing[kid] = (private, alg)
-        self.published.append({**to_jwk(private.public_key(), as_dict=True), "kid": kid, "alg": alg, "use": "sig"})
-
-    def mint(self, kid: str = "rsa-1", **changes: Any) -> str:
-        private, alg = self.signing[kid]
-        claims = {"iss": ISSUER, "sub": "u-1", "aud": "api", "iat": int(NOW), "exp": int(NOW) + 300,
-                  "jti": f"j-{next(self._jti)}", "client_id": "web", "scope": "reports:read", "sid": "s-1"}
-        claims.update(changes)
-        return jwt.encode(claims, private, algorithm=alg, headers={"kid": kid, "typ": "at+jwt"})
-
-    def revoke(self, kind: str, value: str, before: int | None = None) -> None:
-        self.entries.append({"seq": len(self.entries) + 1, "kind": kind, "value": value,
-                             "before": before, "expires_at": int(NOW) + 900})
-
-    async def __call__(self, request: httpx.Request) -> httpx.Response:
-        if self.down:
-            raise httpx.ConnectError("connection refused")
-        path = request.url.path
-        if path == "/.well-known/oauth-authorization-server":
-            return httpx.Response(200, json={
-                "issuer": self.metadata_issuer, "jwks_uri": f"{ISSUER}/.well-known/jwks.json",
-                "token_endpoint": f"{ISSUER}/token", "revocation_list_uri": f"{ISSUER}/revocations",
-                "revocation_stream_uri": f"{ISSUER}/revocations/stream",
-            })
-        if path == "/.well-known/jwks.json":
-            self.jwks_fetches += 1
-            return httpx.Response(200, json={"keys": self.published},
-                                  headers={"cache-control": "max-age=300"})
-        if path == "/revocations":
-            return httpx.Response(200, json={"feed": "F", "cursor": len(self.entries),
-                                             "snapshot": True, "entries": self.entries})
-        if path == "/revocations/stream":
-            async def quiet() -> AsyncIterator[bytes]:
-                self.stream_open.set()
-                await asyncio.Event().wait()  # a live connection with nothing to say
-                yield b""
-
-            return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=quiet())
-        return httpx.Response(404)
 
 
 async def settle() -> None:
     """Let background tasks reach their idle state (waiting on the stream or long timers)."""
     for _ in range(200):
         await asyncio.sleep(0)
-
-
-async def no_wait(delay: float) -> None:
-    await asyncio.sleep(0)
 
 
 @pytest.fixture

@@ -125,3 +125,18 @@ async def test_pruning_removes_exactly_the_entries_and_tokens_past_expiry(store:
     assert await store.refresh_record("r-old") is None
     assert await store.refresh_record("r-new") is not None
     assert (await store.feed_head())[1] == 2  # the head never goes back
+
+
+async def test_database_errors_do_not_quote_stored_values(store: SqlStore) -> None:
+    from sqlalchemy import insert
+    from sqlalchemy.exc import IntegrityError
+
+    from auth_service.storage.tables import users
+
+    await store.add_user("dave", "secret-hash-value", "", NOW)
+    with pytest.raises(IntegrityError) as failed:
+        async with store._writer.begin() as conn:  # a raw insert that violates uniqueness
+            await conn.execute(insert(users).values(id="x", username="dave", username_key="dave",
+                                                    password_hash="another-secret-hash", scope="",
+                                                    created_at=NOW, password_changed_at=NOW))
+    assert "another-secret-hash" not in str(failed.value)
