@@ -26,32 +26,47 @@ _KINDS = ("jti", "sid", "sub")
 
 
 class _Expiring:
-    """Values that stop mattering at a time; the latest expiry wins for a repeated value."""
+    """Revoked values with the time they stop mattering; the latest expiry wins.
+
+    A million entries must fit in well under 100 MB, so a value is held as its 64-bit
+    `hash()` rather than as the string (~70 bytes each), and every entry expiring in
+    the same second shares one int. Python salts str hashes per process, so nobody can
+    aim a collision; an accidental one could only refuse a valid token (fail closed),
+    with odds of about entries / 2**64 per request.
+    """
 
     def __init__(self) -> None:
-        self.expiry: dict[str, float] = {}
-        self._due: dict[float, list[str]] = {}  # expires_at -> values to look at then
-        self._times: list[float] = []  # heap of the keys of _due
+        self.expiry: dict[int, int] = {}  # hash(value) -> expires_at (whole seconds)
+        self._due: dict[int, list[int]] = {}  # expires_at -> hashes to look at then
+        self._times: list[int] = []  # heap of the keys of _due
+        self._seconds: dict[int, int] = {}  # one shared int per expiry second
 
-    def add(self, value: str, expires_at: float) -> None:
-        current = self.expiry.get(value)
-        if current is not None and current >= expires_at:
-            return
-        self.expiry[value] = expires_at
-        bucket = self._due.get(expires_at)
+    def add(self, value: str, expires_at: float) -> int:
+        key = hash(value)
+        second = math.ceil(expires_at)
+        second = self._seconds.setdefault(second, second)
+        current = self.expiry.get(key)
+        if current is not None and current >= second:
+            return key
+        self.expiry[key] = second
+        bucket = self._due.get(second)
         if bucket is None:
-            bucket = self._due[expires_at] = []
-            heapq.heappush(self._times, expires_at)
-        bucket.append(value)
+            bucket = self._due[second] = []
+            heapq.heappush(self._times, second)
+        bucket.append(key)
+        return key
 
-    def prune(self, now: float) -> list[str]:
-        removed: list[str] = []
+    def prune(self, now: float) -> list[int]:
+        """Forget what expired by `now`; returns the hashes removed."""
+        removed: list[int] = []
         while self._times and self._times[0] <= now:
-            for value in self._due.pop(heapq.heappop(self._times)):
+            second = heapq.heappop(self._times)
+            del self._seconds[second]
+            for key in self._due.pop(second):
                 # A later entry for the same value may have pushed its expiry out.
-                if self.expiry.get(value, now + 1) <= now:
-                    del self.expiry[value]
-                    removed.append(value)
+                if self.expiry.get(key, math.inf) <= now:
+                    del self.expiry[key]
+                    removed.append(key)
         return removed
 
     def __len__(self) -> int:
@@ -69,21 +84,23 @@ class RevocationList:
 
     def _reset(self) -> None:
         self._entries = {kind: _Expiring() for kind in _KINDS}
-        # sub -> the latest `before`: iat < before is revoked. Merging entries by max
-        # is exact for live tokens: an older, smaller `before` expires no later.
-        self._before: dict[str, float] = {}
+        self._jti, self._sid = self._entries["jti"].expiry, self._entries["sid"].expiry
+        # hash(sub) -> the latest `before`: iat < before is revoked. Merging entries by
+        # max is exact for live tokens: an older, smaller `before` expires no later.
+        self._before: dict[int, float] = {}
 
     def __len__(self) -> int:
         return sum(len(entries) for entries in self._entries.values())
 
     def is_revoked(self, claims: Mapping[str, Any]) -> bool:
         """O(1): the token's jti, its sid, or its subject before a time."""
-        if claims.get("jti") in self._entries["jti"].expiry:
+        # Plain dict lookups: this runs on every request, cached token or not.
+        jti, sid, sub = claims.get("jti"), claims.get("sid"), claims.get("sub")
+        if jti is not None and hash(jti) in self._jti:
             return True
-        sid = claims.get("sid")
-        if sid is not None and sid in self._entries["sid"].expiry:
+        if sid is not None and hash(sid) in self._sid:
             return True
-        before = self._before.get(claims.get("sub"))  # type: ignore[arg-type]
+        before = self._before.get(hash(sub)) if sub is not None else None
         return before is not None and claims["iat"] < before
 
     def staleness(self, now: float) -> float | None:
@@ -174,9 +191,9 @@ class RevocationList:
         if kind == "sub" and not _is_number(before):
             return False
         if expires_at > now:  # else valid, but it can no longer match a live token
-            self._entries[kind].add(value, expires_at)
+            key = self._entries[kind].add(value, expires_at)
             if kind == "sub" and _is_number(before):
-                self._before[value] = max(before, self._before.get(value, before))
+                self._before[key] = max(before, self._before.get(key, before))
         return True
 
 

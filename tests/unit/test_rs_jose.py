@@ -355,3 +355,27 @@ def test_unusable_jwk_is_refused(build):
 def test_jwk_without_use_is_accepted_and_binds_its_alg():
     key = key_from_jwk(_rsa_jwk(use=DROP))
     assert (key.kid, key.alg) == ("k", "RS256")
+
+
+def test_a_remembered_header_still_answers_to_the_expected_typ(signers, keys):
+    token = signers["RS256"].mint(claims())
+    assert check(token, keys)["sub"] == "u-1"  # the header passes as at+jwt and is remembered
+    with pytest.raises(TokenError) as refused:
+        check(token, keys, typ="rt+jwt")  # same header segment, other expectation
+    assert refused.value.reason == "wrong_typ"
+
+
+def test_a_refused_header_is_refused_every_time(signers, keys):
+    token = signers["RS256"].raw({"jku": "https://evil.example/jwks"}, claims())
+    for _ in range(3):
+        with pytest.raises(TokenError) as refused:
+            check(token, keys)
+        assert refused.value.reason == "bad_header"
+
+
+def test_the_header_memo_stays_bounded_under_a_flood_of_distinct_headers(signers, keys):
+    from resource_service import jose
+
+    for i in range(600):
+        check(signers["RS256"].raw({"x-flood": i}, claims()), keys)
+    assert len(jose._HEADER_MEMO) <= jose._HEADER_MEMO_SIZE
