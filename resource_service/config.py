@@ -46,6 +46,11 @@ class ResourceSettings(BaseSettings):
         "below 1 s junk kids would turn requests into fetches at the issuer.",
     )
     revocation_poll_interval: float = Field(default=5.0, gt=0, le=3600)
+    revocation_push: bool = Field(
+        default=True,
+        description="Follow the issuer's push stream (SSE); off: pull every poll interval only, "
+        "for networks whose proxies cut long-lived responses.",
+    )
     max_revocation_staleness: float | None = Field(
         default=None,
         gt=0,

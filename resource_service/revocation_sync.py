@@ -41,6 +41,7 @@ class RevocationSync:
         list_uri: str,
         stream_uri: str,
         poll_interval: float,
+        push: bool = True,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -49,6 +50,7 @@ class RevocationSync:
         self._list_uri = list_uri
         self._stream_uri = stream_uri
         self._poll_interval = poll_interval
+        self._push = push
         self._clock = clock
         self._sleep = sleep  # between reconnects; injected so tests need not wait
         self._pull_wanted = asyncio.Event()
@@ -105,9 +107,10 @@ class RevocationSync:
         return handled
 
     async def run(self) -> None:
-        """Listen and poll until cancelled."""
+        """Listen (unless push is off) and poll until cancelled."""
         async with asyncio.TaskGroup() as group:
-            group.create_task(self.listen_forever())
+            if self._push:
+                group.create_task(self.listen_forever())
             group.create_task(self.poll_forever())
 
     async def listen_forever(self) -> None:

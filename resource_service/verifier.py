@@ -195,6 +195,7 @@ class Verifier:
             list_uri=self.metadata.revocation_list_uri,
             stream_uri=self.metadata.revocation_stream_uri,
             poll_interval=settings.revocation_poll_interval,
+            push=settings.revocation_push,
             clock=self._clock,
             sleep=self._sleep,
         )

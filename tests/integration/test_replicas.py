@@ -182,3 +182,14 @@ def test_with_a_staleness_bound_a_cut_off_replica_fails_closed_with_503(stack: S
     assert health["revocation_staleness"] > 2
     stack.auth.start()
     assert eventually(lambda: stack.me(rep, token).status_code == 200, timeout=15)
+
+
+def test_a_pull_only_replica_learns_revocations_within_its_poll_interval(stack: Stack) -> None:
+    stack.start_auth()
+    stack.add_user()
+    (rep,) = stack.start_replicas(1, RESOURCE_REVOCATION_PUSH="false", RESOURCE_REVOCATION_POLL_INTERVAL="1")
+    token = str(stack.login()["access_token"])
+    assert stack.me(rep, token).status_code == 200
+    assert stack.auth is not None
+    stack.http.post(f"{stack.auth.url}/revoke", data={"token": token})
+    assert eventually(lambda: stack.me(rep, token).status_code == 401, timeout=5)

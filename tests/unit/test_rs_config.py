@@ -25,6 +25,7 @@ def test_defaults():
     assert settings.audience == "api"
     assert settings.jwks_min_refetch_interval == 10.0
     assert settings.revocation_poll_interval == 5.0
+    assert settings.revocation_push is True
     assert settings.max_revocation_staleness is None
     assert settings.leeway == 30.0
     assert settings.token_cache_size == 10_000
@@ -39,6 +40,7 @@ def test_values_are_read_from_resource_prefixed_environment(monkeypatch):
     monkeypatch.setenv("RESOURCE_REPLICA_ID", "r7")
     monkeypatch.setenv("RESOURCE_JWKS_MIN_REFETCH_INTERVAL", "20")
     monkeypatch.setenv("RESOURCE_REVOCATION_POLL_INTERVAL", "2")
+    monkeypatch.setenv("RESOURCE_REVOCATION_PUSH", "false")
     monkeypatch.setenv("RESOURCE_MAX_REVOCATION_STALENESS", "30")
     monkeypatch.setenv("RESOURCE_LEEWAY", "5")
     monkeypatch.setenv("RESOURCE_TOKEN_CACHE_SIZE", "50")
@@ -52,6 +54,7 @@ def test_values_are_read_from_resource_prefixed_environment(monkeypatch):
         "replica_id": "r7",
         "jwks_min_refetch_interval": 20.0,
         "revocation_poll_interval": 2.0,
+        "revocation_push": False,
         "max_revocation_staleness": 30.0,
         "leeway": 5.0,
         "token_cache_size": 50,

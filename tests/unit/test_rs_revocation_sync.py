@@ -182,3 +182,21 @@ async def test_gap_in_the_stream_is_closed_by_a_pull(feed, client, clock):
     running.cancel()
     with pytest.raises(asyncio.CancelledError):
         await running
+
+
+async def test_with_push_off_the_stream_is_never_opened_and_polls_keep_the_copy(feed, client, clock):
+    copy = RevocationList()
+    sync = make_sync(copy, client, clock, poll_interval=0.01, push=False)
+    running = asyncio.create_task(sync.run())
+    await until(lambda: copy.feed == "F1")
+    feed.revoke("jti", "j-1")  # pushed to nobody: no stream is open
+    for _ in range(100):
+        clock.now += 1  # time passes: the last pull is older than the poll interval
+        await asyncio.sleep(0.01)
+        if copy.is_revoked({"jti": "j-1"}):
+            break
+    assert copy.is_revoked({"jti": "j-1"})  # arrived by the next poll
+    assert feed.connections == 0
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
