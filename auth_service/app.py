@@ -64,6 +64,7 @@ def create_app(settings: Settings) -> FastAPI:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            hasher.close()
             await store.close()
 
     app = FastAPI(title="auth-service", version="0.1.0", lifespan=lifespan,

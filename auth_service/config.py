@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -63,7 +64,9 @@ class Settings(BaseSettings):
         default_factory=list, description="Origins allowed to call the token, revocation and discovery endpoints."
     )
     password_hash_concurrency: int = Field(
-        4, ge=1, le=64, description="Password hashes computed at once (each takes 19 MiB for ~30 ms)."
+        default_factory=lambda: os.cpu_count() or 1, ge=1, le=64,
+        description="Password hashes computed at once (each takes 19 MiB and a core for ~30 ms); "
+        "default: the number of cores.",
     )
 
     @field_validator("issuer")

@@ -41,3 +41,34 @@ async def test_a_malformed_stored_hash_fails_closed() -> None:
 def test_old_parameters_are_flagged_for_rehash() -> None:
     weaker = "$argon2id$v=19$m=8192,t=1,p=1$c29tZXNhbHQ$" + "A" * 43
     assert PasswordHasher.needs_rehash(weaker) is True
+
+
+async def test_hashing_threads_yield_to_the_event_loop_thread() -> None:
+    import os
+    import threading
+
+    hasher = PasswordHasher(concurrency=1)
+    try:
+        niceness = await hasher._run(lambda _: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()), "")
+        assert niceness > os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    finally:
+        hasher.close()
+
+
+async def test_past_the_queue_bound_logins_are_shed_with_503() -> None:
+    import asyncio
+
+    from auth_service.errors import Unavailable
+
+    hasher = PasswordHasher(concurrency=1)
+    stored = await hasher.hash("pw")
+    try:
+        waiting = [asyncio.ensure_future(hasher.verify("pw", stored)) for _ in range(hasher._limit)]
+        await asyncio.sleep(0)  # every one of them is now queued or running
+        with pytest.raises(Unavailable) as shed:
+            await hasher.verify("pw", stored)
+        assert shed.value.status_code == 503 and shed.value.headers["Retry-After"] == "1"
+        for task in waiting:
+            task.cancel()
+    finally:
+        hasher.close()
