@@ -21,6 +21,7 @@ log = logging.getLogger("auth_service.revocation")
 security = logging.getLogger("auth_service.security")
 
 _QUEUE_LIMIT = 10_000  # a subscriber this far behind is dropped; it reconnects and pulls
+PAGE_LIMIT = 10_000  # entries per pull answer unless the caller asks for fewer
 
 
 class RevocationFeed:
@@ -37,12 +38,17 @@ class RevocationFeed:
         """A local write appended to the feed: push it now rather than at the next poll."""
         self._wake.set()
 
-    async def pull(self, after: int | None, feed_id: str | None) -> dict[str, Any]:
+    async def pull(self, after: int | None, feed_id: str | None, limit: int = PAGE_LIMIT) -> dict[str, Any]:
+        """Entries after a cursor (or a snapshot), at most `limit` of them.
+
+        When more remain, `more` is true and `cursor` is the seq of the last entry sent:
+        the caller pulls again after it. A large list thus arrives in bounded pages."""
         current_feed, head = await self._store.feed_head()
         snapshot = after is None or feed_id != current_feed or after > head
-        entries = await self._store.entries_after(0 if snapshot else after)  # type: ignore[arg-type]
-        cursor = max([head, *(e.seq for e in entries)])
-        return {"feed": current_feed, "cursor": cursor, "snapshot": snapshot,
+        entries = await self._store.entries_after(0 if snapshot else after, limit)  # type: ignore[arg-type]
+        more = len(entries) == limit and entries[-1].seq < head
+        cursor = entries[-1].seq if more else max([head, *(e.seq for e in entries)])
+        return {"feed": current_feed, "cursor": cursor, "snapshot": snapshot, "more": more,
                 "entries": [e.as_json() for e in entries]}
 
     async def subscribe(self) -> AsyncIterator[str]:

@@ -113,13 +113,19 @@ class RevocationList:
             return {}
         return {"after": str(self.cursor), "feed": self.feed}
 
-    def apply_pull(self, body: Any, now: float) -> None:
-        """Apply a `GET /revocations` answer; `ValueError` if it is not one."""
+    def apply_pull(self, body: Any, now: float) -> bool:
+        """Apply one `GET /revocations` answer (one page); `ValueError` if it is not one.
+
+        True when the issuer has more pages: pull again after the new cursor. Only the
+        last page puts the copy in sync."""
         if not isinstance(body, dict):
             raise ValueError("revocation pull is not a JSON object")
         feed, cursor, snapshot, entries = (
             body.get("feed"), body.get("cursor"), body.get("snapshot"), body.get("entries")
         )
+        more = body.get("more", False)
+        if not isinstance(more, bool):
+            raise ValueError("revocation pull has a non-boolean more flag")
         if not isinstance(feed, str) or not _is_int(cursor) or cursor < 0:
             raise ValueError("revocation pull has no feed or cursor")
         if not isinstance(snapshot, bool) or not isinstance(entries, list):
@@ -137,8 +143,10 @@ class RevocationList:
         for entry in entries:
             if not self._add(entry, now):
                 logger.warning("revocation entry skipped: not a valid entry")
-        self._in_sync_at = now
+        if not more:
+            self._in_sync_at = now
         self.prune(now)
+        return more
 
     def apply_push(self, entry: Any, now: float) -> bool:
         """Apply a pushed entry; True if the copy now needs a pull to close a gap."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from ..revocation import PAGE_LIMIT
 from ..services import services
 
 router = APIRouter(tags=["revocation"])
@@ -17,8 +18,9 @@ router = APIRouter(tags=["revocation"])
 async def pull(request: Request,
                after: int | None = Query(None, ge=0, le=2**62, description="cursor of the last entry applied"),
                feed: str | None = Query(None, max_length=64, description="the feed id the cursor belongs to"),
+               limit: int = Query(PAGE_LIMIT, ge=1, le=PAGE_LIMIT, description="most entries in this answer"),
                ) -> JSONResponse:
-    body = await services(request).feed.pull(after, feed)
+    body = await services(request).feed.pull(after, feed, limit)
     return JSONResponse(body, headers={"Cache-Control": "no-cache"})
 
 

@@ -239,3 +239,24 @@ def test_other_endpoints_refuse_bad_input_with_standard_errors(issuer: Stack) ->
     assert issuer.http.get(f"{url}/nope").json()["error"] == "not_found"
     assert issuer.http.post(f"{url}/revoke", data={}).json()["error"] == "invalid_request"
     assert issuer.http.post(f"{url}/logout", headers={"Authorization": "Basic abc"}).status_code == 400
+
+
+def test_the_pull_feed_pages_a_long_list_with_more_and_a_cursor(issuer: Stack) -> None:
+    assert issuer.auth is not None
+    url = f"{issuer.auth.url}/revocations"
+    for i in range(5):
+        issuer.cli("revoke", "--jti", f"paged-{i}")
+    everything = issuer.http.get(url).json()
+    seen, params = [], {"limit": 2}
+    while True:
+        page = issuer.http.get(url, params=params).json()
+        assert len(page["entries"]) <= 2
+        seen += [e["seq"] for e in page["entries"]]
+        if not page["more"]:
+            break
+        assert page["cursor"] == page["entries"][-1]["seq"]
+        params = {"after": page["cursor"], "feed": page["feed"], "limit": 2}
+    assert seen == [e["seq"] for e in everything["entries"]]  # each once, in order
+    assert page["cursor"] == everything["cursor"]
+    for bad in ("0", "10001", "x"):
+        assert issuer.http.get(url, params={"limit": bad}).json()["error"] == "invalid_request"

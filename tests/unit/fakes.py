@@ -73,6 +73,8 @@ class Feed:
         self.down = False
         self.streams: list[asyncio.Queue[str | None]] = []
         self.stream_open = asyncio.Event()
+        self.page_size: int | None = None  # entries per pull answer, like the issuer's limit
+        self.stuck = False  # answer `more` without moving the cursor (a broken issuer)
 
     def revoke(self, kind: str, value: str, before: int | None = None, *, push: bool = True) -> dict[str, Any]:
         """Append an entry (expiring 600 s from `NOW`, after any token a test mints) and,
@@ -123,7 +125,13 @@ class Feed:
         after = params.get("after")
         delta = after is not None and params.get("feed") == self.feed and int(after) <= head
         entries = self.entries[int(after):] if delta else self.entries
-        body = {"feed": self.feed, "cursor": head, "snapshot": not delta, "entries": entries}
+        more = self.page_size is not None and len(entries) > self.page_size
+        if more:
+            entries = entries[: self.page_size]
+        cursor = entries[-1]["seq"] if more else head
+        if self.stuck:
+            more, cursor = True, int(after or 0)
+        body = {"feed": self.feed, "cursor": cursor, "snapshot": not delta, "more": more, "entries": entries}
         return httpx.Response(200, json=body)
 
 

@@ -200,3 +200,26 @@ async def test_with_push_off_the_stream_is_never_opened_and_polls_keep_the_copy(
     running.cancel()
     with pytest.raises(asyncio.CancelledError):
         await running
+
+
+async def test_a_long_list_arrives_page_by_page_and_only_the_last_page_means_in_sync(feed, client, clock):
+    for i in range(7):
+        feed.revoke("jti", f"j-{i}", push=False)
+    feed.page_size = 3
+    copy = RevocationList()
+    assert await make_sync(copy, client, clock).pull() is True
+    assert [p.get("after") for p in feed.pulls] == [None, "3", "6"]
+    assert all(copy.is_revoked({"jti": f"j-{i}"}) for i in range(7))
+    assert copy.cursor == 7 and copy.staleness(clock()) == 0
+
+
+async def test_a_page_that_says_more_without_moving_the_cursor_ends_the_pull(feed, client, clock):
+    feed.revoke("jti", "j-1", push=False)
+    copy = RevocationList()
+    sync = make_sync(copy, client, clock)
+    assert await sync.pull() is True
+    feed.stuck = True
+    clock.now += 100
+    assert await sync.pull() is False  # no endless loop against a broken issuer
+    assert len(feed.pulls) == 2
+    assert copy.staleness(clock()) == 100  # and the copy is not claimed to be in sync
