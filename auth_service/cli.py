@@ -17,10 +17,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from .config import Settings
 from .passwords import MAX_PASSWORD_LENGTH, hash_sync
-from .storage import Conflict, open_store
+from .storage import Conflict, SchemaBehind, open_store
 from .storage.keyfiles import KeystoreError
 
 
@@ -30,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request would bury the demo
     try:
         return int(args.run(args) or 0)
-    except (ValidationError, KeystoreError, Conflict, ValueError) as exc:
+    except (ValidationError, KeystoreError, Conflict, SchemaBehind, SQLAlchemyError, ValueError, OSError) as exc:
         print(f"auth-service: {exc}", file=sys.stderr)
         return 2
 
@@ -74,6 +75,11 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--sub", help="every token of this subject issued until now")
     revoke.set_defaults(run=_revoke)
 
+    db = sub.add_parser("db", help="database schema").add_subparsers(required=True, metavar="ACTION")
+    db.add_parser("upgrade", help="migrate the schema to this version's (transactional)").set_defaults(
+        run=_db_upgrade)
+    db.add_parser("current", help="the schema revision the database is at").set_defaults(run=_db_current)
+
     demo = sub.add_parser("demo", help="run the horizontal-scaling demo on loopback")
     demo.add_argument("--replicas", type=int, default=3)
     demo.set_defaults(run=_demo)
@@ -91,8 +97,43 @@ def _serve(args: argparse.Namespace) -> None:
     if "issuer" not in settings.model_fields_set:
         settings = settings.model_copy(update={"issuer": f"http://{args.host}:{args.port}"})
     open_keys(settings).reload_if_changed()  # a keystore problem is said plainly, before serving
+    asyncio.run(_check_database(settings))  # and so is a schema that needs `db upgrade`
     uvicorn.run(create_app(settings), host=args.host, port=args.port, loop="uvloop", http="httptools",
                 access_log=False, timeout_graceful_shutdown=3, log_level="info")
+
+
+def _db_upgrade(_: argparse.Namespace) -> None:
+    from .storage import migration_engine
+    from .storage.schema import upgrade
+
+    async def run() -> tuple[str | None, str]:
+        engine = migration_engine(Settings().sqlalchemy_url)
+        try:
+            return await upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    before, after = asyncio.run(run())
+    print(json.dumps({"from": before, "to": after}))
+
+
+def _db_current(_: argparse.Namespace) -> None:
+    from .storage import migration_engine
+    from .storage.schema import current, head
+
+    async def run() -> str | None:
+        engine = migration_engine(Settings().sqlalchemy_url)
+        try:
+            return await current(engine)
+        finally:
+            await engine.dispose()
+
+    print(json.dumps({"current": asyncio.run(run()), "head": head()}))
+
+
+async def _check_database(settings: Settings) -> None:
+    store = await open_store(settings.sqlalchemy_url)
+    await store.close()
 
 
 def _read_secret(what: str) -> str:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import os
+import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -23,6 +27,83 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+# The machine's PostgreSQL (trust auth). Override with TEST_POSTGRES_URL.
+POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _unavailable(what: str, exc: BaseException) -> None:
+    """Skip on a laptop without the server; in CI a missing server is a failure."""
+    message = f"{what} not reachable: {type(exc).__name__}: {exc}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[Callable[..., str]]:
+    """Makes fresh PostgreSQL databases of the test's own (migrated unless asked not to);
+    drops them after the test."""
+    import asyncio
+
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    from auth_service.storage import migration_engine
+    from auth_service.storage.schema import upgrade
+
+    admin = POSTGRES_ADMIN_URL.replace("+asyncpg", "")
+    made: list[str] = []
+
+    def run(job: Callable[[], Any]) -> None:
+        # A thread of its own: the caller may be an async fixture inside a running loop.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, job()).result()
+
+    def make(*, migrated: bool = True) -> str:
+        name = "t_" + secrets.token_hex(6)
+        url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+        async def create() -> None:
+            conn = await asyncpg.connect(admin, timeout=5)
+            try:
+                await conn.execute(f'CREATE DATABASE "{name}"')
+            finally:
+                await conn.close()
+            if migrated:
+                engine = migration_engine(url)
+                try:
+                    await upgrade(engine)
+                finally:
+                    await engine.dispose()
+
+        try:
+            run(create)
+        except (OSError, asyncpg.PostgresError) as exc:
+            _unavailable("PostgreSQL", exc)
+        made.append(name)
+        return url
+
+    async def drop_all() -> None:
+        conn = await asyncpg.connect(admin, timeout=5)
+        try:
+            for name in made:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    try:
+        yield make
+    finally:
+        if made:
+            run(drop_all)
+
+
+@pytest.fixture
+def postgres_url(postgres_database: Callable[..., str]) -> str:
+    """A fresh, migrated PostgreSQL database of the test's own."""
+    return postgres_database()
+
+
 class Stack:
     """One auth service (plus the replicas a test asks for) sharing a temp directory."""
 
@@ -31,9 +112,11 @@ class Stack:
         self.auth: Service | None = None
         self.replicas: list[Service] = []
         self.http = httpx.Client(timeout=10.0)
+        self.env: dict[str, str] = dict(AUTH_ENV)  # the issuer's settings; the CLI gets the same
 
     def start_auth(self, **env: str) -> Service:
-        self.auth = auth_process(data=self.tmp, env={**AUTH_ENV, **env}).start()
+        self.env.update(env)
+        self.auth = auth_process(data=self.tmp, env=self.env).start()
         return self.auth
 
     def start_replicas(self, n: int, **env: str) -> list[Service]:
@@ -46,7 +129,7 @@ class Stack:
         return new
 
     def cli(self, *args: str, stdin: str | None = None, **env: str) -> str:
-        done = cli(list(args), data=self.tmp, env={**AUTH_ENV, **env}, stdin=stdin)
+        done = cli(list(args), data=self.tmp, env={**self.env, **env}, stdin=stdin)
         assert done.returncode == 0, done.stderr
         return done.stdout
 

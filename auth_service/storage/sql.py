@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .protocols import Client, Conflict, RefreshRecord, RevocationEntry, Revoked, RotateOutcome, User
-from .tables import clients, families, feed, metadata, refresh_tokens, revocations, users
+from .tables import clients, families, feed, refresh_tokens, revocations, users
 
 
 def username_key(username: str) -> str:
@@ -41,12 +41,6 @@ class SqlStore:
     def __init__(self, writer: AsyncEngine, reader: AsyncEngine | None = None) -> None:
         self._writer = writer
         self._reader = reader or writer
-
-    async def create_schema(self) -> None:
-        async with self._writer.begin() as conn:
-            await conn.run_sync(metadata.create_all)
-            if (await conn.execute(select(feed.c.id))).first() is None:
-                await conn.execute(insert(feed).values(id=1, feed_id=_new_id(), head=0))
 
     async def close(self) -> None:
         await self._writer.dispose()
@@ -167,6 +161,7 @@ class SqlStore:
 
     async def revoke_jti(self, jti: str, expires_at: int, now: int) -> RevocationEntry:
         async with self._writer.begin() as conn:
+            await _lock_feed(conn)  # two instances revoking one jti: the second sees the first's entry
             existing = await _live_entry(conn, "jti", jti, now)
             return existing or await _append(conn, "jti", jti, None, expires_at, now)
 
@@ -224,6 +219,11 @@ async def _revoke_family(conn: AsyncConnection, sid: str, now: int, expires_at: 
     if changed.rowcount == 0 and await _live_entry(conn, "sid", sid, now) is not None:
         return None
     return await _append(conn, "sid", sid, None, expires_at, now)
+
+
+async def _lock_feed(conn: AsyncConnection) -> None:
+    """Serialise feed writers (PostgreSQL row lock; SQLite's writer is serial already)."""
+    await conn.execute(select(feed.c.head).where(feed.c.id == 1).with_for_update())
 
 
 async def _live_entry(conn: AsyncConnection, kind: str, value: str, now: int) -> RevocationEntry | None:

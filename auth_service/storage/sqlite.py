@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from .schema import upgrade
 from .sql import SqlStore
 
 _BUSY_TIMEOUT_MS = 10_000
@@ -39,12 +40,17 @@ def _engine(url: str, *, immediate: bool) -> AsyncEngine:
     return engine
 
 
+def engine(url: str) -> AsyncEngine:
+    return _engine(url, immediate=True)
+
+
 async def open_sqlite(url: str) -> SqlStore:
     path = url.split("///", 1)[1] if "///" in url else ""
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    store = SqlStore(writer=_engine(url, immediate=True), reader=_engine(url, immediate=False))
-    await store.create_schema()
+    writer = _engine(url, immediate=True)
+    await upgrade(writer)  # embedded: one owner, so it migrates itself at start
+    store = SqlStore(writer=writer, reader=_engine(url, immediate=False))
     if path and path != ":memory:":
         # Password and client-secret hashes live here: owner-only, like the keystore.
         # SQLite gives the -wal and -shm files the database file's mode.

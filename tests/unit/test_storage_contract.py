@@ -1,5 +1,5 @@
-"""One behavioural suite for every storage backend (only SQLite so far; PostgreSQL joins the
-`store` fixture's params, the tests stay as they are)."""
+"""One behavioural suite for every storage backend: each test runs on SQLite and on
+PostgreSQL (a fresh database of its own)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,13 @@ from auth_service.storage import Conflict, RefreshRecord, RotateOutcome, SqlStor
 NOW = 1_800_000_000
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgresql"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStore]:
-    s = await open_store(f"sqlite+aiosqlite:///{tmp_path / 'auth.db'}")
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'auth.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    s = await open_store(url)
     try:
         yield s
     finally:

@@ -1,0 +1,90 @@
+"""The issuer on PostgreSQL: migrations, and several instances sharing one database."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from auth_service.launch import auth_process, cli, free_port
+from tests.conftest import AUTH_ENV, PASSWORD, Stack, claims_of
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_database_behind_the_code_is_refused_until_db_upgrade(
+        stack: Stack, postgres_database: Callable[..., str]) -> None:
+    url = postgres_database(migrated=False)
+    env = {**AUTH_ENV, "AUTH_DATABASE_URL": url}
+    refused = cli(["serve", "--port", str(free_port())], data=stack.tmp, env=env)
+    assert refused.returncode == 2 and "auth-service db upgrade" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    upgraded = cli(["db", "upgrade"], data=stack.tmp, env=env)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert json.loads(upgraded.stdout) == {"from": None, "to": "0001"}
+    assert json.loads(cli(["db", "current"], data=stack.tmp, env=env).stdout) == {"current": "0001", "head": "0001"}
+    stack.start_auth(AUTH_DATABASE_URL=url)
+    stack.add_user()  # the CLI writes to PostgreSQL too
+    assert stack.login()["token_type"] == "Bearer"
+
+
+@pytest.fixture
+def two_instances(stack: Stack, postgres_url: str) -> tuple[Stack, str, str]:
+    """Two issuer processes on one PostgreSQL database and one keystore, one public issuer URL."""
+    port_a = free_port()
+    issuer = f"http://127.0.0.1:{port_a}"
+    env = {**AUTH_ENV, "AUTH_DATABASE_URL": postgres_url, "AUTH_ISSUER": issuer}
+    a = auth_process(data=stack.tmp, env=env, port=port_a).start()
+    b = auth_process(data=stack.tmp, env=env).start()
+    stack.replicas += [a, b]  # stopped with the stack
+    stack.cli("users", "add", "alice", "--password-stdin", stdin=PASSWORD + "\n", AUTH_DATABASE_URL=postgres_url)
+    return stack, a.url, b.url
+
+
+def test_login_on_one_instance_and_refresh_on_the_other(two_instances: tuple[Stack, str, str]) -> None:
+    stack, a, b = two_instances
+    login = stack.http.post(f"{a}/token", data={"grant_type": "password", "username": "alice",
+                                                "password": PASSWORD}).json()
+    renewed = stack.http.post(f"{b}/token", data={"grant_type": "refresh_token",
+                                                  "refresh_token": login["refresh_token"]})
+    assert renewed.status_code == 200
+    assert claims_of(renewed.json()["access_token"])[1]["sid"] == claims_of(login["access_token"])[1]["sid"]
+    replay = stack.http.post(f"{a}/token", data={"grant_type": "refresh_token",
+                                                 "refresh_token": login["refresh_token"]})
+    assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
+
+
+def test_twenty_concurrent_refreshes_across_two_instances_yield_one_success(
+        two_instances: tuple[Stack, str, str]) -> None:
+    stack, a, b = two_instances
+    login = stack.http.post(f"{a}/token", data={"grant_type": "password", "username": "alice",
+                                                "password": PASSWORD}).json()
+
+    def refresh(i: int) -> int:
+        url = a if i % 2 else b
+        return httpx.post(f"{url}/token", data={"grant_type": "refresh_token",
+                                                "refresh_token": login["refresh_token"]}, timeout=30).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        codes = list(pool.map(refresh, range(20)))
+    assert codes.count(200) == 1 and codes.count(400) == 19
+
+
+def test_the_revocation_feed_is_one_ordered_sequence_across_instances(two_instances: tuple[Stack, str, str]) -> None:
+    stack, a, b = two_instances
+    tokens = [stack.http.post(f"{a}/token", data={"grant_type": "password", "username": "alice",
+                                                  "password": PASSWORD}).json()["access_token"] for _ in range(6)]
+
+    def revoke(i: int) -> int:
+        return httpx.post(f"{(a, b)[i % 2]}/revoke", data={"token": tokens[i]}, timeout=30).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        assert list(pool.map(revoke, range(6))) == [200] * 6
+    from_a = stack.http.get(f"{a}/revocations").json()
+    from_b = stack.http.get(f"{b}/revocations").json()
+    assert from_a == from_b
+    assert [e["seq"] for e in from_a["entries"]] == [1, 2, 3, 4, 5, 6]
+    assert {e["value"] for e in from_a["entries"]} == {claims_of(t)[1]["jti"] for t in tokens}
