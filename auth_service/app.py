@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -16,13 +17,16 @@ from .errors import install_handlers
 from .grants import Grants
 from .keys import KeyManager
 from .passwords import PasswordHasher
-from .ratelimit import MemoryLoginLimiter
+from .ratelimit import LoginLimiter, MemoryLoginLimiter
 from .revocation import RevocationFeed, Revoker
 from .routes import revocations, revoke, token, wellknown
 from .services import Services
 from .storage import Store, open_store
 from .storage.keyfiles import FileKeyStore
 from .tokens import TokenMinter
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 log = logging.getLogger("auth_service")
 
@@ -46,9 +50,8 @@ def create_app(settings: Settings) -> FastAPI:
         feed = RevocationFeed(store, heartbeat=settings.revocation_heartbeat)
         minter = TokenMinter(settings, keys)
         hasher = PasswordHasher(settings.password_hash_concurrency)
-        limiter = MemoryLoginLimiter(max_failures=settings.login_max_failures,
-                                     max_attempts_per_address=settings.login_max_attempts_per_ip,
-                                     window=settings.login_window)
+        redis_client = _redis(settings)
+        limiter = _limiter(settings, redis_client)
         app.state.services = Services(
             settings=settings, store=store, keys=keys, minter=minter, hasher=hasher, feed=feed,
             revoker=Revoker(store, feed, access_ttl=settings.access_token_ttl, leeway=settings.leeway),
@@ -65,6 +68,8 @@ def create_app(settings: Settings) -> FastAPI:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             hasher.close()
+            if redis_client is not None:
+                await redis_client.aclose()
             await store.close()
 
     app = FastAPI(title="auth-service", version="0.1.0", lifespan=lifespan,
@@ -81,6 +86,25 @@ def create_app(settings: Settings) -> FastAPI:
         return {"status": "ok"}
 
     return app
+
+
+def _redis(settings: Settings) -> Redis | None:
+    if settings.redis_url is None:
+        return None
+    import redis.asyncio as redis
+
+    return redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2,
+                          health_check_interval=15)
+
+
+def _limiter(settings: Settings, client: Redis | None) -> LoginLimiter:
+    limits = {"max_failures": settings.login_max_failures,
+              "max_attempts_per_address": settings.login_max_attempts_per_ip, "window": settings.login_window}
+    if client is None:
+        return MemoryLoginLimiter(**limits)  # type: ignore[arg-type]
+    from .storage.redis_limits import RedisLoginLimiter
+
+    return RedisLoginLimiter(client, prefix=settings.redis_prefix, **limits)  # type: ignore[arg-type]
 
 
 async def _every(seconds: float, job: Callable[[], Awaitable[None]]) -> None:

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     revocation_heartbeat: float = Field(
         5.0, gt=0, le=60, description="Seconds between heartbeats on the revocation push stream."
     )
+    redis_url: str | None = Field(
+        None, description="Redis for what several instances share: login rate limits, revocation fan-out."
+    )
+    redis_prefix: str = Field("auth:", max_length=64, description="Prefix of every Redis key and channel.")
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed to call the token, revocation and discovery endpoints."
     )

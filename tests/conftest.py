@@ -104,6 +104,30 @@ def postgres_url(postgres_database: Callable[..., str]) -> str:
     return postgres_database()
 
 
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A Redis key prefix of the test's own on the machine's Redis; its keys are deleted after."""
+    import redis
+    from redis.exceptions import RedisError
+
+    prefix = f"test-{secrets.token_hex(6)}:"
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except RedisError as exc:
+        _unavailable("Redis", exc)
+    try:
+        yield prefix
+    finally:
+        keys = list(client.scan_iter(f"{prefix}*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
 class Stack:
     """One auth service (plus the replicas a test asks for) sharing a temp directory."""
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from auth_service.launch import auth_process, cli, free_port
-from tests.conftest import AUTH_ENV, PASSWORD, Stack, claims_of
+from tests.conftest import AUTH_ENV, PASSWORD, REDIS_URL, Stack, claims_of
 
 pytestmark = pytest.mark.slow
 
@@ -32,11 +32,13 @@ def test_a_database_behind_the_code_is_refused_until_db_upgrade(
 
 
 @pytest.fixture
-def two_instances(stack: Stack, postgres_url: str) -> tuple[Stack, str, str]:
-    """Two issuer processes on one PostgreSQL database and one keystore, one public issuer URL."""
+def two_instances(stack: Stack, postgres_url: str, redis_prefix: str) -> tuple[Stack, str, str]:
+    """Two issuer processes on one PostgreSQL database, one Redis and one keystore, one public
+    issuer URL."""
     port_a = free_port()
     issuer = f"http://127.0.0.1:{port_a}"
-    env = {**AUTH_ENV, "AUTH_DATABASE_URL": postgres_url, "AUTH_ISSUER": issuer}
+    env = {**AUTH_ENV, "AUTH_DATABASE_URL": postgres_url, "AUTH_ISSUER": issuer, "AUTH_REDIS_URL": REDIS_URL,
+           "AUTH_REDIS_PREFIX": redis_prefix, "AUTH_LOGIN_MAX_FAILURES": "3"}
     a = auth_process(data=stack.tmp, env=env, port=port_a).start()
     b = auth_process(data=stack.tmp, env=env).start()
     stack.replicas += [a, b]  # stopped with the stack
@@ -88,3 +90,13 @@ def test_the_revocation_feed_is_one_ordered_sequence_across_instances(two_instan
     assert from_a == from_b
     assert [e["seq"] for e in from_a["entries"]] == [1, 2, 3, 4, 5, 6]
     assert {e["value"] for e in from_a["entries"]} == {claims_of(t)[1]["jti"] for t in tokens}
+
+
+def test_login_failures_on_either_instance_count_against_the_same_user(two_instances: tuple[Stack, str, str]) -> None:
+    stack, a, b = two_instances
+    wrong = {"grant_type": "password", "username": "alice", "password": "wrong"}
+    codes = [stack.http.post(f"{url}/token", data=wrong).status_code for url in (a, b, a)]
+    assert codes == [400, 400, 400]
+    limited = stack.http.post(f"{b}/token", data={"grant_type": "password", "username": "alice",
+                                                   "password": PASSWORD})
+    assert limited.status_code == 429 and int(limited.headers["retry-after"]) > 0
