@@ -18,7 +18,7 @@ from .grants import Grants
 from .keys import KeyManager
 from .passwords import PasswordHasher
 from .ratelimit import LoginLimiter, MemoryLoginLimiter
-from .revocation import RevocationFeed, Revoker
+from .revocation import Publisher, RevocationFeed, Revoker
 from .routes import revocations, revoke, token, wellknown
 from .services import Services
 from .storage import Store, open_store
@@ -47,10 +47,11 @@ def create_app(settings: Settings) -> FastAPI:
         store = await open_store(settings.sqlalchemy_url)
         keys = open_keys(settings)
         await asyncio.to_thread(keys.maintain, int(time.time()))
-        feed = RevocationFeed(store, heartbeat=settings.revocation_heartbeat)
+        redis_client = _redis(settings)
+        feed = RevocationFeed(store, heartbeat=settings.revocation_heartbeat,
+                              publisher=_publisher(settings, redis_client))
         minter = TokenMinter(settings, keys)
         hasher = PasswordHasher(settings.password_hash_concurrency)
-        redis_client = _redis(settings)
         limiter = _limiter(settings, redis_client)
         app.state.services = Services(
             settings=settings, store=store, keys=keys, minter=minter, hasher=hasher, feed=feed,
@@ -105,6 +106,14 @@ def _limiter(settings: Settings, client: Redis | None) -> LoginLimiter:
     from .storage.redis_limits import RedisLoginLimiter
 
     return RedisLoginLimiter(client, prefix=settings.redis_prefix, **limits)  # type: ignore[arg-type]
+
+
+def _publisher(settings: Settings, client: Redis | None) -> Publisher | None:
+    if client is None:
+        return None
+    from .storage.redis_bus import RedisPublisher
+
+    return RedisPublisher(client, settings.redis_prefix)
 
 
 async def _every(seconds: float, job: Callable[[], Awaitable[None]]) -> None:

@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
 from .storage import RevocationEntry, Store
 
@@ -24,9 +24,21 @@ _QUEUE_LIMIT = 10_000  # a subscriber this far behind is dropped; it reconnects 
 PAGE_LIMIT = 10_000  # entries per pull answer unless the caller asks for fewer
 
 
+class Publisher(Protocol):
+    """Fans feed events out beyond this process (Redis pub/sub when configured)."""
+
+    async def entry(self, feed_id: str, entry: RevocationEntry) -> None: ...
+
+    async def heartbeat(self, feed_id: str, cursor: int) -> None: ...
+
+
 class RevocationFeed:
-    def __init__(self, store: Store, *, heartbeat: float, poll: float = 0.5) -> None:
+    def __init__(self, store: Store, *, heartbeat: float, poll: float = 0.5,
+                 publisher: Publisher | None = None) -> None:
         self._store = store
+        self._publisher = publisher
+        # Fan-out runs apart from the tail, so a slow or absent Redis never delays the SSE push.
+        self._outbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=_QUEUE_LIMIT)
         self._heartbeat = heartbeat
         self._poll = poll
         self._wake = asyncio.Event()
@@ -63,8 +75,16 @@ class RevocationFeed:
             self._subscribers.discard(queue)
 
     async def run(self) -> None:
-        """Tail the feed until cancelled."""
+        """Tail the feed (and fan it out, when a publisher is set) until cancelled."""
         self._feed_id, self._cursor = await self._store.feed_head()
+        if self._publisher is None:
+            await self._tail_forever()
+            return
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._tail_forever())
+            group.create_task(self._fan_out())
+
+    async def _tail_forever(self) -> None:
         next_heartbeat = time.monotonic() + self._heartbeat
         while True:
             try:
@@ -79,6 +99,7 @@ class RevocationFeed:
             if time.monotonic() >= next_heartbeat:
                 self._broadcast(self._heartbeat_event())
                 next_heartbeat = time.monotonic() + self._heartbeat
+                self._send_out("heartbeat", self._cursor)
 
     def close(self) -> None:
         for queue in list(self._subscribers):
@@ -95,7 +116,28 @@ class RevocationFeed:
         for entry in await self._store.entries_after(self._cursor):
             self._broadcast(f"event: revocation\nid: {entry.seq}\ndata: {json.dumps(entry.as_json())}\n\n")
             self._cursor = max(self._cursor, entry.seq)
+            self._send_out("entry", entry)
         self._cursor = max(self._cursor, head)
+
+    def _send_out(self, kind: str, item: Any) -> None:
+        if self._publisher is None:
+            return
+        try:
+            self._outbox.put_nowait((kind, item))
+        except asyncio.QueueFull:
+            log.warning("revocation fan-out is behind; replicas will catch up by pull")
+
+    async def _fan_out(self) -> None:
+        assert self._publisher is not None
+        while True:
+            kind, item = await self._outbox.get()
+            try:
+                if kind == "entry":
+                    await self._publisher.entry(self._feed_id, item)
+                else:
+                    await self._publisher.heartbeat(self._feed_id, item)
+            except Exception as exc:  # replicas still pull: an outage must not stop the feed
+                log.warning("revocation fan-out failed: %s", type(exc).__name__)
 
     def _heartbeat_event(self) -> str:
         data = {"feed": self._feed_id, "cursor": self._cursor, "time": int(time.time())}

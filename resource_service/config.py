@@ -51,6 +51,12 @@ class ResourceSettings(BaseSettings):
         description="Follow the issuer's push stream (SSE); off: pull every poll interval only, "
         "for networks whose proxies cut long-lived responses.",
     )
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis the issuers publish revocations to; when set, replaces the SSE stream "
+        "as the push source (pull stays the fallback).",
+    )
+    redis_prefix: str = Field(default="auth:", max_length=64, description="The issuers' AUTH_REDIS_PREFIX.")
     max_revocation_staleness: float | None = Field(
         default=None,
         gt=0,

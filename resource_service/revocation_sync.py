@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 from httpx_sse import SSEError, aconnect_sse
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from ._backoff import Backoff
 from .revocations import RevocationList
@@ -42,6 +44,8 @@ class RevocationSync:
         stream_uri: str,
         poll_interval: float,
         push: bool = True,
+        redis_client: Redis | None = None,
+        redis_channel: str = "auth:revocations",
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -51,6 +55,11 @@ class RevocationSync:
         self._stream_uri = stream_uri
         self._poll_interval = poll_interval
         self._push = push
+        self._redis = redis_client
+        self._redis_channel = redis_channel
+        self.push_connected = False
+        self.pushed = 0  # entries that arrived by push (SSE or Redis)
+        self.pulled = 0  # entries that arrived by pull
         self._clock = clock
         self._sleep = sleep  # between reconnects; injected so tests need not wait
         self._pull_wanted = asyncio.Event()
@@ -73,7 +82,10 @@ class RevocationSync:
                 feed_before, cursor_before = self._revocations.feed, self._revocations.cursor
                 response = await self._client.get(self._list_uri, params=self._revocations.pull_params())
                 response.raise_for_status()
-                if not self._revocations.apply_pull(response.json(), self._clock()):
+                body = response.json()
+                more = self._revocations.apply_pull(body, self._clock())
+                self.pulled += len(body["entries"])
+                if not more:
                     return True
                 if self._revocations.feed == feed_before and self._revocations.cursor <= cursor_before:
                     logger.warning("revocation pull says more but its cursor did not advance")
@@ -82,6 +94,12 @@ class RevocationSync:
         except (httpx.HTTPError, ValueError) as exc:
             logger.warning("revocation pull failed: %s", exc)
             return False
+
+    @property
+    def push_source(self) -> str | None:
+        if not self._push:
+            return None
+        return "redis" if self._redis is not None else "sse"
 
     def handle_event(self, event: str, data: str) -> None:
         """Apply one server-sent event, asking for a pull when it shows a gap."""
@@ -93,24 +111,59 @@ class RevocationSync:
             logger.warning("revocation stream sent a %s that is not JSON", event)
             self.request_pull()
             return
+        self._apply_event(event, payload)
+
+    def _apply_event(self, event: str, payload: object) -> None:
         now = self._clock()
         if event == "heartbeat":
             needs_pull = self._revocations.apply_heartbeat(payload, now)
         else:
+            self.pushed += 1
             needs_pull = self._revocations.apply_push(payload, now)
         if needs_pull:
             self.request_pull()
 
     async def listen(self) -> int:
-        """Hold one stream connection until the server ends it; the events handled."""
+        """Hold one push connection until it ends; the events handled."""
+        if self._redis is not None:
+            return await self._listen_redis(self._redis)
         timeout = httpx.Timeout(10.0, read=_STREAM_READ_TIMEOUT)
         async with aconnect_sse(self._client, "GET", self._stream_uri, timeout=timeout) as source:
             source.response.raise_for_status()
+            self.push_connected = True
             self.request_pull()  # no backlog on the stream: catch up by pull
             handled = 0
-            async for sse in source.aiter_sse():
-                self.handle_event(sse.event, sse.data)
-                handled += 1
+            try:
+                async for sse in source.aiter_sse():
+                    self.handle_event(sse.event, sse.data)
+                    handled += 1
+            finally:
+                self.push_connected = False
+        return handled
+
+    async def _listen_redis(self, client: Redis) -> int:
+        """Subscribe to the issuers' Redis channel; messages are {"event", "data"} JSON."""
+        handled = 0
+        async with client.pubsub() as pubsub:
+            await pubsub.subscribe(self._redis_channel)
+            self.push_connected = True
+            self.request_pull()  # pub/sub has no backlog either
+            try:
+                async for message in pubsub.listen():
+                    if message.get("type") != "message":
+                        continue
+                    try:
+                        envelope = json.loads(message["data"])
+                        event, payload = envelope["event"], envelope["data"]
+                    except (ValueError, KeyError, TypeError):
+                        logger.warning("revocation channel sent a message that is not an event")
+                        self.request_pull()
+                        continue
+                    if event in ("heartbeat", "revocation"):
+                        self._apply_event(event, payload)
+                    handled += 1
+            finally:
+                self.push_connected = False
         return handled
 
     async def run(self) -> None:
@@ -127,8 +180,8 @@ class RevocationSync:
                 if await self.listen():
                     backoff.reset()  # it worked for a while: reconnect promptly
                 logger.info("revocation stream ended; reconnecting")
-            except (httpx.HTTPError, SSEError) as exc:
-                logger.warning("revocation stream failed: %s", exc)
+            except (httpx.HTTPError, SSEError, RedisError, OSError) as exc:
+                logger.warning("revocation push (%s) failed: %s", self.push_source, type(exc).__name__)
             except Exception:
                 logger.exception("revocation stream handler failed")
             await self._sleep(backoff.next())

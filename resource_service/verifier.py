@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+from redis.asyncio import Redis
 
 from ._backoff import Backoff
 from .config import ResourceSettings
@@ -59,6 +60,10 @@ class Verifier:
         self._client = httpx.AsyncClient(
             transport=transport, timeout=_HTTP_TIMEOUT, follow_redirects=False
         )
+        self._redis = (
+            Redis.from_url(settings.redis_url, socket_connect_timeout=2, health_check_interval=15)
+            if settings.redis_url else None
+        )
         self._jwks: JwksCache | None = None
         self._sync: RevocationSync | None = None
         self._cache: OrderedDict[str, tuple[dict[str, Any], Key]] = OrderedDict()
@@ -90,6 +95,8 @@ class Verifier:
                 await self._task
             self._task = None
         await self._client.aclose()
+        if self._redis is not None:
+            await self._redis.aclose()
 
     async def verify(self, token: str) -> dict[str, Any]:
         """The claims of a valid, unrevoked access token; raises `AuthError` otherwise."""
@@ -120,6 +127,10 @@ class Verifier:
             "revocation_staleness": self.revocations.staleness(now),
             "jwks_age": self._jwks.age() if self._jwks else None,
             "keys": len(self._jwks.keys) if self._jwks else 0,
+            "revocation_push": None if self._sync is None else {
+                "source": self._sync.push_source, "connected": self._sync.push_connected,
+                "pushed": self._sync.pushed, "pulled": self._sync.pulled,
+            },
         }
 
     def _ready(self, now: float) -> JwksCache:
@@ -196,6 +207,8 @@ class Verifier:
             stream_uri=self.metadata.revocation_stream_uri,
             poll_interval=settings.revocation_poll_interval,
             push=settings.revocation_push,
+            redis_client=self._redis,
+            redis_channel=f"{settings.redis_prefix}revocations",
             clock=self._clock,
             sleep=self._sleep,
         )

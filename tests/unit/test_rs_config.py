@@ -41,6 +41,8 @@ def test_values_are_read_from_resource_prefixed_environment(monkeypatch):
     monkeypatch.setenv("RESOURCE_JWKS_MIN_REFETCH_INTERVAL", "20")
     monkeypatch.setenv("RESOURCE_REVOCATION_POLL_INTERVAL", "2")
     monkeypatch.setenv("RESOURCE_REVOCATION_PUSH", "false")
+    monkeypatch.setenv("RESOURCE_REDIS_URL", "redis://127.0.0.1:6379/1")
+    monkeypatch.setenv("RESOURCE_REDIS_PREFIX", "prod:")
     monkeypatch.setenv("RESOURCE_MAX_REVOCATION_STALENESS", "30")
     monkeypatch.setenv("RESOURCE_LEEWAY", "5")
     monkeypatch.setenv("RESOURCE_TOKEN_CACHE_SIZE", "50")
@@ -55,6 +57,8 @@ def test_values_are_read_from_resource_prefixed_environment(monkeypatch):
         "jwks_min_refetch_interval": 20.0,
         "revocation_poll_interval": 2.0,
         "revocation_push": False,
+        "redis_url": "redis://127.0.0.1:6379/1",
+        "redis_prefix": "prod:",
         "max_revocation_staleness": 30.0,
         "leeway": 5.0,
         "token_cache_size": 50,

@@ -277,7 +277,11 @@ async def test_stale_revocation_list_is_served_when_unbounded(make, issuer, cloc
 async def test_status_reports_keys_and_ages(make, clock):
     verifier = await make()
     clock.now += 7
-    assert verifier.status() == {"revocation_staleness": 7, "jwks_age": 7, "keys": 1}
+    status = verifier.status()
+    assert {k: status[k] for k in ("revocation_staleness", "jwks_age", "keys")} == {
+        "revocation_staleness": 7, "jwks_age": 7, "keys": 1}
+    assert status["revocation_push"]["source"] == "sse"
+    assert status["revocation_push"]["pulled"] == status["revocation_push"]["pushed"] == 0
 
 
 async def test_stop_ends_the_background_work(make, issuer):

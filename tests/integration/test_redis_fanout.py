@@ -1,0 +1,131 @@
+"""Revocation fan-out by Redis pub/sub: two issuer instances on PostgreSQL, three replicas.
+
+The Redis here is the test's own redis-server on its own port, so the test can stop and
+restart it; pull over HTTP must carry revocations while it is down.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from auth_service.launch import auth_process, free_port
+from tests.conftest import AUTH_ENV, Stack, _unavailable, eventually
+
+pytestmark = pytest.mark.slow
+
+
+class OwnRedis:
+    def __init__(self, tmp: Path) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._tmp = tmp
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self._proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self._tmp)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import redis
+
+        client = redis.Redis(port=self.port, socket_connect_timeout=1)
+        assert eventually(lambda: _pings(client), timeout=10)
+        client.close()
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            self._proc.wait(10)
+            self._proc = None
+
+
+def _pings(client: object) -> bool:
+    try:
+        return bool(client.ping())  # type: ignore[attr-defined]
+    except Exception:
+        return False
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    if shutil.which("redis-server") is None:
+        _unavailable("redis-server", FileNotFoundError("not installed"))
+    server = OwnRedis(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def scaled(stack: Stack, postgres_url: str, own_redis: OwnRedis) -> tuple[Stack, list[str], OwnRedis]:
+    port_a = free_port()
+    env = {**AUTH_ENV, "AUTH_DATABASE_URL": postgres_url, "AUTH_ISSUER": f"http://127.0.0.1:{port_a}",
+           "AUTH_REDIS_URL": own_redis.url}
+    stack.env.update(env)
+    issuers = [auth_process(data=stack.tmp, env=env, port=port_a).start(), auth_process(data=stack.tmp, env=env).start()]
+    stack.auth = issuers[0]
+    stack.replicas.append(issuers[1])  # stopped with the stack
+    stack.add_user()
+    # A long poll interval: an entry that arrives within a second came by push.
+    stack.start_replicas(3, RESOURCE_REDIS_URL=own_redis.url, RESOURCE_REVOCATION_POLL_INTERVAL="4")
+    return stack, [i.url for i in issuers], own_redis
+
+
+def push_status(stack: Stack) -> list[dict[str, object]]:
+    return [stack.http.get(f"{rep.url}/healthz").json()["revocation_push"] for rep in stack.replicas[1:]]
+
+
+def test_revocations_reach_every_replica_by_redis_and_by_pull_while_redis_is_down(
+        scaled: tuple[Stack, list[str], OwnRedis]) -> None:
+    stack, (a, b), redis = scaled
+    replicas = stack.replicas[1:]
+    assert eventually(lambda: all(s["source"] == "redis" and s["connected"] for s in push_status(stack)))
+
+    def revoke_on(issuer: str) -> tuple[str, float]:
+        token = str(stack.login()["access_token"])
+        assert all(stack.me(rep, token).status_code == 200 for rep in replicas)
+        stack.http.post(f"{issuer}/revoke", data={"token": token})
+        return token, time.monotonic()
+
+    def refused_everywhere(token: str) -> bool:
+        return all(stack.me(rep, token).status_code == 401 for rep in replicas)
+
+    # Pushed: revoked at instance B, heard by every replica within a second (polls are 4 s apart).
+    pushed_before = [s["pushed"] for s in push_status(stack)]
+    token, _ = revoke_on(b)
+    assert eventually(lambda: refused_everywhere(token), timeout=1.0, interval=0.01)
+    assert all(s["pushed"] > n for s, n in zip(push_status(stack), pushed_before, strict=True))
+
+    # Redis down: the replicas notice, and the next revocation still arrives by pull.
+    redis.stop()
+    assert eventually(lambda: not any(s["connected"] for s in push_status(stack)), timeout=10)
+    pulled_before = [s["pulled"] for s in push_status(stack)]
+    token, _ = revoke_on(a)
+    assert eventually(lambda: refused_everywhere(token), timeout=10)
+    assert all(s["pulled"] > n for s, n in zip(push_status(stack), pulled_before, strict=True))
+
+    # Redis back: the replicas resubscribe by themselves and pushes flow again.
+    redis.start()
+    assert eventually(lambda: all(s["connected"] for s in push_status(stack)), timeout=40, interval=0.2)
+    pushed_before = [s["pushed"] for s in push_status(stack)]
+    token, _ = revoke_on(b)
+    assert eventually(lambda: refused_everywhere(token), timeout=1.0, interval=0.01)
+    assert all(s["pushed"] > n for s, n in zip(push_status(stack), pushed_before, strict=True))
+
+
+def test_each_entry_is_published_once_though_both_instances_tail_the_feed(
+        scaled: tuple[Stack, list[str], OwnRedis]) -> None:
+    stack, (a, b), _ = scaled
+    assert eventually(lambda: all(s["connected"] for s in push_status(stack)))
+    before = [s["pushed"] for s in push_status(stack)]
+    for issuer in (a, b, a):
+        stack.http.post(f"{issuer}/revoke", data={"token": str(stack.login()["access_token"])})
+    assert eventually(lambda: all(s["pushed"] - n == 3 for s, n in zip(push_status(stack), before, strict=True)),
+                      timeout=5)
+    time.sleep(1.0)  # nothing more arrives later: no instance published a duplicate
+    assert all(s["pushed"] - n == 3 for s, n in zip(push_status(stack), before, strict=True))
