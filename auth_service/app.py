@@ -21,8 +21,9 @@ from .ratelimit import LoginLimiter, MemoryLoginLimiter
 from .revocation import Publisher, RevocationFeed, Revoker
 from .routes import revocations, revoke, token, wellknown
 from .services import Services
-from .storage import Store, open_store
+from .storage import SqlStore, Store, open_store
 from .storage.keyfiles import FileKeyStore
+from .storage.keystore import KeyStore
 from .tokens import TokenMinter
 
 if TYPE_CHECKING:
@@ -34,9 +35,18 @@ _KEY_RELOAD_EVERY = 1.0  # seconds: notice keys written by another process (CLI,
 _PRUNE_EVERY = 60.0
 
 
-def open_keys(settings: Settings) -> KeyManager:
+def open_keys(settings: Settings, store: SqlStore) -> KeyManager:
+    """Keys live with the data: in PostgreSQL (always encrypted) when the database is
+    PostgreSQL, so instances on different machines share them; else in AUTH_KEYS_DIR."""
     passphrase = settings.keys_passphrase.get_secret_value().encode() if settings.keys_passphrase else None
-    return KeyManager(FileKeyStore(settings.keys_dir, passphrase), alg=settings.signing_alg,
+    keystore: KeyStore
+    if store.engine.dialect.name == "postgresql":
+        from .storage.keydb import SqlKeyStore
+
+        keystore = SqlKeyStore(store.engine, passphrase)
+    else:
+        keystore = FileKeyStore(settings.keys_dir, passphrase)
+    return KeyManager(keystore, alg=settings.signing_alg,
                       interval=settings.key_rotation_interval, lead=settings.publish_lead,
                       max_token_lifetime=settings.max_token_lifetime, jwks_max_age=settings.jwks_max_age)
 
@@ -45,8 +55,8 @@ def create_app(settings: Settings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = await open_store(settings.sqlalchemy_url)
-        keys = open_keys(settings)
-        await asyncio.to_thread(keys.maintain, int(time.time()))
+        keys = open_keys(settings, store)
+        await keys.maintain(int(time.time()))
         redis_client = _redis(settings)
         feed = RevocationFeed(store, heartbeat=settings.revocation_heartbeat,
                               publisher=_publisher(settings, redis_client))
@@ -132,10 +142,10 @@ def _key_keeper(keys: KeyManager, settings: Settings) -> Callable[[], Awaitable[
 
     async def keep() -> None:
         nonlocal last_maintained
-        await asyncio.to_thread(keys.reload_if_changed)
+        await keys.reload_if_changed()
         if time.monotonic() - last_maintained >= min(60.0, settings.jwks_max_age / 2):
             last_maintained = time.monotonic()
-            await asyncio.to_thread(keys.maintain, int(time.time()))
+            await keys.maintain(int(time.time()))
 
     return keep
 

@@ -91,13 +91,12 @@ def _serve(args: argparse.Namespace) -> None:
 
     from .app import create_app
 
-    from .app import open_keys
-
     settings = Settings()
     if "issuer" not in settings.model_fields_set:
         settings = settings.model_copy(update={"issuer": f"http://{args.host}:{args.port}"})
-    open_keys(settings).reload_if_changed()  # a keystore problem is said plainly, before serving
-    asyncio.run(_check_database(settings))  # and so is a schema that needs `db upgrade`
+    # A schema that needs `db upgrade` or a keystore that cannot be read is said plainly,
+    # in one line, before serving.
+    _with_keys(lambda keys: keys.reload_if_changed(), settings)
     uvicorn.run(create_app(settings), host=args.host, port=args.port, loop="uvloop", http="httptools",
                 access_log=False, timeout_graceful_shutdown=3, log_level="info")
 
@@ -131,9 +130,19 @@ def _db_current(_: argparse.Namespace) -> None:
     print(json.dumps({"current": asyncio.run(run()), "head": head()}))
 
 
-async def _check_database(settings: Settings) -> None:
-    store = await open_store(settings.sqlalchemy_url)
-    await store.close()
+def _with_keys(job: Callable[[Any], Awaitable[Any]], settings: Settings | None = None) -> Any:
+    from .app import open_keys
+
+    settings = settings or Settings()
+
+    async def run() -> Any:
+        store = await open_store(settings.sqlalchemy_url)
+        try:
+            return await job(open_keys(settings, store))
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
 
 
 def _read_secret(what: str) -> str:
@@ -193,10 +202,11 @@ def _clients_add(args: argparse.Namespace) -> None:
 
 
 def _keys_list(_: argparse.Namespace) -> None:
-    from .app import open_keys
+    async def load(keys: Any) -> Any:
+        await keys.reload_if_changed()
+        return keys
 
-    keys = open_keys(Settings())
-    keys.reload_if_changed()
+    keys = _with_keys(load)
     now = int(time.time())
     states = keys.states(now)
     for record in sorted(keys.records(), key=lambda r: r.activates_at):
@@ -205,10 +215,9 @@ def _keys_list(_: argparse.Namespace) -> None:
 
 
 def _keys_rotate(_: argparse.Namespace) -> None:
-    from .app import open_keys
-
-    record = open_keys(Settings()).rotate(int(time.time()))
-    print(json.dumps({"kid": record.kid, "alg": record.alg, "activates_at": record.activates_at}))
+    record = _with_keys(lambda keys: keys.rotate(int(time.time())))
+    print(json.dumps({"kid": record.kid, "alg": record.alg, "created_at": record.created_at,
+                      "activates_at": record.activates_at}))
 
 
 def _revoke(args: argparse.Namespace) -> None:

@@ -8,13 +8,13 @@ a newer one is pending; an older one is retiring until every token it signed has
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import enum
 import hashlib
 import json
 import logging
-import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
-from .storage.keyfiles import FileKeyStore, KeyRecord, KeystoreError
+from .storage.keystore import KeyRecord, KeyStore, KeystoreError
 
 log = logging.getLogger("auth_service.keys")
 
@@ -104,7 +104,7 @@ class KeyManager:
     """The keys of one instance: kept in step with the keystore, which other processes
     (another instance, `auth-service keys rotate`) may change at any time."""
 
-    def __init__(self, store: FileKeyStore, *, alg: str, interval: int, lead: int, max_token_lifetime: int,
+    def __init__(self, store: KeyStore, *, alg: str, interval: int, lead: int, max_token_lifetime: int,
                  jwks_max_age: int) -> None:
         self._store = store
         self._alg = alg
@@ -113,21 +113,19 @@ class KeyManager:
         self._max_token_lifetime = max_token_lifetime
         self._max_age = jwks_max_age
         self._keys: dict[str, tuple[KeyRecord, PrivateKeyTypes]] = {}
-        self._fingerprint: tuple[tuple[str, int], ...] | None = None
+        self._fingerprint: Hashable | None = None
         self._jwks: tuple[bytes, str] = (b'{"keys":[]}', '""')
-        self._lock = threading.Lock()
 
     # -- reading ---------------------------------------------------------------------
 
-    def reload_if_changed(self) -> bool:
-        """Re-read the keystore when its files changed. Cheap enough to call every second."""
-        fingerprint = self._store.fingerprint()
+    async def reload_if_changed(self) -> bool:
+        """Re-read the keystore when it changed. Cheap enough to call every second."""
+        fingerprint = await self._store.fingerprint()
         if fingerprint == self._fingerprint:
             return False
-        keys = self._store.load()
-        with self._lock:
-            self._keys, self._fingerprint = keys, fingerprint
-            self._jwks = _render_jwks(keys)
+        keys = await self._store.load()
+        self._keys, self._fingerprint = keys, fingerprint
+        self._jwks = _render_jwks(keys)
         return True
 
     def records(self) -> list[KeyRecord]:
@@ -151,49 +149,49 @@ class KeyManager:
     def states(self, now: int) -> dict[str, KeyState]:
         return states(self.records(), now, self._max_token_lifetime)
 
-    # -- changing (under the keystore's cross-process lock) ----------------------------
+    # -- changing (under the keystore's lock, shared by every instance and the CLI) -----
 
-    def maintain(self, now: int) -> list[str]:
+    async def maintain(self, now: int) -> list[str]:
         """Forget gone keys and create the next key when the schedule says so."""
         events: list[str] = []
-        with self._store.locked():
-            self._fingerprint = None
-            self.reload_if_changed()
+        async with self._store.locked():
+            await self._reload()
             for kid, state in self.states(now).items():
                 if state is KeyState.GONE:
-                    self._store.delete(kid)
+                    await self._store.delete(kid)
                     events.append(f"key {kid} gone")
             activates_at = next_activation(self.records(), now, interval=self._interval, lead=self._lead,
                                            alg=self._alg)
             if activates_at is not None:
-                kid = self._create(now, activates_at)
+                kid = await self._create(now, activates_at)
                 events.append(f"key {kid} created, signs from {activates_at}")
-            self._fingerprint = None
-            self.reload_if_changed()
+            await self._reload()
         for event in events:
             log.info("key lifecycle: %s", event)
         return events
 
-    def rotate(self, now: int) -> KeyRecord:
+    async def rotate(self, now: int) -> KeyRecord:
         """On-demand rotation: a new key, published now, signing after the publish lead.
         Idempotent while a rotation is pending: returns the pending key."""
-        with self._store.locked():
-            self._fingerprint = None
-            self.reload_if_changed()
+        async with self._store.locked():
+            await self._reload()
             pending = [r for r in self.records() if r.activates_at > now]
             if pending:
                 return pending[0]
             activates_at = now + self._lead if self._keys else now
-            kid = self._create(now, activates_at)
-            self._fingerprint = None
-            self.reload_if_changed()
+            kid = await self._create(now, activates_at)
+            await self._reload()
         log.info("key lifecycle: key %s created on demand, signs from %s", kid, activates_at)
         return self._keys[kid][0]
 
-    def _create(self, now: int, activates_at: int) -> str:
-        key = ALGORITHMS[self._alg].generate()
+    async def _reload(self) -> None:
+        self._fingerprint = None
+        await self.reload_if_changed()
+
+    async def _create(self, now: int, activates_at: int) -> str:
+        key = await asyncio.to_thread(ALGORITHMS[self._alg].generate)  # RSA generation takes a while
         kid = thumbprint(self._alg, key)
-        self._store.write(KeyRecord(kid=kid, alg=self._alg, created_at=now, activates_at=activates_at), key)
+        await self._store.write(KeyRecord(kid=kid, alg=self._alg, created_at=now, activates_at=activates_at), key)
         return kid
 
 

@@ -42,6 +42,11 @@ class SqlStore:
         self._writer = writer
         self._reader = reader or writer
 
+    @property
+    def engine(self) -> AsyncEngine:
+        """The writing engine (for the database keystore, which shares it)."""
+        return self._writer
+
     async def close(self) -> None:
         await self._writer.dispose()
         if self._reader is not self._writer:

@@ -72,3 +72,13 @@ feed = Table(
     Column("feed_id", String(64), nullable=False),
     Column("head", BigInteger, nullable=False),
 )
+
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("alg", String(16), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("activates_at", BigInteger, nullable=False),
+    Column("private_key", Text, nullable=False),  # PKCS#8 PEM, encrypted with AUTH_KEYS_PASSPHRASE
+)

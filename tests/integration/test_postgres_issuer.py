@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import time
 from collections.abc import Callable
 
 import httpx
 import pytest
 
 from auth_service.launch import auth_process, cli, free_port
-from tests.conftest import AUTH_ENV, PASSWORD, REDIS_URL, Stack, claims_of
+from tests.conftest import AUTH_ENV, PASSWORD, REDIS_URL, Stack, claims_of, eventually
 
 pytestmark = pytest.mark.slow
 
@@ -18,31 +19,35 @@ pytestmark = pytest.mark.slow
 def test_a_database_behind_the_code_is_refused_until_db_upgrade(
         stack: Stack, postgres_database: Callable[..., str]) -> None:
     url = postgres_database(migrated=False)
-    env = {**AUTH_ENV, "AUTH_DATABASE_URL": url}
+    env = {**AUTH_ENV, "AUTH_DATABASE_URL": url, "AUTH_KEYS_PASSPHRASE": "a passphrase"}
     refused = cli(["serve", "--port", str(free_port())], data=stack.tmp, env=env)
     assert refused.returncode == 2 and "auth-service db upgrade" in refused.stderr
     assert "Traceback" not in refused.stderr
     upgraded = cli(["db", "upgrade"], data=stack.tmp, env=env)
     assert upgraded.returncode == 0, upgraded.stderr
-    assert json.loads(upgraded.stdout) == {"from": None, "to": "0001"}
-    assert json.loads(cli(["db", "current"], data=stack.tmp, env=env).stdout) == {"current": "0001", "head": "0001"}
-    stack.start_auth(AUTH_DATABASE_URL=url)
+    assert json.loads(upgraded.stdout) == {"from": None, "to": "0002"}
+    assert json.loads(cli(["db", "current"], data=stack.tmp, env=env).stdout) == {"current": "0002", "head": "0002"}
+    stack.start_auth(AUTH_DATABASE_URL=url, AUTH_KEYS_PASSPHRASE="a passphrase")
     stack.add_user()  # the CLI writes to PostgreSQL too
     assert stack.login()["token_type"] == "Bearer"
 
 
 @pytest.fixture
 def two_instances(stack: Stack, postgres_url: str, redis_prefix: str) -> tuple[Stack, str, str]:
-    """Two issuer processes on one PostgreSQL database, one Redis and one keystore, one public
-    issuer URL."""
+    """Two issuer processes on one PostgreSQL database (keys included) and one Redis, with
+    separate data directories (nothing shared on disk), one public issuer URL."""
     port_a = free_port()
     issuer = f"http://127.0.0.1:{port_a}"
     env = {**AUTH_ENV, "AUTH_DATABASE_URL": postgres_url, "AUTH_ISSUER": issuer, "AUTH_REDIS_URL": REDIS_URL,
+           "AUTH_KEYS_PASSPHRASE": "a passphrase",
            "AUTH_REDIS_PREFIX": redis_prefix, "AUTH_LOGIN_MAX_FAILURES": "3"}
-    a = auth_process(data=stack.tmp, env=env, port=port_a).start()
-    b = auth_process(data=stack.tmp, env=env).start()
+    stack.env.update(env)  # the CLI talks to the same database
+    (stack.tmp / "a").mkdir()
+    (stack.tmp / "b").mkdir()
+    a = auth_process(data=stack.tmp / "a", env=env, port=port_a).start()
+    b = auth_process(data=stack.tmp / "b", env=env).start()
     stack.replicas += [a, b]  # stopped with the stack
-    stack.cli("users", "add", "alice", "--password-stdin", stdin=PASSWORD + "\n", AUTH_DATABASE_URL=postgres_url)
+    stack.add_user()
     return stack, a.url, b.url
 
 
@@ -100,3 +105,26 @@ def test_login_failures_on_either_instance_count_against_the_same_user(two_insta
     limited = stack.http.post(f"{b}/token", data={"grant_type": "password", "username": "alice",
                                                    "password": PASSWORD})
     assert limited.status_code == 429 and int(limited.headers["retry-after"]) > 0
+
+
+def test_without_the_passphrase_an_instance_on_postgresql_refuses_to_start(stack: Stack, postgres_url: str) -> None:
+    done = cli(["serve", "--port", str(free_port())], data=stack.tmp,
+               env={**AUTH_ENV, "AUTH_DATABASE_URL": postgres_url})
+    assert done.returncode == 2
+    assert "must be encrypted: set AUTH_KEYS_PASSPHRASE" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_rotation_on_one_instance_is_seen_by_the_other(two_instances: tuple[Stack, str, str]) -> None:
+    stack, a, b = two_instances
+
+    def kids(url: str) -> list[str]:
+        return [k["kid"] for k in stack.http.get(f"{url}/.well-known/jwks.json").json()["keys"]]
+
+    assert kids(a) == kids(b) and len(kids(a)) == 1  # both found one key, neither made a second
+    rotated = json.loads(stack.cli("keys", "rotate"))
+    assert eventually(lambda: kids(a) == kids(b) == [kids(a)[0], rotated["kid"]], timeout=5)
+    time.sleep(max(0.0, rotated["activates_at"] - time.time()) + 0.2)
+    for url in (a, b):
+        token = stack.http.post(f"{url}/token", data={"grant_type": "password", "username": "alice",
+                                                      "password": PASSWORD}).json()["access_token"]
+        assert claims_of(token)[0]["kid"] == rotated["kid"]

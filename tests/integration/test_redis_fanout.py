@@ -65,9 +65,12 @@ def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
 def scaled(stack: Stack, postgres_url: str, own_redis: OwnRedis) -> tuple[Stack, list[str], OwnRedis]:
     port_a = free_port()
     env = {**AUTH_ENV, "AUTH_DATABASE_URL": postgres_url, "AUTH_ISSUER": f"http://127.0.0.1:{port_a}",
-           "AUTH_REDIS_URL": own_redis.url}
+           "AUTH_REDIS_URL": own_redis.url, "AUTH_KEYS_PASSPHRASE": "a passphrase"}
     stack.env.update(env)
-    issuers = [auth_process(data=stack.tmp, env=env, port=port_a).start(), auth_process(data=stack.tmp, env=env).start()]
+    (stack.tmp / "a").mkdir()
+    (stack.tmp / "b").mkdir()
+    issuers = [auth_process(data=stack.tmp / "a", env=env, port=port_a).start(),
+               auth_process(data=stack.tmp / "b", env=env).start()]
     stack.auth = issuers[0]
     stack.replicas.append(issuers[1])  # stopped with the stack
     stack.add_user()
