@@ -1,0 +1,97 @@
+"""Our side of the bench: issuers, replicas of the demo API, and tokens as the issuer mints them.
+
+The cold test needs thousands of distinct valid tokens, and a password login costs an
+Argon2 hash (~30 ms) each. So one token per issuer comes from `POST /token`, and the pool
+is signed here with that issuer's own key, copying its header and claims and drawing a
+fresh `jti` each: byte for byte what the issuer would have produced. A sample of the pool
+is checked at a replica before anything is measured.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+
+from auth_service.launch import Service, auth_process, cli, replica_process
+from bench.harness import BenchError, Context
+
+__all__ = ["Issuer", "bearer", "mint_pool", "replica", "start_issuers"]
+
+USERNAME = "bench"
+PASSWORD = "bench password"
+# Tokens outlive the longest suite; the lifetime changes nothing in what a request costs.
+_ENV = {"AUTH_ACCESS_TOKEN_TTL": "3600"}
+
+
+@dataclass(frozen=True)
+class Issuer:
+    alg: str
+    service: Service
+    data: Path
+    token: str  # an access token from POST /token (password grant)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def start_issuers(ctx: Context, algs: list[str]) -> dict[str, Issuer]:
+    """One issuer per signing algorithm, each with user `bench` and one logged-in token."""
+    dirs = {alg: ctx.workdir / f"issuer-{alg.lower()}" for alg in algs}
+    for d in dirs.values():
+        d.mkdir()
+    # The user first, then the server: the database is set up by one process at a time.
+    with ThreadPoolExecutor() as pool:  # each `users add` is a Python start plus an Argon2 hash
+        added = list(pool.map(lambda d: cli(["users", "add", USERNAME, "--password-stdin"], data=d,
+                                            stdin=PASSWORD + "\n"), dirs.values()))
+    for done in added:
+        if done.returncode != 0:
+            raise BenchError(f"auth-service users add failed: {done.stderr[-2000:]}")
+    services = {alg: auth_process(data=d, env={**_ENV, "AUTH_SIGNING_ALG": alg}) for alg, d in dirs.items()}
+    ctx.start(services.values(), "load")  # idle while measuring: kept off the servers' core
+    issuers = {}
+    for alg, service in services.items():
+        response = ctx.http.post(f"{service.url}/token", data={
+            "grant_type": "password", "username": USERNAME, "password": PASSWORD})
+        if response.status_code != 200:
+            raise BenchError(f"login at the {alg} issuer failed: {response.status_code} {response.text}")
+        token = response.json()["access_token"]
+        if _segment(token.split(".")[0]).get("alg") != alg:  # a key left from elsewhere would mislabel a row
+            raise BenchError(f"the {alg} issuer signed with {_segment(token.split('.')[0]).get('alg')}")
+        issuers[alg] = Issuer(alg, service, dirs[alg], token)
+    return issuers
+
+
+def replica(issuer: Issuer, name: str, *, cache: bool) -> Service:
+    """A replica of the demo API; `cache=False` makes every request a full verification."""
+    env = {} if cache else {"RESOURCE_TOKEN_CACHE_SIZE": "0"}
+    return replica_process(name, auth_url=issuer.service.url, data=issuer.data, env=env)
+
+
+def mint_pool(issuer: Issuer, count: int, path: Path) -> list[str]:
+    """`count` tokens like `issuer.token` but for a fresh `jti` each, one per line in `path`."""
+    header, claims = (_segment(part) for part in issuer.token.split(".")[:2])
+    key_file = issuer.data / "keys" / f"{header['kid']}.json"  # the file keystore: auth_service/storage/keyfiles.py
+    if not key_file.is_file():
+        raise BenchError(f"no key file {key_file}: the cold pool is signed with the issuer's file keystore")
+    key = serialization.load_pem_private_key(json.loads(key_file.read_text())["private_key"].encode(), None)
+    extra = {k: v for k, v in header.items() if k != "alg"}
+    tokens = [jwt.encode({**claims, "jti": secrets.token_urlsafe(16)}, key,  # type: ignore[arg-type]
+                         algorithm=header["alg"], headers=extra) for _ in range(count)]
+    if tokens and tokens[0].split(".")[0] != issuer.token.split(".")[0]:
+        raise BenchError(f"minted {issuer.alg} header differs from the issuer's: {tokens[0].split('.')[0]}")
+    path.write_text("\n".join(tokens) + "\n")
+    return tokens
+
+
+def _segment(part: str) -> dict[str, Any]:
+    """One JWS segment, decoded but not verified: it is only copied, never trusted."""
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))  # type: ignore[no-any-return]
