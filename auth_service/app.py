@@ -9,7 +9,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from fastapi.middleware.cors import CORSMiddleware
 
 from .config import Settings
@@ -20,10 +21,10 @@ from .passwords import PasswordHasher
 from .ratelimit import LoginLimiter, MemoryLoginLimiter
 from .revocation import Publisher, RevocationFeed, Revoker
 from .routes import revocations, revoke, token, wellknown
-from .services import Services
+from .services import Services, services
 from .storage import SqlStore, Store, open_store
 from .storage.keyfiles import FileKeyStore
-from .storage.keystore import KeyStore
+from .storage.keystore import KeyStore, KeystoreError
 from .tokens import TokenMinter
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.services = Services(
             settings=settings, store=store, keys=keys, minter=minter, hasher=hasher, feed=feed,
             revoker=Revoker(store, feed, access_ttl=settings.access_token_ttl, leeway=settings.leeway),
-            grants=Grants(settings, store, minter, hasher, limiter, feed))
+            grants=Grants(settings, store, minter, hasher, limiter, feed), redis=redis_client)
         tasks = [asyncio.create_task(feed.run(), name="revocation-feed"),
                  asyncio.create_task(_every(_KEY_RELOAD_EVERY, _key_keeper(keys, settings)), name="keys"),
                  asyncio.create_task(_every(_PRUNE_EVERY, lambda: _prune(store)), name="prune")]
@@ -96,6 +97,12 @@ def create_app(settings: Settings) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    @app.get("/readyz", tags=["operations"], summary="Readiness: database, signing key, Redis")
+    async def readyz(request: Request) -> JSONResponse:
+        checks = await _readiness(services(request))
+        ready = all(result == "ok" for result in checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
     return app
 
 
@@ -124,6 +131,27 @@ def _publisher(settings: Settings, client: Redis | None) -> Publisher | None:
     from .storage.redis_bus import RedisPublisher
 
     return RedisPublisher(client, settings.redis_prefix)
+
+
+async def _readiness(s: Services) -> dict[str, str]:
+    checks: dict[str, str] = {}
+    try:
+        await s.store.feed_head()
+        checks["database"] = "ok"
+    except Exception as exc:  # report, never raise: this is what readiness is for
+        checks["database"] = f"unavailable ({type(exc).__name__})"
+    try:
+        s.keys.signing_key(int(time.time()))
+        checks["signing_key"] = "ok"
+    except KeystoreError:
+        checks["signing_key"] = "missing"
+    if s.redis is not None:
+        try:
+            await s.redis.ping()
+            checks["redis"] = "ok"
+        except Exception as exc:
+            checks["redis"] = f"unavailable ({type(exc).__name__})"
+    return checks
 
 
 async def _every(seconds: float, job: Callable[[], Awaitable[None]]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Request
 
@@ -25,6 +26,7 @@ class Services:
     feed: RevocationFeed
     revoker: Revoker
     grants: Grants
+    redis: Any = None  # redis.asyncio.Redis when AUTH_REDIS_URL is set
 
 
 def services(request: Request) -> Services:

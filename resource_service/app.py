@@ -57,6 +57,13 @@ def create_app(settings: ResourceSettings, *, verifier: Verifier | None = None) 
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", "replica": replica, **verifier.status()}
 
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        checks = verifier.readiness()
+        ready = all(result == "ok" for result in checks.values())
+        return JSONResponse({"ready": ready, "replica": replica, "checks": checks, **verifier.status()},
+                            status_code=200 if ready else 503)
+
     async def internal_error(request: Request, exc: Exception) -> Response:
         # Sent by Starlette's outermost middleware, past ReplicaIdMiddleware: add it here.
         return PlainTextResponse("Internal Server Error", status_code=500, headers=replica_header)

@@ -20,7 +20,7 @@ __all__ = ["BearerAuthMiddleware", "ReplicaIdMiddleware", "TokenVerifier", "bear
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_EXEMPT = ("/healthz", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc")
+DEFAULT_EXEMPT = ("/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc")
 
 # RFC 6750 section 2.1: credentials = "Bearer" 1*SP b64token; the scheme name is
 # case-insensitive (RFC 9110 section 11.1).

@@ -133,6 +133,25 @@ class Verifier:
             },
         }
 
+    def readiness(self) -> dict[str, str]:
+        """What a balancer needs to know: can this replica decide requests now?
+
+        Not "is the issuer up": with keys and a current revocation copy a replica serves
+        through an issuer outage, and taking every replica out with the issuer would turn
+        it into a full outage. Unready means no keys, never synced, or past the
+        fail-closed staleness bound (when requests would get 503 anyway)."""
+        now = self._clock()
+        checks = {"keys": "ok" if self._jwks is not None and self._jwks.keys else "not loaded"}
+        staleness = self.revocations.staleness(now)
+        bound = self.settings.max_revocation_staleness
+        if staleness is None:
+            checks["revocations"] = "never synced"
+        elif bound is not None and staleness > bound:
+            checks["revocations"] = f"stale ({staleness:.0f} s > {bound:.0f} s)"
+        else:
+            checks["revocations"] = "ok"
+        return checks
+
     def _ready(self, now: float) -> JwksCache:
         jwks = self._jwks
         if jwks is None or not jwks.keys:

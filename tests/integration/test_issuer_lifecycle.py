@@ -147,3 +147,18 @@ def issuer_and_replica(stack: Stack) -> Stack:
     stack.start_auth()
     stack.start_replicas(1)
     return stack
+
+
+def test_readiness_reports_database_key_and_redis(stack: Stack) -> None:
+    stack.start_auth()
+    assert stack.auth is not None
+    ready = stack.http.get(f"{stack.auth.url}/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"ready": True, "checks": {"database": "ok", "signing_key": "ok"}}
+    stack.auth.stop()
+    stack.start_auth(AUTH_REDIS_URL="redis://127.0.0.1:1/0")  # nothing listens there
+    unready = stack.http.get(f"{stack.auth.url}/readyz")
+    assert unready.status_code == 503 and unready.json()["checks"]["redis"].startswith("unavailable")
+    assert stack.http.get(f"{stack.auth.url}/healthz").status_code == 200  # alive all the same
+    stack.add_user()
+    assert stack.login()["token_type"] == "Bearer"  # logins still work: limits fall back to local counters

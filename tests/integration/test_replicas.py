@@ -54,6 +54,8 @@ def test_every_replica_accepts_the_token_and_keeps_doing_so_with_the_issuer_down
     assert three.auth is not None
     three.auth.stop()  # verification is local: no call to the issuer per request
     assert [three.me(rep, token).status_code for rep in three.replicas for _ in range(5)] == [200] * 15
+    # Still ready: keys and a current revocation copy are all a replica needs to decide.
+    assert all(three.http.get(f"{rep.url}/readyz").status_code == 200 for rep in three.replicas)
 
 
 def test_a_scoped_route_needs_the_scope_and_answers_403_insufficient_scope(cluster: Stack) -> None:
@@ -161,10 +163,13 @@ def test_a_replica_started_before_the_issuer_serves_once_it_can_reach_it(stack: 
     rep = replica_process("early", auth_url=f"http://127.0.0.1:{port}", data=stack.tmp, env=REPLICA_ENV).start()
     stack.replicas.append(rep)
     assert stack.http.get(f"{rep.url}/me", headers={"Authorization": "Bearer a.b.c"}).status_code == 503
+    unready = stack.http.get(f"{rep.url}/readyz")
+    assert unready.status_code == 503 and unready.json()["checks"]["keys"] == "not loaded"
     stack.auth = auth_process(data=stack.tmp, env=AUTH_ENV, port=port).start()
     stack.add_user()
     token = str(stack.login()["access_token"])
     assert eventually(lambda: stack.me(rep, token).status_code == 200, timeout=15)
+    assert eventually(lambda: stack.http.get(f"{rep.url}/readyz").status_code == 200, timeout=5)
 
 
 def test_with_a_staleness_bound_a_cut_off_replica_fails_closed_with_503(stack: Stack) -> None:
@@ -178,10 +183,13 @@ def test_with_a_staleness_bound_a_cut_off_replica_fails_closed_with_503(stack: S
     assert eventually(lambda: stack.me(rep, token).status_code == 503, timeout=10)
     refused = stack.me(rep, token)
     assert "retry-after" in {k.lower() for k in refused.headers}
-    health = stack.http.get(f"{rep.url}/healthz").json()
-    assert health["revocation_staleness"] > 2
+    health = stack.http.get(f"{rep.url}/healthz")
+    assert health.status_code == 200 and health.json()["revocation_staleness"] > 2  # alive, just stale
+    ready = stack.http.get(f"{rep.url}/readyz")
+    assert ready.status_code == 503 and ready.json()["checks"]["revocations"].startswith("stale")
     stack.auth.start()
     assert eventually(lambda: stack.me(rep, token).status_code == 200, timeout=15)
+    assert stack.http.get(f"{rep.url}/readyz").status_code == 200
 
 
 def test_a_pull_only_replica_learns_revocations_within_its_poll_interval(stack: Stack) -> None:
