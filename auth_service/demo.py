@@ -19,7 +19,8 @@ from typing import Any
 
 import httpx
 
-from .launch import Service, auth_process, cli, replica_process
+from .balancer import Nginx, find_nginx
+from .launch import Service, auth_process, cli, free_port, replica_process
 
 _PASSWORD = "correct horse battery staple"
 _SETTINGS = {
@@ -53,6 +54,7 @@ class _Demo:
                                          env=_REPLICA_SETTINGS) for i in range(replicas)]
         self.http = httpx.Client(timeout=10.0)
         self.summary: list[str] = []
+        self.balancer: Nginx | None = None
 
     def run(self) -> int:
         started: list[Service] = []
@@ -65,12 +67,15 @@ class _Demo:
             for rep in self.replicas:
                 rep.wait_healthy(30.0)
                 print(f"  {rep.name:<14} {rep.url}")
+            self._start_balancer()
             return self._story()
         except Exception as exc:
             print(f"\nDEMO FAILED: {exc}\nlogs are in {self.tmp} until this process exits")
             return 1
         finally:
             self.http.close()
+            if self.balancer is not None:
+                self.balancer.stop()
             for service in reversed(started):
                 service.stop()
 
@@ -91,11 +96,14 @@ class _Demo:
             print(f"  {rep.name:<14} -> {response.status_code}, answered by {response.headers.get('x-replica-id')}"
                   f", user {who}")
             ok &= response.status_code == 200
-        spread = [self._me(self.replicas[i % len(self.replicas)], first["access_token"]).status_code
-                  for i in range(10 * len(self.replicas))]
-        print(f"  {len(spread)} more requests spread round-robin: {spread.count(200)} x 200, no session store")
-        ok &= spread.count(200) == len(spread)
-        self.summary.append(f"any replica accepts a token: {spread.count(200)}/{len(spread)} requests OK")
+        spread = self._spread(first["access_token"], 10 * len(self.replicas))
+        codes = [code for code, _ in spread]
+        answered = {name: sum(1 for _, who in spread if who == name) for name in sorted({w for _, w in spread})}
+        via = "through nginx" if self.balancer else "round robin by the demo itself"
+        print(f"  {len(spread)} more requests {via}: {codes.count(200)} x 200, answered by {answered}")
+        ok &= codes.count(200) == len(spread) and len(answered) == len(self.replicas)
+        self.summary.append(f"any replica accepts a token: {codes.count(200)}/{len(spread)} requests OK, "
+                            f"spread over {len(answered)} replicas {via}, no session store")
 
         ok &= self._rotation(first)
         ok &= self._refresh_reuse()
@@ -201,6 +209,26 @@ class _Demo:
             self.summary.append(f"revocation reached all {len(delays)} replicas: median "
                                 f"{statistics.median(delays.values()):.1f} ms, worst {max(delays.values()):.1f} ms")
         return good
+
+    def _start_balancer(self) -> None:
+        binary = find_nginx()
+        if binary is None:
+            print("  load balancer  none: nginx is not installed (apt-get install nginx), so the demo "
+                  "spreads requests across the replicas itself")
+            return
+        upstreams = [f"127.0.0.1:{rep.port}" for rep in self.replicas]
+        self.balancer = Nginx(binary, upstreams, free_port(), self.tmp / "nginx").start()
+        print(f"  load balancer  {self.balancer.url}  (nginx, round robin over {len(upstreams)} replicas)")
+
+    def _spread(self, token: str, count: int) -> list[tuple[int, str | None]]:
+        """(status, answering replica) of `count` requests through the balancer, if any."""
+        headers = {"Authorization": f"Bearer {token}"}
+        urls = ([self.balancer.url] if self.balancer else [rep.url for rep in self.replicas])
+        out = []
+        for i in range(count):
+            response = self.http.get(f"{urls[i % len(urls)]}/me", headers=headers)
+            out.append((response.status_code, response.headers.get("x-replica-id")))
+        return out
 
     def _login(self) -> dict[str, Any]:
         response = self.http.post(f"{self.auth.url}/token", data={"grant_type": "password", "username": "demo",
