@@ -1,6 +1,10 @@
 """How long from `POST /revoke` returning until every replica refuses the token.
 
-    python bench/revocation_propagation.py [--replicas 3] [--count 50]
+    python bench/revocation_propagation.py [--replicas 3] [--count 50] [--path sse|redis|pull]
+
+--path sse: replicas follow the issuer's SSE stream (the default). redis: the issuer
+publishes to Redis (REDIS_URL, default the machine's) and replicas subscribe. pull: no
+push at all, replicas poll every --poll seconds.
 
 Each round logs in, checks that every replica accepts the token, revokes it, then polls
 every replica concurrently (asyncio, one connection each) until all answer 401. Reports
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -61,15 +66,27 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--replicas", type=int, default=3)
     parser.add_argument("--count", type=int, default=50)
+    parser.add_argument("--path", choices=("sse", "redis", "pull"), default="sse")
+    parser.add_argument("--poll", type=float, default=1.0, help="replicas' pull interval, seconds")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     args = parser.parse_args()
+    prefix = f"bench-{os.getpid()}:"
+    auth_env = {"AUTH_LOGIN_MAX_FAILURES": "1000"}
+    replica_env = {"RESOURCE_REVOCATION_POLL_INTERVAL": str(args.poll)}
+    if args.path == "redis":
+        auth_env |= {"AUTH_REDIS_URL": args.redis_url, "AUTH_REDIS_PREFIX": prefix}
+        replica_env |= {"RESOURCE_REDIS_URL": args.redis_url, "RESOURCE_REDIS_PREFIX": prefix}
+    elif args.path == "pull":
+        replica_env |= {"RESOURCE_REVOCATION_PUSH": "false"}
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
         services: list[Service] = []
         try:
-            auth = auth_process(data=data, env={"AUTH_LOGIN_MAX_FAILURES": "1000"}).start()
+            auth = auth_process(data=data, env=auth_env).start()
             services.append(auth)
             cli(["users", "add", "bench", "--password-stdin"], data=data, stdin=_PASSWORD + "\n")
-            replicas = [replica_process(f"r{i}", auth_url=auth.url, data=data).spawn() for i in range(args.replicas)]
+            replicas = [replica_process(f"r{i}", auth_url=auth.url, data=data, env=replica_env).spawn()
+                        for i in range(args.replicas)]
             services.extend(replicas)
             for rep in replicas:
                 rep.wait_healthy(30)
@@ -78,7 +95,8 @@ def main() -> int:
             for service in services:
                 service.stop()
     q = statistics.quantiles
-    print(f"{args.count} revocations x {args.replicas} replicas, push (SSE) with pull fallback")
+    how = {"sse": "push by SSE", "redis": "push by Redis pub/sub", "pull": f"pull only, every {args.poll:g} s"}
+    print(f"{args.count} revocations x {args.replicas} replicas, {how[args.path]}")
     print(f"  per replica: median {statistics.median(arrivals):.1f} ms, p99 {q(arrivals, n=100)[98]:.1f} ms, "
           f"worst {max(arrivals):.1f} ms")
     print(f"  all replicas: median {statistics.median(rounds):.1f} ms, p99 {q(rounds, n=100)[98]:.1f} ms, "
