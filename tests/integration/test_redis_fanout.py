@@ -132,3 +132,22 @@ def test_each_entry_is_published_once_though_both_instances_tail_the_feed(
                       timeout=5)
     time.sleep(1.0)  # nothing more arrives later: no instance published a duplicate
     assert all(s["pushed"] - n == 3 for s, n in zip(push_status(stack), before, strict=True))
+
+
+def test_a_rotation_triggered_at_one_instance_is_honoured_by_both_and_every_replica(
+        scaled: tuple[Stack, list[str], OwnRedis]) -> None:
+    import json
+
+    from tests.conftest import PASSWORD, claims_of
+
+    stack, (a, b), _ = scaled
+    replicas = stack.replicas[1:]
+    old = str(stack.login()["access_token"])
+    rotated = json.loads(stack.cli("keys", "rotate"))  # on the shared PostgreSQL keystore
+    time.sleep(max(0.0, rotated["activates_at"] - time.time()) + 0.3)
+    for issuer in (a, b):
+        new = stack.http.post(f"{issuer}/token", data={"grant_type": "password", "username": "alice",
+                                                        "password": PASSWORD}).json()["access_token"]
+        assert claims_of(new)[0]["kid"] == rotated["kid"] != claims_of(old)[0]["kid"]
+        assert [stack.me(rep, new).status_code for rep in replicas] == [200, 200, 200]
+    assert [stack.me(rep, old).status_code for rep in replicas] == [200, 200, 200]  # the retiring key still verifies
