@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -40,7 +41,8 @@ async def _refused_after(http: httpx.AsyncClient, url: str, token: str, start: f
     raise RuntimeError(f"{url} still accepts a token revoked 10 s ago")
 
 
-async def measure(auth: Service, replicas: list[Service], count: int) -> tuple[list[float], list[float]]:
+async def measure(auth: Service, replicas: list[Service], count: int,
+                  jitter: float = 0.0) -> tuple[list[float], list[float]]:
     arrivals: list[float] = []
     rounds: list[float] = []
     clients = [httpx.AsyncClient(timeout=10) for _ in replicas]
@@ -51,6 +53,8 @@ async def measure(auth: Service, replicas: list[Service], count: int) -> tuple[l
             for client, rep in zip(clients, replicas, strict=True):
                 assert (await client.get(f"{rep.url}/me", headers={"Authorization": f"Bearer {token}"})
                         ).status_code == 200
+            # Pull mode: revoke at a random point of the poll cycle, not right after a pull.
+            await asyncio.sleep(random.uniform(0, jitter))
             await http.post(f"{auth.url}/revoke", data={"token": token})
             start = time.perf_counter()
             times = await asyncio.gather(*[_refused_after(c, r.url, token, start)
@@ -90,7 +94,8 @@ def main() -> int:
             services.extend(replicas)
             for rep in replicas:
                 rep.wait_healthy(30)
-            arrivals, rounds = asyncio.run(measure(auth, replicas, args.count))
+            jitter = args.poll if args.path == "pull" else 0.0
+            arrivals, rounds = asyncio.run(measure(auth, replicas, args.count, jitter))
         finally:
             for service in services:
                 service.stop()

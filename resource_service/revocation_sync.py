@@ -190,13 +190,17 @@ class RevocationSync:
         if self._revocations.staleness(self._clock()) is None:
             self.request_pull()
         while True:
+            # Sleep until the copy turns one poll interval old: a pull (or a heartbeat)
+            # resets that clock, so without push a pull runs every interval, not every two.
+            staleness = self._revocations.staleness(self._clock())
+            due = self._poll_interval if staleness is None else max(0.0, self._poll_interval - staleness)
             try:
-                await asyncio.wait_for(self._pull_wanted.wait(), timeout=self._poll_interval)
+                await asyncio.wait_for(self._pull_wanted.wait(), timeout=due)
             except TimeoutError:
                 staleness = self._revocations.staleness(self._clock())
                 if staleness is not None and staleness < self._poll_interval:
                     self._revocations.prune(self._clock())
-                    continue  # a heartbeat confirmed us in sync recently: no pull needed
+                    continue  # a heartbeat confirmed us in sync meanwhile: no pull needed
             self._pull_wanted.clear()
             try:
                 await self.pull()
