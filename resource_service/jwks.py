@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 _DEFAULT_MAX_AGE = 300.0  # when the issuer sends no Cache-Control max-age
 _LONGEST_MAX_AGE = 86_400.0
+_SHORTEST_MAX_AGE = 1.0  # no issuer gets a scheduled fetch more than once a second per replica
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNORECASE)
 _NO_CACHE = re.compile(r"(?:^|,)\s*(?:no-cache|no-store)\s*(?:,|$)", re.IGNORECASE)
 
@@ -135,8 +136,11 @@ class JwksCache:
 
     def _confirm(self, response: httpx.Response) -> None:
         self._confirmed_at = self._clock()
-        self._max_age = _max_age(response.headers.get("cache-control", ""),
-                                 floor=self._min_refetch_interval)
+        # The scheduled refresh follows the issuer's max-age: the issuer publishes a new key
+        # a lead ahead of signing, sized on that max-age. `min_refetch_interval` limits
+        # refetches a token's unknown kid can cause; flooring the schedule with it made a
+        # short max-age late for the lead (a fresh key unknown for seconds after it signed).
+        self._max_age = _max_age(response.headers.get("cache-control", ""), floor=_SHORTEST_MAX_AGE)
 
     def _parse(self, document: Any) -> tuple[dict[str, Key], dict[str, dict[str, Any]]]:
         if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
