@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import uvicorn
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -87,8 +88,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> None:
-    import uvicorn
-
     from .app import create_app
 
     settings = Settings()
@@ -97,8 +96,36 @@ def _serve(args: argparse.Namespace) -> None:
     # A schema that needs `db upgrade` or a keystore that cannot be read is said plainly,
     # in one line, before serving.
     _with_keys(lambda keys: keys.reload_if_changed(), settings)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, loop="uvloop", http="httptools",
-                access_log=False, timeout_graceful_shutdown=3, log_level="info")
+    app = create_app(settings)
+    config = uvicorn.Config(app, host=args.host, port=args.port, loop="uvloop", http="httptools",
+                            access_log=False, timeout_graceful_shutdown=3, log_level="info")
+    _Server(config, app).run()
+
+
+def _shutdown_streams(app: Any) -> None:
+    services = getattr(app.state, "services", None)
+    if services is not None:
+        services.feed.close()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, ending the revocation push streams as soon as it is told to stop.
+
+    uvicorn waits for open responses before shutting down; a push stream never ends by
+    itself, so without this every stop would wait out the graceful timeout and then
+    cancel the streams with a traceback. Replicas reconnect (to another instance) and pull.
+    """
+
+    def __init__(self, config: uvicorn.Config, app: Any) -> None:
+        super().__init__(config)
+        self._app = app
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        try:
+            asyncio.get_running_loop().call_soon_threadsafe(_shutdown_streams, self._app)
+        except RuntimeError:
+            pass  # no loop yet: nothing is streaming
+        super().handle_exit(sig, frame)
 
 
 def _db_upgrade(_: argparse.Namespace) -> None:

@@ -201,3 +201,15 @@ def test_a_pull_only_replica_learns_revocations_within_its_poll_interval(stack: 
     assert stack.auth is not None
     stack.http.post(f"{stack.auth.url}/revoke", data={"token": token})
     assert eventually(lambda: stack.me(rep, token).status_code == 401, timeout=5)
+
+
+def test_stopping_the_issuer_ends_push_streams_at_once_without_a_traceback(stack: Stack) -> None:
+    stack.start_auth()
+    stack.start_replicas(2)
+    assert stack.auth is not None
+    assert eventually(lambda: all(stack.http.get(f"{r.url}/healthz").json()["revocation_push"]["connected"]
+                                  for r in stack.replicas), timeout=10)
+    stack.auth.stop()  # SIGTERM; uvicorn re-raises it once shut down, so the exit status is -15
+    log = stack.auth.log_path.read_text()
+    assert "Finished server process" in log  # a graceful shutdown, not a kill after the timeout
+    assert "Traceback" not in log and "graceful shutdown exceeded" not in log
