@@ -18,6 +18,12 @@ __all__ = ["SUITES", "Suite", "load"]
 SUITES: dict[str, str] = {
     "verify": "bench.suites.verify",
     "peers": "bench.suites.peers",
+    "strategies": "bench.suites.strategies",
+    "scaleout": "bench.suites.scaleout",
+    "propagation": "bench.suites.propagation",
+    "rotation": "bench.suites.rotation",
+    "login": "bench.suites.login",
+    "revocation_scale": "bench.suites.revocation_scale",
 }
 
 
