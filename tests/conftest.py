@@ -33,12 +33,18 @@ def anyio_backend() -> str:
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-def _unavailable(what: str, exc: BaseException) -> None:
-    """Skip on a laptop without the server; in CI a missing server is a failure."""
-    message = f"{what} not reachable: {type(exc).__name__}: {exc}"
+def require(missing: str | None) -> None:
+    """Skip when something the test needs is `missing` on this laptop; in CI (CI=true) a
+    missing server or tool is a failure, never a skip."""
+    if missing is None:
+        return
     if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+        pytest.fail(f"this test needs {missing}")
+    pytest.skip(f"needs {missing}")
+
+
+def _unavailable(what: str, exc: BaseException) -> None:
+    require(f"{what} (not reachable: {type(exc).__name__}: {exc})")
 
 
 @pytest.fixture

@@ -18,24 +18,18 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import require
+
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _require(missing: str | None) -> None:
-    if missing is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"the bench smoke test needs {missing}")
-    pytest.skip(f"needs {missing}")
-
-
 @pytest.fixture
 def bench_prerequisites() -> None:
-    _require(None if shutil.which("wrk") else "wrk (apt-get install -y wrk)")
+    require(None if shutil.which("wrk") else "wrk (apt-get install -y wrk)")
     absent = [m for m in ("fastapi_users", "matplotlib") if importlib.util.find_spec(m) is None]
-    _require(f"the bench extra (pip install -e '.[bench]'; missing {', '.join(absent)})" if absent else None)
+    require(f"the bench extra (pip install -e '.[bench]'; missing {', '.join(absent)})" if absent else None)
 
 
 @pytest.mark.parametrize("name,required", [

@@ -8,21 +8,14 @@ locally and fails in CI (`CI=true`).
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import require
+
 pytestmark = pytest.mark.slow
-
-
-def _require(missing: str | None) -> None:
-    if missing is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"the bench smoke test needs {missing}")
-    pytest.skip(f"needs {missing}")
 
 
 def _redis_missing() -> str | None:
@@ -39,8 +32,8 @@ def _redis_missing() -> str | None:
 
 @pytest.fixture
 def bench_prerequisites() -> None:
-    _require(None if shutil.which("wrk") else "wrk (apt-get install -y wrk)")
-    _require(_redis_missing())
+    require(None if shutil.which("wrk") else "wrk (apt-get install -y wrk)")
+    require(_redis_missing())
 
 
 @pytest.mark.parametrize("name,required", [

@@ -8,25 +8,18 @@ nginx or Redis the test skips locally and fails in CI (`CI=true`).
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import require
 
 from bench.report import SuiteResult
 
 pytestmark = pytest.mark.slow
 
 STRATEGIES = ("tokens", "redis", "sticky", "cluster")
-
-
-def _require(missing: str | None) -> None:
-    if missing is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"the strategies bench smoke test needs {missing}")
-    pytest.skip(f"needs {missing}")
 
 
 def _redis_missing() -> str | None:
@@ -48,9 +41,9 @@ def _redis_missing() -> str | None:
 def prerequisites() -> None:
     from bench.strategies.nginx import nginx_binary
 
-    _require(None if shutil.which("wrk") else "wrk (apt-get install -y wrk)")
-    _require(None if nginx_binary() else "nginx (apt-get install -y nginx)")
-    _require(_redis_missing())
+    require(None if shutil.which("wrk") else "wrk (apt-get install -y wrk)")
+    require(None if nginx_binary() else "nginx (apt-get install -y nginx)")
+    require(_redis_missing())
 
 
 def _run(name: str, tmp: Path) -> SuiteResult:
