@@ -49,7 +49,7 @@ def open_keys(settings: Settings, store: SqlStore) -> KeyManager:
         keystore = FileKeyStore(settings.keys_dir, passphrase)
     return KeyManager(keystore, alg=settings.signing_alg,
                       interval=settings.key_rotation_interval, lead=settings.publish_lead,
-                      max_token_lifetime=settings.max_token_lifetime, jwks_max_age=settings.jwks_max_age)
+                      max_token_lifetime=settings.max_token_lifetime)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -64,10 +64,10 @@ def create_app(settings: Settings) -> FastAPI:
         minter = TokenMinter(settings, keys)
         hasher = PasswordHasher(settings.password_hash_concurrency)
         limiter = _limiter(settings, redis_client)
+        revoker = Revoker(store, feed, access_ttl=settings.access_token_ttl, leeway=settings.leeway)
         app.state.services = Services(
-            settings=settings, store=store, keys=keys, minter=minter, hasher=hasher, feed=feed,
-            revoker=Revoker(store, feed, access_ttl=settings.access_token_ttl, leeway=settings.leeway),
-            grants=Grants(settings, store, minter, hasher, limiter, feed), redis=redis_client)
+            settings=settings, store=store, keys=keys, minter=minter, hasher=hasher, feed=feed, revoker=revoker,
+            grants=Grants(settings, store, minter, hasher, limiter, revoker), redis=redis_client)
         tasks = [asyncio.create_task(feed.run(), name="revocation-feed"),
                  asyncio.create_task(_every(_KEY_RELOAD_EVERY, _key_keeper(keys, settings)), name="keys"),
                  asyncio.create_task(_every(_PRUNE_EVERY, lambda: _prune(store)), name="prune")]

@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import json
 import logging
-import secrets
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -198,20 +197,25 @@ def _users_add(args: argparse.Namespace) -> None:
     print(json.dumps({"username": user.username, "sub": user.id, "scope": user.scope}))
 
 
+def _revoker(store: Any) -> Any:
+    """A Revoker writing straight to the store; a running server pushes the entries on
+    within half a second (its feed tail polls the store)."""
+    from .revocation import RevocationFeed, Revoker
+
+    settings = Settings()
+    return Revoker(store, RevocationFeed(store, heartbeat=1), access_ttl=settings.access_token_ttl,
+                   leeway=settings.leeway)
+
+
 def _users_set_password(args: argparse.Namespace) -> int:
     password_hash = hash_sync(_read_secret("password"))
 
     async def job(store: Any) -> Any:
-        from .revocation import RevocationFeed, Revoker
-
         user = await store.user_by_name(args.name)
         if user is None:
             return None
         await store.set_password_hash(user.id, password_hash, changed_at=int(time.time()))
-        settings = Settings()
-        revoker = Revoker(store, RevocationFeed(store, heartbeat=1), access_ttl=settings.access_token_ttl,
-                          leeway=settings.leeway)
-        await revoker.sub(user.id)
+        await _revoker(store).sub(user.id)
         return user
 
     user = _with_store(job)
@@ -249,11 +253,7 @@ def _keys_rotate(_: argparse.Namespace) -> None:
 
 def _revoke(args: argparse.Namespace) -> None:
     async def job(store: Any) -> Any:
-        from .revocation import RevocationFeed, Revoker
-
-        settings = Settings()
-        revoker = Revoker(store, RevocationFeed(store, heartbeat=1), access_ttl=settings.access_token_ttl,
-                          leeway=settings.leeway)
+        revoker = _revoker(store)
         if args.jti:
             return await revoker.jti(args.jti)
         if args.sid:

@@ -17,7 +17,7 @@ from .errors import InvalidClient, InvalidGrant, InvalidRequest, InvalidScope, R
 from .forms import parse_scope, require
 from .passwords import MAX_PASSWORD_LENGTH, PasswordHasher
 from .ratelimit import LoginLimiter
-from .revocation import RevocationFeed
+from .revocation import Revoker
 from .storage import RefreshRecord, RotateOutcome, Store
 from .storage.sql import username_key
 from .tokens import Minted, TokenError, TokenMinter, new_id
@@ -29,13 +29,13 @@ MAX_USERNAME_LENGTH = 256
 
 class Grants:
     def __init__(self, settings: Settings, store: Store, minter: TokenMinter, hasher: PasswordHasher,
-                 limiter: LoginLimiter, feed: RevocationFeed) -> None:
+                 limiter: LoginLimiter, revoker: Revoker) -> None:
         self._settings = settings
         self._store = store
         self._minter = minter
         self._hasher = hasher
         self._limiter = limiter
-        self._feed = feed
+        self._revoker = revoker
         self._background: set[asyncio.Task[None]] = set()
 
     async def password(self, params: dict[str, str], caller: Caller, address: str) -> dict[str, Any]:
@@ -89,9 +89,9 @@ class Grants:
             RefreshRecord(jti=new.jti, sid=claims["sid"], sub=claims["sub"], client_id=caller.client_id,
                           scope=granted, issued_at=new.iat, expires_at=new.exp, used_at=None,
                           family_revoked_at=None),
-            now, self._access_horizon(now))
+            now, self._revoker.horizon(now))
         if outcome is RotateOutcome.REUSED:
-            self._feed.notify()
+            self._revoker.notify()
             security.warning("refresh_reuse session revoked sub=%s sid=%s jti=%s", claims["sub"], claims["sid"],
                              claims["jti"])
             raise InvalidGrant("refresh token already used; the session is revoked")
@@ -114,10 +114,6 @@ class Grants:
                                            now=now, iat_floor=await self._store.revoked_before(caller.client_id))
         security.info("client_credentials client_id=%s", caller.client_id)
         return self._response(access, scope, None)
-
-    def _access_horizon(self, now: int) -> int:
-        """When every access token issued up to `now` has expired (for sid entries)."""
-        return now + self._settings.access_token_ttl + self._settings.leeway
 
     def _response(self, access: Minted, scope: str, refresh: Minted | None) -> dict[str, Any]:
         body: dict[str, Any] = {"access_token": access.token, "token_type": "Bearer",

@@ -104,14 +104,12 @@ class KeyManager:
     """The keys of one instance: kept in step with the keystore, which other processes
     (another instance, `auth-service keys rotate`) may change at any time."""
 
-    def __init__(self, store: KeyStore, *, alg: str, interval: int, lead: int, max_token_lifetime: int,
-                 jwks_max_age: int) -> None:
+    def __init__(self, store: KeyStore, *, alg: str, interval: int, lead: int, max_token_lifetime: int) -> None:
         self._store = store
         self._alg = alg
         self._interval = interval
         self._lead = lead
         self._max_token_lifetime = max_token_lifetime
-        self._max_age = jwks_max_age
         self._keys: dict[str, tuple[KeyRecord, PrivateKeyTypes]] = {}
         self._fingerprint: Hashable | None = None
         self._jwks: tuple[bytes, str] = (b'{"keys":[]}', '""')

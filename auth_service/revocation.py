@@ -172,6 +172,10 @@ class Revoker:
         self._access_ttl = access_ttl
         self._leeway = leeway
 
+    def notify(self) -> None:
+        """The store appended an entry on another path (a refresh replay): push it now."""
+        self._feed.notify()
+
     def horizon(self, now: int) -> int:
         """When every access token issued up to `now` has expired, leeway included."""
         return now + self._access_ttl + self._leeway

@@ -11,19 +11,19 @@ from fastapi.security import OAuth2PasswordBearer
 
 from ..clients import Caller, authenticate
 from ..errors import InvalidClient, InvalidRequest, InvalidToken, UnauthorizedClient
-from ..forms import read_form, require
-from ..routes.token import NO_STORE, _FORM_SCHEMA
+from ..forms import FORM_TYPE, read_form, require
+from ..routes.token import NO_STORE
 from ..services import Services, services
 from ..tokens import TokenError
 
 router = APIRouter(tags=["revocation"])
 
-_TOKEN_FORM = {"requestBody": {"required": True, "content": {k: {"schema": {
+_TOKEN_FORM = {"requestBody": {"required": True, "content": {FORM_TYPE: {"schema": {
     "type": "object", "required": ["token"],
     "properties": {"token": {"type": "string", "maxLength": 4096},
                    "token_type_hint": {"type": "string", "enum": ["access_token", "refresh_token"]},
                    "client_id": {"type": "string"}, "client_secret": {"type": "string", "format": "password"}},
-}} for k in _FORM_SCHEMA["requestBody"]["content"]}}}
+}}}}}
 
 # Declares the Bearer credential in the OpenAPI document, so Swagger's Authorize works here.
 _bearer = OAuth2PasswordBearer(tokenUrl="token", auto_error=False)

@@ -24,7 +24,7 @@ PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi"}
 
 
 def manager(store: KeyStore, alg: str = "RS256") -> KeyManager:
-    return KeyManager(store, alg=alg, interval=3600, lead=20, max_token_lifetime=100, jwks_max_age=10)
+    return KeyManager(store, alg=alg, interval=3600, lead=20, max_token_lifetime=100)
 
 
 def files(directory: Path, passphrase: bytes | None = None, alg: str = "RS256") -> KeyManager:
