@@ -8,7 +8,7 @@
 """
 
 from .app import create_app
-from .asgi import BearerAuthMiddleware, ReplicaIdMiddleware
+from .asgi import BearerAuthMiddleware, ReplicaIdMiddleware, current_claims
 from .config import ResourceSettings
 from .deps import Authenticated, install_error_handlers
 from .errors import (
@@ -36,5 +36,6 @@ __all__ = [
     "Unavailable",
     "Verifier",
     "create_app",
+    "current_claims",
     "install_error_handlers",
 ]

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Security
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from .asgi import BearerAuthMiddleware, ReplicaIdMiddleware
+from .asgi import BearerAuthMiddleware, ReplicaIdMiddleware, current_claims
 from .config import ResourceSettings
 from .deps import Authenticated, install_error_handlers
 from .verifier import Verifier
@@ -22,6 +22,41 @@ from .verifier import Verifier
 __all__ = ["create_app"]
 
 SCOPES = {"reports:read": "Read reports"}
+
+# What the routes answer, for the OpenAPI document: every refusal is an RFC 6750 section 3
+# response rendered by `errors.render`, and every response names the replica that sent it.
+_REPLICA_ID = {"X-Replica-Id": {"required": True, "description": "The replica that answered",
+                                "schema": {"type": "string"}}}
+_CHALLENGE = {"WWW-Authenticate": {"required": True, "description": 'Bearer realm="api", with error and scope',
+                                   "schema": {"type": "string"}}}
+_RETRY_AFTER = {"Retry-After": {"required": True, "description": "Seconds to wait before retrying",
+                                "schema": {"type": "integer", "minimum": 1}}}
+
+
+def _json(description: str, schema: dict[str, Any], headers: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}},
+            "headers": {**headers, **_REPLICA_ID}}
+
+
+def _refusal(errors: list[str], *, code_required: bool = True) -> dict[str, Any]:
+    return {"type": "object", "required": ["error", "error_description"] if code_required else ["error_description"],
+            "properties": {"error": {"type": "string", "enum": errors}, "error_description": {"type": "string"}}}
+
+
+_REFUSALS: dict[int | str, dict[str, Any]] = {
+    400: _json("The Authorization header is malformed", _refusal(["invalid_request"]), _CHALLENGE),
+    # No credential at all: a bare challenge without an error code (RFC 6750 section 3.1).
+    401: _json("No bearer token, or an invalid, expired or revoked one",
+               _refusal(["invalid_token"], code_required=False), _CHALLENGE),
+    503: _json("This replica cannot decide yet (no keys, or a stale revocation list): retry",
+               _refusal(["temporarily_unavailable"]), _RETRY_AFTER),
+}
+_INSUFFICIENT_SCOPE = {403: _json("The token lacks a required scope", _refusal(["insufficient_scope"]), _CHALLENGE)}
+_STATUS = {"type": "object", "required": ["status", "replica"],
+           "properties": {"status": {"const": "ok"}, "replica": {"type": "string"}}}
+_READINESS = {"type": "object", "required": ["ready", "replica", "checks"],
+              "properties": {"ready": {"type": "boolean"}, "replica": {"type": "string"},
+                             "checks": {"type": "object", "additionalProperties": {"type": "string"}}}}
 
 
 def create_app(settings: ResourceSettings, *, verifier: Verifier | None = None) -> FastAPI:
@@ -44,20 +79,30 @@ def create_app(settings: ResourceSettings, *, verifier: Verifier | None = None) 
     app.state.verifier = verifier
 
     # /me is the hot path: the middleware has verified the token; the route only
-    # reads the claims from the scope. Its security is declared for OpenAPI by hand.
-    @app.get("/me", openapi_extra={"security": [{auth.scheme_name: []}]})
-    async def me(request: Request) -> Response:
-        return JSONResponse({"replica": replica, "claims": request.scope["auth"]})
+    # reads the claims it left. Its security is declared for OpenAPI by hand.
+    @app.get("/me", openapi_extra={"security": [{auth.scheme_name: []}]}, responses={
+        200: _json("The verified claims of the caller's token", {
+            "type": "object", "required": ["replica", "claims"],
+            "properties": {"replica": {"type": "string"}, "claims": {"type": "object"}}}, {}),
+        **_REFUSALS})
+    async def me() -> Response:
+        return JSONResponse({"replica": replica, "claims": current_claims()})
 
-    @app.get("/reports")
+    @app.get("/reports", responses={
+        200: _json("The caller's reports", {
+            "type": "object", "required": ["replica", "sub", "reports"],
+            "properties": {"replica": {"type": "string"}, "sub": {"type": "string"},
+                           "reports": {"type": "array", "items": {"type": "object"}}}}, {}),
+        **_REFUSALS, **_INSUFFICIENT_SCOPE})
     async def reports(claims: dict[str, Any] = Security(auth, scopes=["reports:read"])) -> dict[str, Any]:
         return {"replica": replica, "sub": claims["sub"], "reports": [{"id": 1, "total": 42}]}
 
-    @app.get("/healthz")
+    @app.get("/healthz", responses={200: _json("Alive, with how fresh its keys and list are", _STATUS, {})})
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", "replica": replica, **verifier.status()}
 
-    @app.get("/readyz")
+    @app.get("/readyz", responses={200: _json("Ready to decide requests", _READINESS, {}),
+                                  503: _json("Not ready: no keys, never synced, or too stale", _READINESS, {})})
     async def readyz() -> Response:
         checks = verifier.readiness()
         ready = all(result == "ok" for result in checks.values())

@@ -27,6 +27,11 @@ __all__ = ["RevocationSync"]
 
 logger = logging.getLogger(__name__)
 
+# Entries per pulled page. Each page is parsed into short-lived dicts before it lands in
+# the compact list; 2,000 (not the issuer's maximum of 10,000) keeps that transient at a
+# few MB, so a million-entry snapshot peaks near what the list itself holds.
+PULL_PAGE = 2000
+
 # The issuer heartbeats on the stream (every 60 s at most); if nothing at all arrives
 # for this long the connection is presumed dead and reopened.
 _STREAM_READ_TIMEOUT = 90.0
@@ -80,7 +85,8 @@ class RevocationSync:
         try:
             while True:
                 feed_before, cursor_before = self._revocations.feed, self._revocations.cursor
-                response = await self._client.get(self._list_uri, params=self._revocations.pull_params())
+                params = {**self._revocations.pull_params(), "limit": str(PULL_PAGE)}
+                response = await self._client.get(self._list_uri, params=params)
                 response.raise_for_status()
                 body = response.json()
                 more = self._revocations.apply_pull(body, self._clock())

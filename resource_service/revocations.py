@@ -5,9 +5,9 @@ The feed (docs/wire.md) is an ordered sequence with a cursor; a snapshot pull
 replaces the copy, a delta pull or an in-order push extends it, and a gap, a
 heartbeat ahead of us or a new feed id asks for a pull.
 
-Storage is kept flat because the copy may hold a million entries: one dict
-per kind mapping the revoked value to its expiry, and expiry buckets so pruning
-touches only what has expired. No object per entry beyond the value itself.
+Storage is kept flat because the copy may hold a million entries: each kind is an
+open-addressing table of 63-bit hashes in `array`s (no Python object per entry), with
+expiry buckets so pruning touches only what has expired.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import heapq
 import logging
 import math
+from array import array
 from collections.abc import Mapping
 from typing import Any, TypeGuard
 
@@ -23,54 +24,138 @@ __all__ = ["RevocationList"]
 logger = logging.getLogger(__name__)
 
 _KINDS = ("jti", "sid", "sub")
+_HASH_BITS = 0x7FFF_FFFF_FFFF_FFFF  # 63 bits: fits a signed 64-bit slot; 0 marks a free slot
+_MAX_SECOND = 2**32 - 1  # expiry seconds are stored in 32 unsigned bits (until 2106)
+_MIN_CAPACITY = 16
+
+
+def _key(value: str) -> int:
+    return (hash(value) & _HASH_BITS) or 1
 
 
 class _Expiring:
-    """Revoked values with the time they stop mattering; the latest expiry wins.
+    """Revoked values with the second they stop mattering; the latest expiry wins.
 
-    A million entries must fit in well under 100 MB, so a value is held as its 64-bit
-    `hash()` rather than as the string (~70 bytes each), and every entry expiring in
-    the same second shares one int. Python salts str hashes per process, so nobody can
-    aim a collision; an accidental one could only refuse a valid token (fail closed),
-    with odds of about entries / 2**64 per request.
+    A million entries must fit in well under 100 MB, and a Python set or dict costs
+    about 90 bytes per entry once the int objects are counted. This is a linear-probing
+    hash table over two flat arrays (value hash, expiry second), kept at most half full:
+    about 32 bytes per entry with the expiry buckets. A value is held as its 63-bit
+    `hash()`: Python salts str hashes per process, so nobody can aim a collision; an
+    accidental one could only refuse a valid token (fail closed), with odds of about
+    entries / 2**63 per request.
     """
 
     def __init__(self) -> None:
-        self.expiry: dict[int, int] = {}  # hash(value) -> expires_at (whole seconds)
-        self._due: dict[int, list[int]] = {}  # expires_at -> hashes to look at then
+        self._count = 0
+        self._allocate(_MIN_CAPACITY)
+        self._due: dict[int, array[int]] = {}  # expiry second -> keys to look at then
         self._times: list[int] = []  # heap of the keys of _due
-        self._seconds: dict[int, int] = {}  # one shared int per expiry second
+
+    def _allocate(self, capacity: int) -> None:
+        self._mask = capacity - 1
+        self._keys = array("q", bytes(8 * capacity))
+        self._expiry = array("I", bytes(4 * capacity))
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __contains__(self, value: str) -> bool:
+        """Per request: one or two array reads at this load."""
+        key = (hash(value) & _HASH_BITS) or 1
+        keys, mask = self._keys, self._mask
+        slot = key & mask
+        while True:
+            found = keys[slot]
+            if found == key:
+                return True
+            if not found:
+                return False
+            slot = (slot + 1) & mask
+
+    def _slot(self, key: int) -> int:
+        """The slot holding `key`, or the free slot where it would go."""
+        keys, mask = self._keys, self._mask
+        slot = key & mask
+        while True:
+            found = keys[slot]
+            if found == key or not found:
+                return slot
+            slot = (slot + 1) & mask
 
     def add(self, value: str, expires_at: float) -> int:
-        key = hash(value)
-        second = math.ceil(expires_at)
-        second = self._seconds.setdefault(second, second)
-        current = self.expiry.get(key)
-        if current is not None and current >= second:
-            return key
-        self.expiry[key] = second
+        """Hold `value` until `expires_at` (or later, if it already was); returns its key."""
+        key = _key(value)
+        second = min(math.ceil(expires_at), _MAX_SECOND)
+        slot = self._slot(key)
+        if self._keys[slot] == key:
+            if self._expiry[slot] >= second:
+                return key
+        else:
+            if 2 * (self._count + 1) > len(self._keys):
+                self._grow()
+                slot = self._slot(key)
+            self._keys[slot] = key
+            self._count += 1
+        self._expiry[slot] = second
         bucket = self._due.get(second)
         if bucket is None:
-            bucket = self._due[second] = []
+            bucket = self._due[second] = array("q")
             heapq.heappush(self._times, second)
         bucket.append(key)
         return key
 
     def prune(self, now: float) -> list[int]:
-        """Forget what expired by `now`; returns the hashes removed."""
+        """Forget what expired by `now`; returns the keys removed."""
         removed: list[int] = []
         while self._times and self._times[0] <= now:
             second = heapq.heappop(self._times)
-            del self._seconds[second]
             for key in self._due.pop(second):
+                slot = self._slot(key)
                 # A later entry for the same value may have pushed its expiry out.
-                if self.expiry.get(key, math.inf) <= now:
-                    del self.expiry[key]
+                if self._keys[slot] == key and self._expiry[slot] <= now:
+                    self._delete(slot)
                     removed.append(key)
+        if self._count * 8 < len(self._keys) and len(self._keys) > _MIN_CAPACITY:
+            capacity = _MIN_CAPACITY  # a quarter full after shrinking: room to grow again
+            while capacity < 4 * self._count:
+                capacity *= 2
+            self._rehash(capacity)
         return removed
 
-    def __len__(self) -> int:
-        return len(self.expiry)
+    def _delete(self, hole: int) -> None:
+        """Empty a slot, moving later entries of its probe run back (no tombstones)."""
+        keys, expiry, mask = self._keys, self._expiry, self._mask
+        slot = hole
+        while True:
+            slot = (slot + 1) & mask
+            key = keys[slot]
+            if not key:
+                break
+            home = key & mask
+            # An entry whose home lies cyclically in (hole, slot] is still reachable; any
+            # other would be cut off from its home by the hole, so it moves into it.
+            reachable = hole < home <= slot if hole < slot else (home > hole or home <= slot)
+            if not reachable:
+                keys[hole], expiry[hole] = key, expiry[slot]
+                hole = slot
+        keys[hole] = 0
+        expiry[hole] = 0
+        self._count -= 1
+
+    def _grow(self) -> None:
+        self._rehash(len(self._keys) * 2)
+
+    def _rehash(self, capacity: int) -> None:
+        old_keys, old_expiry = self._keys, self._expiry
+        self._allocate(capacity)
+        keys, expiry, mask = self._keys, self._expiry, self._mask
+        for index, key in enumerate(old_keys):
+            if key:
+                slot = key & mask
+                while keys[slot]:
+                    slot = (slot + 1) & mask
+                keys[slot] = key
+                expiry[slot] = old_expiry[index]
 
 
 class RevocationList:
@@ -84,8 +169,8 @@ class RevocationList:
 
     def _reset(self) -> None:
         self._entries = {kind: _Expiring() for kind in _KINDS}
-        self._jti, self._sid = self._entries["jti"].expiry, self._entries["sid"].expiry
-        # hash(sub) -> the latest `before`: iat < before is revoked. Merging entries by
+        self._jti, self._sid = self._entries["jti"], self._entries["sid"]
+        # _key(sub) -> the latest `before`: iat < before is revoked. Merging entries by
         # max is exact for live tokens: an older, smaller `before` expires no later.
         self._before: dict[int, float] = {}
 
@@ -94,13 +179,14 @@ class RevocationList:
 
     def is_revoked(self, claims: Mapping[str, Any]) -> bool:
         """O(1): the token's jti, its sid, or its subject before a time."""
-        # Plain dict lookups: this runs on every request, cached token or not.
+        # Runs on every request, cached token or not: an empty table costs no lookup.
+        jti_table, sid_table = self._jti, self._sid
         jti, sid, sub = claims.get("jti"), claims.get("sid"), claims.get("sub")
-        if jti is not None and hash(jti) in self._jti:
+        if jti is not None and jti_table._count and jti in jti_table:  # noqa: SLF001
             return True
-        if sid is not None and hash(sid) in self._sid:
+        if sid is not None and sid_table._count and sid in sid_table:  # noqa: SLF001
             return True
-        before = self._before.get(hash(sub)) if sub is not None else None
+        before = self._before.get(_key(sub)) if sub is not None and self._before else None
         return before is not None and claims["iat"] < before
 
     def staleness(self, now: float) -> float | None:

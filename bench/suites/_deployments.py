@@ -30,10 +30,11 @@ from bench.strategies.nginx import Nginx
 from bench.strategies.redis_store import DEFAULT_URL
 from bench.suites._ours import USERNAME, Issuer, bearer
 
-__all__ = ["STRATEGIES", "Deployment", "Lead", "Measured", "by_contender", "cpu_ticks", "deploy", "deploy_all",
+__all__ = ["CONTROL", "STRATEGIES", "Deployment", "Lead", "Measured", "by_contender", "cpu_ticks", "deploy", "deploy_all",
            "full_cost", "measure_deployments", "redis_cpu", "redis_info", "row", "sizes", "stop_all"]
 
 STRATEGIES = ("tokens", "redis", "sticky", "cluster")
+CONTROL = "no auth"  # the scale-out control: N no-auth apps, for what sharing one core costs by itself
 _SIZES = {"quick": (1, 2), "full": (1, 2, 4, 8), "smoke": (1, 2)}
 
 
@@ -75,9 +76,11 @@ def deploy(ctx: Context, strategy: str, replicas: int, issuer: Issuer) -> Deploy
     The balancer goes on the server core too: beside wrk it made the load core the limit, and
     the replicas were never saturated. Its CPU is counted apart (`Measured.balancer_us_per_request`).
     """
-    workdir = ctx.workdir / f"{strategy}-{replicas}"
-    run = _start_tokens(issuer, replicas, workdir) if strategy == "tokens" else start(strategy, replicas,
-                                                                                        workdir=workdir)
+    workdir = ctx.workdir / f"{strategy.replace(' ', '-')}-{replicas}"
+    if strategy in ("tokens", CONTROL):
+        run = _start_behind_balancer(strategy, issuer, replicas, workdir)
+    else:
+        run = start(strategy, replicas, workdir=workdir)
     for pid in run.pids:
         assert pid is not None
         ctx.pinning.pin(pid, "server")
@@ -85,6 +88,8 @@ def deploy(ctx: Context, strategy: str, replicas: int, issuer: Issuer) -> Deploy
         ctx.pinning.pin(pid, "server")
     if strategy == "tokens":
         return Deployment(strategy, run, bearer(issuer.token))
+    if strategy == CONTROL:
+        return Deployment(strategy, run, {})
     response = httpx.post(f"{run.url}/login", data={"username": USERNAME})  # not ctx.http: its jar would keep the cookie
     if response.status_code != 200:
         raise BenchError(f"{strategy} login failed: {response.status_code} {response.text[:200]}")
@@ -92,10 +97,12 @@ def deploy(ctx: Context, strategy: str, replicas: int, issuer: Issuer) -> Deploy
     return Deployment(strategy, run, {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())})
 
 
-def deploy_all(ctx: Context, n: int, issuer: Issuer) -> list[Deployment]:
-    """Every strategy at `n` replicas, started at once (each start mostly waits for Python to import)."""
-    with ThreadPoolExecutor(len(STRATEGIES)) as pool:
-        futures = [pool.submit(deploy, ctx, s, n, issuer) for s in STRATEGIES]
+def deploy_all(ctx: Context, n: int, issuer: Issuer, *, control: bool = False) -> list[Deployment]:
+    """Every strategy at `n` replicas, started at once (each start mostly waits for Python to import);
+    with `control`, N no-auth apps behind a balancer too."""
+    strategies = (*STRATEGIES, CONTROL) if control else STRATEGIES
+    with ThreadPoolExecutor(len(strategies)) as pool:
+        futures = [pool.submit(deploy, ctx, s, n, issuer) for s in strategies]
         errors = [f.exception() for f in futures]
     started = [f.result() for f, e in zip(futures, errors, strict=True) if e is None]
     failed = [e for e in errors if e is not None]
@@ -119,14 +126,21 @@ def _balancer_pids(run: Run) -> list[int]:
     return [pid, *(int(p) for p in path.read_text().split())] if path.exists() else [pid]
 
 
-def _start_tokens(issuer: Issuer, n: int, workdir: Path) -> Run:
-    """N demo API replicas (default cache) behind the same balancer the session strategies get."""
+def _start_behind_balancer(strategy: str, issuer: Issuer, n: int, workdir: Path) -> Run:
+    """N demo API replicas (default cache), or N no-auth apps for the control, behind the same
+    balancer the session strategies get."""
     workdir.mkdir(parents=True)
     kind = balancer_kind()
     *ports, lb_port = free_ports(n + 1)
-    nodes = [Replica(f"tokens-{i + 1}", port, [sys.executable, "-m", "resource_service", "serve", "--host",
-                                               "127.0.0.1", "--port", str(port), "--replica-id", f"tokens-{i + 1}",
-                                               "--auth-url", issuer.service.url], workdir / f"tokens-{i + 1}.log")
+    prefix = "noauth" if strategy == CONTROL else "tokens"
+
+    def command(i: int, port: int) -> list[str]:
+        if strategy == CONTROL:
+            return [sys.executable, "-m", "bench.apps.noauth", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        return [sys.executable, "-m", "resource_service", "serve", "--host", "127.0.0.1", "--port", str(port),
+                "--replica-id", f"tokens-{i + 1}", "--auth-url", issuer.service.url]
+
+    nodes = [Replica(f"{prefix}-{i + 1}", port, command(i, port), workdir / f"{prefix}-{i + 1}.log")
              for i, port in enumerate(ports)]
     upstreams = {r.id: r.upstream for r in nodes}
     lb: Nginx | Replica
@@ -136,12 +150,13 @@ def _start_tokens(issuer: Issuer, n: int, workdir: Path) -> Run:
         lb = Replica("balancer", lb_port, [sys.executable, "-m", "bench.strategies.balancer", "--port", str(lb_port),
                                            "--upstreams", ",".join(f"{i}={a}" for i, a in upstreams.items()),
                                            "--mode", "round-robin"], workdir / "balancer.log")
-    run = Run("tokens", nodes, lb, kind, f"http://127.0.0.1:{lb_port}", workdir, DEFAULT_URL, "unused")
+    run = Run(strategy, nodes, lb, kind, f"http://127.0.0.1:{lb_port}", workdir, DEFAULT_URL, "unused")
+    ready = "/healthz" if strategy == CONTROL else "/readyz"
     try:
         for node in nodes:
             node.spawn()
         lb.spawn()
-        for url, path in [*((r.url, "/readyz") for r in nodes), (run.url, "/healthz")]:
+        for url, path in [*((r.url, ready) for r in nodes), (run.url, "/healthz")]:
             _wait(f"{url}{path}", run)
     except BaseException:
         run.stop()
@@ -153,7 +168,7 @@ def _wait(url: str, run: Run, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not all(r.running() for r in run.replicas) or not run.balancer.running():
-            raise BenchError(f"a process of the tokens deployment exited; see {run.workdir}")
+            raise BenchError(f"a process of the {run.strategy} deployment exited; see {run.workdir}")
         try:
             if httpx.get(url, timeout=1.0).status_code == 200:
                 return

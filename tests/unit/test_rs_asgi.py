@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from resource_service.asgi import BearerAuthMiddleware, ReplicaIdMiddleware, bearer_token
+from resource_service.asgi import BearerAuthMiddleware, ReplicaIdMiddleware, bearer_token, current_claims
 from resource_service.errors import InvalidRequest, InvalidToken, MissingCredentials, Unavailable
 
 pytestmark = pytest.mark.anyio
@@ -99,6 +99,10 @@ MALFORMED = {
     "NUL byte": [(b"authorization", b"Bearer aaa.bbb.c\x00c")],
     "non-ASCII": [(b"authorization", "Bearer aaa.bbb.cé".encode())],
     "padding in the middle": [(b"authorization", b"Bearer aa=a.bbb.ccc")],
+    "only padding": [(b"authorization", b"Bearer ===")],
+    "tab after the scheme": [(b"authorization", b"Bearer\taaa.bbb.ccc")],
+    "a character outside b64token": [(b"authorization", b"Bearer aaa.bbb.c~c!")],
+    "another scheme ending in bearer": [(b"authorization", b"XBearer aaa.bbb.ccc")],
     "oversized": [(b"authorization", b"Bearer " + b"a" * 9000)],
     "two Authorization headers": [(b"authorization", b"Bearer " + GOOD.encode())] * 2,
     "empty value": [(b"authorization", b"")],
@@ -117,6 +121,23 @@ async def test_malformed_authorization_header_is_400_and_never_reaches_the_verif
 @pytest.mark.parametrize("value", [b"bearer aaa.bbb.ccc", b"BEARER  aaa.bbb.ccc", b"Bearer aaa.bbb.ccc "])
 def test_scheme_is_case_insensitive_and_spacing_per_rfc_6750(value):
     assert bearer_token([(b"authorization", value)]) == GOOD
+
+
+def test_b64token_keeps_its_trailing_padding_and_every_allowed_character():
+    token = "AZaz09-._~+/=="
+    assert bearer_token([(b"authorization", b"Bearer " + token.encode())]) == token
+
+
+async def test_claims_are_in_current_claims_while_the_request_runs_and_gone_after():
+    seen = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen.append(current_claims())
+        await inner(scope, receive, send)
+
+    status, _, _ = await call(BearerAuthMiddleware(app, StubVerifier()), auth(b"Bearer " + GOOD.encode()))
+    assert status == 200 and seen == [{"sub": "u-1", "scope": "reports:read"}]
+    assert current_claims() is None
 
 
 def test_bearer_token_errors_are_the_rfc_6750_kinds():

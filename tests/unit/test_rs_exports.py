@@ -20,6 +20,7 @@ def test_public_names_are_pinned():
         "Unavailable",
         "Verifier",
         "create_app",
+        "current_claims",
         "install_error_handlers",
     ])
 

@@ -57,7 +57,8 @@ async def test_pull_takes_a_snapshot_first_and_deltas_after(feed, client, clock)
     assert copy.is_revoked({"jti": "j-1"}) and copy.cursor == 1
     feed.revoke("sid", "s-1", push=False)
     assert await sync.pull() is True
-    assert dict(feed.pulls[0]) == {} and dict(feed.pulls[1]) == {"after": "1", "feed": "F1"}
+    assert dict(feed.pulls[0]) == {"limit": "2000"}
+    assert dict(feed.pulls[1]) == {"after": "1", "feed": "F1", "limit": "2000"}
     assert copy.is_revoked({"jti": "j-9", "sid": "s-1"}) and copy.staleness(clock.now) == 0
 
 

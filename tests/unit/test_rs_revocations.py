@@ -188,3 +188,33 @@ def test_prune_keeps_a_value_revoked_again_with_a_later_expiry(copy):
 def test_entries_already_expired_are_not_stored(copy):
     copy.apply_push(entry(3, "jti", "j-old", expires_at=NOW - 1), NOW)
     assert copy.cursor == 3 and not copy.is_revoked(token(jti="j-old"))
+
+
+def test_the_compact_table_agrees_with_a_plain_dict_through_growth_prunes_and_shrinking():
+    """The hash table behind each kind (open addressing, deletion by shifting entries back)
+    against a dict model: thousands of adds with random expiries, re-adds that extend or
+    not, and prunes that empty most of it, checking every value ever added each round."""
+    import random
+
+    from resource_service.revocations import _Expiring
+
+    rng = random.Random(7)
+    table, model = _Expiring(), {}
+    values = [f"jti-{i}" for i in range(3000)]
+    now = 1000
+    for _round in range(12):
+        for value in rng.sample(values, 600):
+            expires = now + rng.randint(1, 40)
+            table.add(value, expires)
+            model[value] = max(expires, model.get(value, 0))
+        now += rng.randint(5, 25)
+        removed = set(table.prune(now))
+        expired = {v for v, e in model.items() if e <= now}
+        model = {v: e for v, e in model.items() if e > now}
+        assert len(removed) == len(expired)
+        assert len(table) == len(model)
+        assert [v for v in values if v in table] == [v for v in values if v in model]
+    now += 100
+    table.prune(now)
+    assert len(table) == 0 and not any(v in table for v in values)
+    assert len(table._keys) == 16  # shrunk back once emptied
