@@ -28,15 +28,15 @@ import httpx
 from auth_service.launch import Service, free_port
 from bench import REPO
 
-__all__ = ["CONNECTIONS", "MODES", "THREADS", "BenchError", "Check", "Context", "Contender", "Mode",
-           "Pinning", "Run", "app_process", "measure", "wrk_missing"]
+__all__ = ["CLK_TCK", "CONNECTIONS", "MODES", "THREADS", "BenchError", "Check", "Context", "Contender", "Mode",
+           "Pinning", "Run", "app_process", "core_ticks", "measure", "process_ticks", "wrk_missing"]
 
 # One wrk thread (it has a core to itself) and enough connections to keep a single
 # uvicorn worker busy; the same for every contender, never tuned per contender.
 THREADS = 1
 CONNECTIONS = 32
 LUA = REPO / "bench" / "lua"
-_CLK_TCK = os.sysconf("SC_CLK_TCK")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 class BenchError(Exception):
@@ -211,18 +211,18 @@ def _measured(ctx: Context, contender: Contender, round_: int) -> Run:
     pid = contender.server.pid
     assert pid is not None
     core = ctx.pinning.server
-    cpu_before, core_before = _process_ticks(pid), _core_ticks(core)
+    cpu_before, core_before = process_ticks(pid), core_ticks(core)
     child_before = _children_cpu()
     start = time.monotonic()
     stats = _wrk(ctx, contender, ctx.mode.seconds)
     wall = time.monotonic() - start
-    cpu = (_process_ticks(pid) - cpu_before) / _CLK_TCK
+    cpu = (process_ticks(pid) - cpu_before) / CLK_TCK
     loadgen = _children_cpu() - child_before
     if not contender.server.running():
         raise BenchError(f"{contender.server.name} died during the run; see {contender.server.log_path}")
     other: float | None = None
     if core is not None:
-        busy, total = (after - before for after, before in zip(_core_ticks(core), core_before, strict=True))
+        busy, total = (after - before for after, before in zip(core_ticks(core), core_before, strict=True))
         other = max(0.0, busy / total - cpu / wall) if total else None
     requests = int(stats["requests"])
     seconds = stats["duration_us"] / 1e6
@@ -253,13 +253,13 @@ def _wrk(ctx: Context, contender: Contender, seconds: int) -> dict[str, float]:
     return {k: float(v) for k, v in json.loads(line.removeprefix("BENCH_JSON ")).items()}
 
 
-def _process_ticks(pid: int) -> int:
+def process_ticks(pid: int) -> int:
     """utime + stime of every thread of `pid`, in clock ticks (proc(5): fields 14 and 15)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])
 
 
-def _core_ticks(cpu: int | None) -> tuple[int, int]:
+def core_ticks(cpu: int | None) -> tuple[int, int]:
     """(busy, total) ticks of one core from /proc/stat; idle and iowait are not busy."""
     if cpu is None:
         return (0, 0)

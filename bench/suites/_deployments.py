@@ -21,7 +21,7 @@ import httpx
 import redis
 
 from auth_service.launch import Service
-from bench.harness import _CLK_TCK, BenchError, Contender, Context, Mode, _core_ticks, _process_ticks, measure
+from bench.harness import CLK_TCK, BenchError, Contender, Context, Mode, core_ticks, process_ticks, measure
 from bench.harness import Run as WrkRun
 from bench.report import Row
 from bench.strategies.cluster_runner import Replica, Run, balancer_kind, free_ports, start
@@ -179,7 +179,7 @@ def _wait(url: str, run: Run, timeout: float = 30.0) -> None:
 
 
 def cpu_ticks(pids: Sequence[int]) -> int:
-    return sum(_process_ticks(pid) for pid in pids)
+    return sum(process_ticks(pid) for pid in pids)
 
 
 def redis_info(section: str) -> dict[str, float]:
@@ -228,21 +228,21 @@ def _mode(ctx: Context) -> Mode:
 
 def _one(ctx: Context, deployment: Deployment, contender: Contender, round_: int) -> Measured:
     pids, lb_pids = deployment.replica_pids(), _balancer_pids(deployment.run)
-    each, lb_before = [_process_ticks(pid) for pid in pids], cpu_ticks(lb_pids)
-    core, redis_before, started = _core_ticks(ctx.pinning.server), redis_cpu(), time.monotonic()
+    each, lb_before = [process_ticks(pid) for pid in pids], cpu_ticks(lb_pids)
+    core, redis_before, started = core_ticks(ctx.pinning.server), redis_cpu(), time.monotonic()
     (wrk,) = measure(ctx, [contender])
     wall = time.monotonic() - started
-    used = [_process_ticks(pid) - before for pid, before in zip(pids, each, strict=True)]
-    cpu = sum(used) / _CLK_TCK
-    lb_cpu = (cpu_ticks(lb_pids) - lb_before) / _CLK_TCK
+    used = [process_ticks(pid) - before for pid, before in zip(pids, each, strict=True)]
+    cpu = sum(used) / CLK_TCK
+    lb_cpu = (cpu_ticks(lb_pids) - lb_before) / CLK_TCK
     redis_used = redis_cpu() - redis_before if deployment.strategy == "redis" else 0.0
     other = wrk.other_load
     if other is not None:
-        busy, total = (a - b for a, b in zip(_core_ticks(ctx.pinning.server), core, strict=True))
+        busy, total = (a - b for a, b in zip(core_ticks(ctx.pinning.server), core, strict=True))
         other = max(0.0, busy / total - (cpu + lb_cpu) / wall) if total else None
     n = max(wrk.requests, 1)
     summed = replace(wrk, round=round_, server_cpu=cpu / wall, cpu_us_per_request=cpu / n * 1e6, other_load=other)
-    return Measured(summed, redis_used / n * 1e6, lb_cpu / n * 1e6, tuple(u / _CLK_TCK / n * 1e6 for u in used))
+    return Measured(summed, redis_used / n * 1e6, lb_cpu / n * 1e6, tuple(u / CLK_TCK / n * 1e6 for u in used))
 
 
 def row(contender: str, metric: str, values: Sequence[float], unit: str, target: float | None = None,

@@ -22,7 +22,7 @@ from bench.harness import BenchError, Context
 from bench.report import Row
 from bench.suites._ours import PASSWORD, USERNAME, Issuer
 
-__all__ = ["ISSUER_ENV", "budget_row", "login", "new_issuer", "percentile", "process_ticks", "summary_row", "wrk_json"]
+__all__ = ["ISSUER_ENV", "budget_row", "login", "new_issuer", "percentile", "summary_row", "wrk_json"]
 
 ISSUER_ENV = {"AUTH_ACCESS_TOKEN_TTL": "3600"}  # as `_ours`: tokens outlive the suite
 
@@ -66,12 +66,6 @@ def budget_row(contender: str, what: str, values: Sequence[float], budget: float
     median = statistics.median(left)
     return Row(contender, f"{what} <= {budget:g} {unit}: left", median, min(left), max(left), unit, 0.0,
                median >= 0)
-
-
-def process_ticks(pid: int) -> int:
-    """utime + stime of every thread of `pid`, in clock ticks (proc(5): fields 14 and 15)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
 
 
 def wrk_json(done: subprocess.CompletedProcess[str], what: str) -> dict[str, float]:

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from auth_service.launch import Service, auth_process, cli, replica_process
 from bench.harness import BenchError, Context
 
-__all__ = ["Issuer", "bearer", "mint_pool", "replica", "start_issuers"]
+__all__ = ["Issuer", "bearer", "mint_pool", "replica", "segment", "start_issuers"]
 
 USERNAME = "bench"
 PASSWORD = "bench password"
@@ -64,8 +64,8 @@ def start_issuers(ctx: Context, algs: list[str]) -> dict[str, Issuer]:
         if response.status_code != 200:
             raise BenchError(f"login at the {alg} issuer failed: {response.status_code} {response.text}")
         token = response.json()["access_token"]
-        if _segment(token.split(".")[0]).get("alg") != alg:  # a key left from elsewhere would mislabel a row
-            raise BenchError(f"the {alg} issuer signed with {_segment(token.split('.')[0]).get('alg')}")
+        if segment(token.split(".")[0]).get("alg") != alg:  # a key left from elsewhere would mislabel a row
+            raise BenchError(f"the {alg} issuer signed with {segment(token.split('.')[0]).get('alg')}")
         issuers[alg] = Issuer(alg, service, dirs[alg], token)
     return issuers
 
@@ -78,7 +78,7 @@ def replica(issuer: Issuer, name: str, *, cache: bool) -> Service:
 
 def mint_pool(issuer: Issuer, count: int, path: Path) -> list[str]:
     """`count` tokens like `issuer.token` but for a fresh `jti` each, one per line in `path`."""
-    header, claims = (_segment(part) for part in issuer.token.split(".")[:2])
+    header, claims = (segment(part) for part in issuer.token.split(".")[:2])
     key_file = issuer.data / "keys" / f"{header['kid']}.json"  # the file keystore: auth_service/storage/keyfiles.py
     if not key_file.is_file():
         raise BenchError(f"no key file {key_file}: the cold pool is signed with the issuer's file keystore")
@@ -92,6 +92,6 @@ def mint_pool(issuer: Issuer, count: int, path: Path) -> list[str]:
     return tokens
 
 
-def _segment(part: str) -> dict[str, Any]:
+def segment(part: str) -> dict[str, Any]:
     """One JWS segment, decoded but not verified: it is only copied, never trusted."""
     return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))  # type: ignore[no-any-return]

@@ -11,23 +11,21 @@ failed request. Then the same storm runs while a second wrk reads `/.well-known/
 
 from __future__ import annotations
 
-import os
 import statistics
 import subprocess
 import time
 from pathlib import Path
 from urllib.parse import urlencode
 
-from bench.harness import BenchError, Context
+from bench.harness import CLK_TCK, BenchError, Context, process_ticks
 from bench.report import Row, SuiteResult
-from bench.suites._ops import LUA, budget_row, login, new_issuer, process_ticks, wrk_json
+from bench.suites._ops import LUA, budget_row, login, new_issuer, wrk_json
 from bench.suites._ours import PASSWORD, USERNAME
 
 LOGIN_CONNECTIONS = 16  # as the earlier manual run: enough to keep every hashing thread busy
 JWKS_CONNECTIONS = 4
 JWKS_P99_MS = 20.0
 _ENV = {"AUTH_LOGIN_MAX_FAILURES": "1000000000", "AUTH_LOGIN_MAX_ATTEMPTS_PER_IP": "1000000000"}
-_CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def run(ctx: Context) -> SuiteResult:
@@ -53,7 +51,7 @@ def run(ctx: Context) -> SuiteResult:
     for _ in range(ctx.mode.rounds):
         before = process_ticks(auth.pid or 0)
         stats = _wrk(ctx, f"{auth.url}/token", LOGIN_CONNECTIONS, seconds, script)
-        cpu = (process_ticks(auth.pid or 0) - before) / _CLK_TCK
+        cpu = (process_ticks(auth.pid or 0) - before) / CLK_TCK
         alone.append(stats["requests"] / (stats["duration_us"] / 1e6))
         cpu_rate.append(stats["requests"] / cpu if cpu else 0.0)
         failures += _failed(stats)

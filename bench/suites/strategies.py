@@ -29,7 +29,7 @@ from typing import cast
 import httpx
 
 from auth_service.launch import Service
-from bench.harness import _CLK_TCK, Contender, Context, Mode, measure
+from bench.harness import CLK_TCK, Contender, Context, Mode, measure
 from bench.report import Row, SuiteResult
 from bench.strategies.cluster_runner import Run, balancer_kind, replica_death
 from bench.suites._deployments import (STRATEGIES, Deployment, Lead, Measured, by_contender, cpu_ticks,
@@ -147,7 +147,7 @@ def _cpu_of(pids: Sequence[int], work: Callable[[], None]) -> tuple[float, float
     """(CPU seconds of `pids`, wall seconds) while `work` runs."""
     before, started = cpu_ticks(pids), time.monotonic()
     work()
-    return (cpu_ticks(pids) - before) / _CLK_TCK, time.monotonic() - started
+    return (cpu_ticks(pids) - before) / CLK_TCK, time.monotonic() - started
 
 
 def _login_rows(ctx: Context, deployments: Sequence[Deployment], issuer: Issuer) -> list[Row]:
