@@ -67,7 +67,8 @@ def create_app(settings: Settings) -> FastAPI:
         revoker = Revoker(store, feed, access_ttl=settings.access_token_ttl, leeway=settings.leeway)
         app.state.services = Services(
             settings=settings, store=store, keys=keys, minter=minter, hasher=hasher, feed=feed, revoker=revoker,
-            grants=Grants(settings, store, minter, hasher, limiter, revoker), redis=redis_client)
+            grants=Grants(settings, store, minter, hasher, limiter, revoker), limiter=limiter,
+            redis=redis_client)
         tasks = [asyncio.create_task(feed.run(), name="revocation-feed"),
                  asyncio.create_task(_every(_KEY_RELOAD_EVERY, _key_keeper(keys, settings)), name="keys"),
                  asyncio.create_task(_every(_PRUNE_EVERY, lambda: _prune(store)), name="prune")]

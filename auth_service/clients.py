@@ -2,22 +2,30 @@
 
 RFC 6749 section 2.3.1: HTTP Basic with form-encoded id and secret, or both in the body
 (`client_secret_post`), never both methods at once. Public clients send only `client_id`.
+Failed secrets count against the client id and the caller's address in the login limiter,
+so a secret cannot be guessed at any endpoint faster than a password.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import logging
+import time
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
 from fastapi import Request
 
-from .errors import InvalidClient, InvalidRequest
+from .errors import InvalidClient, InvalidRequest, RateLimited
 from .passwords import PasswordHasher
+from .ratelimit import LoginLimiter
 from .storage import Client, Store
 
+security = logging.getLogger("auth_service.security")
+
 PUBLIC_CLIENT = "public"  # client_id of a caller that does not identify itself (e.g. Swagger UI)
+MAX_CLIENT_ID = 128  # characters, for public and confidential clients alike
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +38,8 @@ class Caller:
         return self.client is not None
 
 
-async def authenticate(request: Request, params: dict[str, str], store: Store,
-                       hasher: PasswordHasher) -> Caller:
+async def authenticate(request: Request, params: dict[str, str], store: Store, hasher: PasswordHasher,
+                       limiter: LoginLimiter) -> Caller:
     basic = _basic_credentials(request)
     posted = params.get("client_secret") or None  # Swagger UI posts an empty one when none was typed
     if basic and (posted is not None or params.get("client_id", basic[0]) not in (basic[0], "")):
@@ -42,22 +50,34 @@ async def authenticate(request: Request, params: dict[str, str], store: Store,
         client_id, secret = params.get("client_id", ""), posted
     else:
         client_id = params.get("client_id") or PUBLIC_CLIENT
+        if len(client_id) > MAX_CLIENT_ID:  # no such client; and its tokens would outgrow what we accept back
+            raise InvalidClient("client authentication failed")
         client = await store.client(client_id)
         if client is not None:  # a confidential client must prove who it is
             raise InvalidClient("client authentication required")
         return Caller(client_id=client_id, client=None)
-    if not client_id or len(client_id) > 128 or len(secret) > 1024:
+    if not client_id or len(client_id) > MAX_CLIENT_ID or len(secret) > 1024:
         raise InvalidClient("client authentication failed", basic=basic is not None)
+    key, address = "client\0" + client_id, request.client.host if request.client else "unknown"
+    wait = await limiter.retry_after(key, address, time.time())
+    if wait:
+        security.warning("client_auth_rate_limited client_id=%s retry_after=%s", client_id, wait)
+        raise RateLimited(wait)
     client = await store.client(client_id)
     if not await hasher.verify(secret, client.secret_hash if client else None):
+        await limiter.attempted(key, address, time.time(), failed=True)
+        security.info("client_auth_failure client_id=%s known_client=%s", client_id, client is not None)
         raise InvalidClient("client authentication failed", basic=basic is not None)
     return Caller(client_id=client_id, client=client)
 
 
 def _basic_credentials(request: Request) -> tuple[str, str] | None:
-    header = request.headers.get("authorization")
-    if header is None:
+    headers = request.headers.getlist("authorization")
+    if not headers:
         return None
+    if len(headers) > 1:  # RFC 6749 section 5.2: "includes multiple credentials" is invalid_request
+        raise InvalidRequest("several Authorization headers were sent")
+    header = headers[0]
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "basic":
         raise InvalidClient("unsupported client authentication scheme", basic=True)

@@ -13,6 +13,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .storage.unavailable import CANDIDATES as STORAGE_FAILURES
+from .storage.unavailable import database_unavailable
+
 log = logging.getLogger("auth_service")
 
 
@@ -64,17 +67,25 @@ class UnsupportedTokenType(OAuthError):
     error = "unsupported_token_type"  # RFC 7009 section 2.2.1
 
 
-class InvalidToken(OAuthError):
-    """A bad Bearer credential at /logout: rendered the RFC 6750 way."""
+class BearerRefused(OAuthError):
+    """A Bearer credential refused at /logout, rendered the RFC 6750 way: the challenge carries the code."""
 
+    def __init__(self, description: str) -> None:
+        challenge = f'Bearer realm="auth", error="{self.error}", error_description="{_quote(description)}"'
+        super().__init__(description, headers={"WWW-Authenticate": challenge})
+
+
+class InvalidToken(BearerRefused):
     error = "invalid_token"
     status_code = 401
 
-    def __init__(self, description: str) -> None:
-        super().__init__(
-            description,
-            headers={"WWW-Authenticate": f'Bearer realm="auth", error="invalid_token", error_description="{_quote(description)}"'},
-        )
+
+class MalformedBearer(BearerRefused):
+    """RFC 6750 section 3.1 invalid_request (400). Section 3: a request without a usable
+    access token MUST get the challenge, a malformed one included."""
+
+    error = "invalid_request"
+    status_code = 400
 
 
 class RateLimited(OAuthError):
@@ -120,3 +131,14 @@ def install_handlers(app: FastAPI) -> None:
         log.error("unhandled error on %s %s: %s", request.method, request.url.path, type(exc).__name__,
                   exc_info=exc)
         return JSONResponse({"error": "server_error", "error_description": "internal error"}, status_code=500)
+
+    async def _storage(request: Request, exc: Exception) -> JSONResponse:
+        # Registered per class, so Starlette's ExceptionMiddleware answers and nothing re-raises
+        # the error to the server (which would log it again and close the connection).
+        if not database_unavailable(exc):
+            return await _unexpected(request, exc)
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+        return Unavailable("storage unavailable; retry later").response()
+
+    for candidate in STORAGE_FAILURES:
+        app.add_exception_handler(candidate, _storage)

@@ -82,6 +82,9 @@ class Grants:
         granted = str(claims.get("scope", ""))
         scope = _grant_scope(parse_scope(params.get("scope")), granted) if params.get("scope") else granted
         floor = await self._store.revoked_before(claims["sub"])
+        # Every read before the rotation commits: a failure after it (the database going away)
+        # would cost the client its new token, and its retry would then revoke the session.
+        user = await self._store.user_by_id(claims["sub"])
         new = self._minter.refresh_token(sub=claims["sub"], client_id=caller.client_id, scope=granted,
                                          sid=claims["sid"], now=now, iat_floor=floor)
         outcome = await self._store.rotate(
@@ -97,7 +100,6 @@ class Grants:
             raise InvalidGrant("refresh token already used; the session is revoked")
         if outcome is not RotateOutcome.ROTATED:
             raise InvalidGrant(f"refresh token {outcome.value}")
-        user = await self._store.user_by_id(claims["sub"])
         access = self._minter.access_token(sub=claims["sub"], client_id=caller.client_id, scope=scope,
                                            sid=claims["sid"], username=user.username if user else None,
                                            now=now, iat_floor=floor)

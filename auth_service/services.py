@@ -11,6 +11,7 @@ from .config import Settings
 from .grants import Grants
 from .keys import KeyManager
 from .passwords import PasswordHasher
+from .ratelimit import LoginLimiter
 from .revocation import RevocationFeed, Revoker
 from .storage import Store
 from .tokens import TokenMinter
@@ -26,6 +27,7 @@ class Services:
     feed: RevocationFeed
     revoker: Revoker
     grants: Grants
+    limiter: LoginLimiter  # logins, and client secrets guessed at any endpoint
     redis: Any = None  # redis.asyncio.Redis when AUTH_REDIS_URL is set
 
 

@@ -60,6 +60,10 @@ def bearer_token(headers: Iterable[tuple[bytes, bytes]]) -> str:
     if len(value) > _MAX_AUTHORIZATION:
         raise InvalidRequest("the Authorization header is too long")
     scheme, _, token = value.partition(b" ")
+    if scheme.lower() != b"bearer" and value[:6].lower() != b"bearer":
+        # RFC 6750 section 3.1: a client trying another authentication method gets the
+        # bare challenge, with no error code, as one that sent nothing.
+        raise MissingCredentials("the request uses another authentication scheme than Bearer")
     token = token.lstrip(b" ")
     body = token.rstrip(b"=")
     # translate(None, allowed) deletes every allowed byte: anything left is not b64token.

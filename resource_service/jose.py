@@ -85,8 +85,13 @@ _DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no
 
 def _json_object(segment: str, part: str) -> dict[str, Any]:
     try:
-        value = _DECODER.decode(_b64decode(segment).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        text = _b64decode(segment).decode("utf-8")
+        value = _DECODER.decode(text)
+        if "\\u" in text:
+            # A \u escape can spell a lone surrogate, which is no Unicode text (RFC 8259
+            # section 8.2) and would fail later, when the claims are encoded again.
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (UnicodeError, ValueError, RecursionError):
         raise TokenError("malformed", f"token {part} is not UTF-8 JSON") from None
     if not isinstance(value, dict):
         raise TokenError("malformed", f"token {part} is not a JSON object")

@@ -10,11 +10,12 @@ from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordBearer
 
 from ..clients import Caller, authenticate
-from ..errors import InvalidClient, InvalidRequest, InvalidToken, UnauthorizedClient
+from ..errors import InvalidClient, InvalidToken, MalformedBearer, UnauthorizedClient
 from ..forms import FORM_TYPE, read_form, require
 from ..routes.token import NO_STORE
 from ..services import Services, services
 from ..tokens import TokenError
+from .responses import INTROSPECTION, errors, ok
 
 router = APIRouter(tags=["revocation"])
 
@@ -29,12 +30,14 @@ _TOKEN_FORM = {"requestBody": {"required": True, "content": {FORM_TYPE: {"schema
 _bearer = OAuth2PasswordBearer(tokenUrl="token", auto_error=False)
 
 
-@router.post("/revoke", openapi_extra=_TOKEN_FORM, summary="Revoke a token (RFC 7009)")
+@router.post("/revoke", openapi_extra=_TOKEN_FORM, summary="Revoke a token (RFC 7009)", response_class=Response,
+             responses={200: {"description": "Revoked, or not a token of ours (RFC 7009 section 2.2)"},
+                        **errors(400, 401, 429, 503)})
 async def revoke(request: Request) -> Response:
     s = services(request)
     params = await read_form(request)
     token = require(params, "token")
-    caller = await authenticate(request, params, s.store, s.hasher)
+    caller = await authenticate(request, params, s.store, s.hasher, s.limiter)
     now = time.time()
     # RFC 7009 section 2.2: an invalid, expired or unknown token is answered 200 all the same.
     if (claims := _read(s.minter.read_refresh, token, now)) is not None:
@@ -48,27 +51,30 @@ async def revoke(request: Request) -> Response:
     return Response(status_code=200, headers=NO_STORE)
 
 
-@router.post("/introspect", openapi_extra=_TOKEN_FORM, summary="Introspect a token (RFC 7662)")
+@router.post("/introspect", openapi_extra=_TOKEN_FORM, summary="Introspect a token (RFC 7662)",
+             responses={**ok(INTROSPECTION), **errors(400, 401, 429, 503)})
 async def introspect(request: Request) -> JSONResponse:
     s = services(request)
     params = await read_form(request)
-    caller = await authenticate(request, params, s.store, s.hasher)
+    caller = await authenticate(request, params, s.store, s.hasher, s.limiter)
     if not caller.confidential:
         raise InvalidClient("introspection requires client authentication")
     token = require(params, "token")
     return JSONResponse(await _introspect(s, token), headers=NO_STORE)
 
 
-@router.post("/logout", status_code=204, summary="End the caller's login session")
+@router.post("/logout", status_code=204, summary="End the caller's login session", response_class=Response,
+             responses=errors(400, 401, 503))
 async def logout(request: Request, _: str | None = Depends(_bearer)) -> Response:
     s = services(request)
     headers = request.headers.getlist("authorization")
-    if not headers:
+    scheme, _, token = headers[0].partition(" ") if headers else ("", "", "")
+    if not headers or (len(headers) == 1 and scheme.lower() != "bearer" and headers[0][:6].lower() != "bearer"):
+        # RFC 6750 section 3.1: no credential, or another scheme than Bearer: the bare challenge.
         return JSONResponse({"error": "invalid_request", "error_description": "bearer token required"},
                             status_code=401, headers={"WWW-Authenticate": 'Bearer realm="auth"'})
-    scheme, _, token = headers[0].partition(" ")
     if len(headers) > 1 or scheme.lower() != "bearer" or not token.strip() or len(token) > 8192:
-        raise InvalidRequest("malformed Authorization header")
+        raise MalformedBearer("malformed Authorization header")
     try:
         claims = s.minter.read_access(token.strip(), time.time())
     except TokenError as exc:

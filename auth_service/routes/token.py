@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from ..clients import authenticate
 from ..errors import InvalidRequest, UnsupportedGrantType
-from ..forms import FORM_TYPE, read_form
+from ..forms import FORM_TYPE, MAX_VALUE, read_form
+from ..grants import MAX_USERNAME_LENGTH
+from ..passwords import MAX_PASSWORD_LENGTH
 from ..services import services
+from .responses import TOKEN, errors, ok
 
 router = APIRouter(tags=["tokens"])
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
+
+def _when(grant_type: str, then: dict[str, Any]) -> dict[str, Any]:
+    return {"if": {"required": ["grant_type"], "properties": {"grant_type": {"const": grant_type}}}, "then": then}
+
+
+# Every value is at most MAX_VALUE characters; a grant bounds what it reads further and
+# ignores the rest (RFC 6749 section 3.2), so the tighter limits hold per grant.
 _FORM_SCHEMA = {
     "requestBody": {
         "required": True,
@@ -22,19 +34,27 @@ _FORM_SCHEMA = {
             "required": ["grant_type"],
             "properties": {
                 "grant_type": {"type": "string", "enum": ["password", "refresh_token", "client_credentials"]},
-                "username": {"type": "string", "maxLength": 256},
-                "password": {"type": "string", "format": "password", "maxLength": 1024},
-                "refresh_token": {"type": "string", "maxLength": 4096},
-                "scope": {"type": "string", "maxLength": 4096},
+                "username": {"type": "string", "maxLength": MAX_VALUE},
+                "password": {"type": "string", "format": "password", "maxLength": MAX_VALUE},
+                "refresh_token": {"type": "string", "maxLength": MAX_VALUE},
+                "scope": {"type": "string", "maxLength": MAX_VALUE},
                 "client_id": {"type": "string", "maxLength": 128},
                 "client_secret": {"type": "string", "format": "password", "maxLength": 1024},
             },
+            "allOf": [
+                _when("password", {"required": ["username", "password"], "properties": {
+                    "username": {"minLength": 1, "maxLength": MAX_USERNAME_LENGTH},
+                    "password": {"minLength": 1, "maxLength": MAX_PASSWORD_LENGTH}}}),
+                _when("refresh_token", {"required": ["refresh_token"],
+                                        "properties": {"refresh_token": {"minLength": 1}}}),
+            ],
         }}},
     }
 }
 
 
-@router.post("/token", openapi_extra=_FORM_SCHEMA, summary="Issue tokens (RFC 6749)")
+@router.post("/token", openapi_extra=_FORM_SCHEMA, summary="Issue tokens (RFC 6749)",
+             responses={**ok(TOKEN), **errors(400, 401, 429, 503)})
 async def token(request: Request) -> JSONResponse:
     s = services(request)
     params = await read_form(request)
@@ -44,7 +64,7 @@ async def token(request: Request) -> JSONResponse:
     handlers = {"password", "refresh_token", "client_credentials"}
     if grant_type not in handlers:
         raise UnsupportedGrantType("grant_type must be password, refresh_token or client_credentials")
-    caller = await authenticate(request, params, s.store, s.hasher)
+    caller = await authenticate(request, params, s.store, s.hasher, s.limiter)
     if grant_type == "password":
         address = request.client.host if request.client else "unknown"
         body = await s.grants.password(params, caller, address)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, Response
 
 from ..config import Settings
 from ..services import services
+from .responses import JWKS, METADATA, ok
 
 router = APIRouter(tags=["discovery"])
 
@@ -40,12 +41,13 @@ async def _metadata(request: Request) -> Response:
 
 
 router.add_api_route("/.well-known/oauth-authorization-server", _metadata, methods=["GET"],
-                     summary="Authorization server metadata (RFC 8414)")
+                     summary="Authorization server metadata (RFC 8414)", responses=ok(METADATA))
 router.add_api_route("/.well-known/openid-configuration", _metadata, methods=["GET"],
-                     summary="The same metadata at the OpenID Connect discovery path")
+                     summary="The same metadata at the OpenID Connect discovery path", responses=ok(METADATA))
 
 
-@router.get("/.well-known/jwks.json", summary="Public signing keys (RFC 7517)")
+@router.get("/.well-known/jwks.json", summary="Public signing keys (RFC 7517)",
+            responses={**ok(JWKS), 304: {"description": "Not Modified: `If-None-Match` holds the current ETag"}})
 async def jwks(request: Request) -> Response:
     s = services(request)
     body, etag = s.keys.jwks()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,11 @@ from .schema import upgrade
 from .sql import SqlStore
 
 _BUSY_TIMEOUT_MS = 10_000
+
+# aiosqlite logs every call with its bound values at DEBUG, so an application logging at
+# DEBUG would write password and client-secret hashes to its logs (hide_parameters below
+# covers SQLAlchemy's messages only).
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 
 def _engine(url: str, *, immediate: bool) -> AsyncEngine:

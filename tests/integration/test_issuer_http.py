@@ -238,7 +238,8 @@ def test_other_endpoints_refuse_bad_input_with_standard_errors(issuer: Stack) ->
     assert issuer.http.get(f"{url}/token").status_code == 405
     assert issuer.http.get(f"{url}/nope").json()["error"] == "not_found"
     assert issuer.http.post(f"{url}/revoke", data={}).json()["error"] == "invalid_request"
-    assert issuer.http.post(f"{url}/logout", headers={"Authorization": "Basic abc"}).status_code == 400
+    assert issuer.http.post(f"{url}/logout", headers={"Authorization": "Bearer"}).status_code == 400
+    assert issuer.http.post(f"{url}/logout", headers={"Authorization": "Basic abc"}).status_code == 401
 
 
 def test_the_pull_feed_pages_a_long_list_with_more_and_a_cursor(issuer: Stack) -> None:

@@ -88,7 +88,6 @@ async def test_unavailable_verifier_is_503():
 
 
 MALFORMED = {
-    "basic scheme": [(b"authorization", b"Basic dXNlcjpwYXNz")],
     "scheme only": [(b"authorization", b"Bearer")],
     "scheme and blank": [(b"authorization", b"Bearer   ")],
     "no space": [(b"authorization", b"Bearer" + GOOD.encode())],
@@ -102,10 +101,8 @@ MALFORMED = {
     "only padding": [(b"authorization", b"Bearer ===")],
     "tab after the scheme": [(b"authorization", b"Bearer\taaa.bbb.ccc")],
     "a character outside b64token": [(b"authorization", b"Bearer aaa.bbb.c~c!")],
-    "another scheme ending in bearer": [(b"authorization", b"XBearer aaa.bbb.ccc")],
     "oversized": [(b"authorization", b"Bearer " + b"a" * 9000)],
     "two Authorization headers": [(b"authorization", b"Bearer " + GOOD.encode())] * 2,
-    "empty value": [(b"authorization", b"")],
 }
 
 
@@ -143,8 +140,12 @@ async def test_claims_are_in_current_claims_while_the_request_runs_and_gone_afte
 def test_bearer_token_errors_are_the_rfc_6750_kinds():
     with pytest.raises(MissingCredentials):
         bearer_token([])
+    with pytest.raises(MissingCredentials):  # an empty field carries no credential either
+        bearer_token([(b"authorization", b"  ")])
+    with pytest.raises(MissingCredentials):  # section 3.1: an unsupported method is told no error code
+        bearer_token([(b"authorization", b"Basic dXNlcjpwYXNz")])
     with pytest.raises(InvalidRequest):
-        bearer_token([(b"authorization", b"Token x")])
+        bearer_token([(b"authorization", b"Bearer:x")])
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/docs", "/openapi.json", "/docs/oauth2-redirect"])

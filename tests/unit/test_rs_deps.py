@@ -96,8 +96,10 @@ async def test_without_middleware_the_dependency_verifies_and_refuses_in_rfc_675
 async def test_malformed_header_is_400_from_the_dependency_too():
     app = build(StubVerifier())
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://api") as client:
-        response = await client.get("/reports", headers={"authorization": "Basic dXNlcg=="})
+        response = await client.get("/reports", headers={"authorization": "Bearer a,b"})
+        other_scheme = await client.get("/reports", headers={"authorization": "Basic dXNlcg=="})
     assert response.status_code == 400 and response.json()["error"] == "invalid_request"
+    assert other_scheme.status_code == 401 and "error" not in other_scheme.json()  # RFC 6750 section 3.1
 
 
 async def test_with_the_middleware_the_token_is_verified_once():
