@@ -90,5 +90,8 @@ def test_scaleout_suite_measures_every_strategy_at_each_size(tmp_path: Path) -> 
     result = _run("scaleout", tmp_path)
 
     _assert_measured_cleanly(result)
-    assert {run.contender for run in result.runs} == {f"{s} x{n}" for s in STRATEGIES for n in (1, 2)}
+    # The no-auth control runs beside the strategies at each size, and its growth is divided out.
+    assert {run.contender for run in result.runs} == {f"{s} x{n}" for s in (*STRATEGIES, "no auth") for n in (1, 2)}
     assert any(note.startswith("shared bottleneck, redis") for note in result.notes)
+    controlled = [r for r in result.rows if r.metric == "same, ÷ no auth's (core sharing removed)"]
+    assert {r.contender for r in controlled} == {f"{s} x2" for s in STRATEGIES}
