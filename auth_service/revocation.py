@@ -87,8 +87,11 @@ class RevocationFeed:
     async def _tail_forever(self) -> None:
         next_heartbeat = time.monotonic() + self._heartbeat
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+            # that arrives as the wait completes (CPython gh-86296), and the issuer never stops.
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=min(self._poll, self._heartbeat))
+                async with asyncio.timeout(min(self._poll, self._heartbeat)):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()

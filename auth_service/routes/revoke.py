@@ -22,7 +22,8 @@ router = APIRouter(tags=["revocation"])
 _TOKEN_FORM = {"requestBody": {"required": True, "content": {FORM_TYPE: {"schema": {
     "type": "object", "required": ["token"],
     "properties": {"token": {"type": "string", "maxLength": 4096},
-                   "token_type_hint": {"type": "string", "enum": ["access_token", "refresh_token"]},
+                   # RFC 7009 section 2.1: a hint we do not know is ignored, not refused.
+                   "token_type_hint": {"type": "string", "examples": ["access_token", "refresh_token"]},
                    "client_id": {"type": "string"}, "client_secret": {"type": "string", "format": "password"}},
 }}}}}
 
