@@ -200,8 +200,9 @@ class RevocationSync:
             # resets that clock, so without push a pull runs every interval, not every two.
             staleness = self._revocations.staleness(self._clock())
             due = self._poll_interval if staleness is None else max(0.0, self._poll_interval - staleness)
-            try:
-                await asyncio.wait_for(self._pull_wanted.wait(), timeout=due)
+            try:  # asyncio.timeout: wait_for can drop a cancellation on 3.11 (CPython gh-86296)
+                async with asyncio.timeout(due):
+                    await self._pull_wanted.wait()
             except TimeoutError:
                 staleness = self._revocations.staleness(self._clock())
                 if staleness is not None and staleness < self._poll_interval:
