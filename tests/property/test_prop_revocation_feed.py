@@ -155,11 +155,26 @@ class RevocationFeedMachine(RuleBasedStateMachine):
         for replica in self.replicas.values():
             replica.synced = False
 
-    @initialize(page_sizes=st.lists(st.sampled_from(PAGE_SIZES), min_size=2, max_size=2))
-    def issuer_and_two_replicas_start(self, page_sizes: list[int]) -> None:
+    @initialize(page_sizes=st.lists(st.sampled_from(PAGE_SIZES), min_size=2, max_size=2),
+                revoked=st.integers(0, 40))
+    def issuer_and_two_replicas_start(self, page_sizes: list[int], revoked: int) -> None:
+        """The issuer starts with `revoked` tokens already on its list, expiring over the next
+        minute, and the replicas pull them: their tables grow, and shrink as entries expire."""
         self._start_issuer(self.tmp / "data-0")
+        self._revoke_tokens(revoked)
         for number, entries in enumerate(page_sizes):
             self._connect(number, entries)
+            self._pull(self.replicas[number])
+
+    def _revoke_tokens(self, count: int) -> None:
+        async def revoke() -> None:
+            for n in range(count):
+                # Tokens of many ages: their entries expire at many different times.
+                await self.services.revoker.jti(f"jti-{self.batches}-{n}", self.now + (n * 7) % (2 * ACCESS_TTL))
+
+        self.batches += 1
+        self.loop.run(revoke())
+        self._wrote()
 
     @rule(kind=kinds, value=values, exp_offset=st.none() | st.integers(-40, 60), our_clock=st.booleans())
     def revoke(self, kind: str, value: str, exp_offset: int | None, our_clock: bool) -> None:
@@ -177,15 +192,27 @@ class RevocationFeedMachine(RuleBasedStateMachine):
         elif not our_clock:
             self.loop.run(revoker.sub(value))
         else:
-            before = self.now + 1
-            self.loop.run(self.services.store.revoke_subject(value, self.now, before, revoker.horizon(before)))
-            revoker.notify()
+            self._revoke_subject_now(value)
         self._wrote()
 
-    @precondition(lambda self: self.batches < 2)
-    @rule(kind=kinds, count=st.integers(5, 40))
+    def _revoke_subject_now(self, sub: str) -> None:
+        """What `Revoker.sub` does, at the virtual time."""
+        revoker, before = self.services.revoker, self.now + 1
+        self.loop.run(self.services.store.revoke_subject(sub, self.now, before, revoker.horizon(before)))
+        revoker.notify()
+
+    @rule(value=values, gap=st.sampled_from([1, 10, ACCESS_TTL + LEEWAY - 1]))
+    def password_changes_twice(self, value: str, gap: int) -> None:
+        """Two subject revocations while the first is live: the later `before` must win."""
+        self._revoke_subject_now(value)
+        self.now += gap
+        self._revoke_subject_now(value)
+        self._wrote()
+
+    @precondition(lambda self: self.batches < 3)
+    @rule(kind=st.sampled_from(["sid", "sub"]), count=st.integers(5, 40))
     def revoke_many(self, kind: str, count: int) -> None:
-        """Enough distinct values to make a replica's tables grow, and later shrink as they expire."""
+        """Many sessions or subjects at once (many tokens: the `initialize` step)."""
         self.batches += 1
 
         async def revoke() -> None:
