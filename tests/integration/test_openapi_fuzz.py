@@ -122,7 +122,7 @@ def fuzz(schema: Any, plan: Plan) -> Outcome:
             runs.append(("positive without credentials", operation.as_strategy(GenerationMode.POSITIVE), False))
         if label in plan.forged:
             runs.append(("altered bearer token", altered(plan.forged[label]).flatmap(
-                lambda t: operation.as_strategy(headers={"Authorization": f"Bearer {t}"})), True))
+                lambda t, op=operation: op.as_strategy(headers={"Authorization": f"Bearer {t}"})), True))
         for i, body in enumerate(plan.bodies.get(label, []), 1):
             runs.append((f"known-good form {i}",
                          operation.as_strategy(headers=headers, body=body, media_type=FORM), False))
