@@ -52,6 +52,11 @@ def open_keys(settings: Settings, store: SqlStore) -> KeyManager:
                       max_token_lifetime=settings.max_token_lifetime)
 
 
+_READINESS = {"type": "object", "required": ["ready", "checks"],
+              "properties": {"ready": {"type": "boolean"},
+                             "checks": {"type": "object", "additionalProperties": {"type": "string"}}}}
+
+
 def create_app(settings: Settings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -98,7 +103,10 @@ def create_app(settings: Settings) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"], summary="Readiness: database, signing key, Redis")
+    @app.get("/readyz", tags=["operations"], summary="Readiness: database, signing key, Redis",
+             responses={200: {"description": "Ready", "content": {"application/json": {"schema": _READINESS}}},
+                        503: {"description": "Not ready: a check failed",
+                              "content": {"application/json": {"schema": _READINESS}}}})
     async def readyz(request: Request) -> JSONResponse:
         checks = await _readiness(services(request))
         ready = all(result == "ok" for result in checks.values())
