@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import PASSWORD, Stack, eventually
-from tests.faults.own_servers import OwnPostgres
+from tests.own_servers import OwnPostgres
 from tests.faults.storm import (
     STORM_ENV,
     PostgresDb,

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import PASSWORD, Stack, eventually
-from tests.faults.own_servers import OwnRedis
+from tests.own_servers import OwnRedis
 from tests.faults.storm import STORM_ENV, add_users
 
 pytestmark = pytest.mark.fault

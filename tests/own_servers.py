@@ -49,6 +49,13 @@ class OwnRedis:
         finally:
             client.close()
 
+    def stop(self) -> None:
+        """SIGTERM: a clean shutdown."""
+        if self._proc is not None:
+            self._proc.terminate()
+            self._proc.wait(10)
+            self._proc = None
+
     def kill(self) -> None:
         """SIGKILL: no goodbye to any client."""
         if self._proc is not None:
