@@ -1,0 +1,121 @@
+"""A person's path through a replica's Swagger UI, in Debian's chromium driven by Playwright:
+Authorize with a password at the issuer (a cross-origin request), then call /me and read the claims."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from auth_service.launch import Service, free_port, replica_process
+from tests.conftest import PASSWORD, REPLICA_ENV, Stack, require
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page, Response, Route
+
+pytestmark = pytest.mark.slow
+
+# No downloaded browser: Debian's chromium, as root in CI. The network flags keep it from calling
+# Google's hosts, which this closed network refuses (and which would slow every start).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                 "--disable-background-networking", "--disable-component-update"]
+# FastAPI's /docs page loads swagger-ui-dist 5 (and a favicon) from the internet; off-loopback
+# requests are answered from fastapi-offline's copy of the same files.
+_OFF_LOOPBACK = re.compile(r"^https?://(?!127\.0\.0\.1[:/])")
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Iterator[Page]:
+    """A page in a headless chromium with a fresh profile under the test's tmp dir."""
+    for module, what in (("playwright", "the playwright package (pip install -e '.[test]')"),
+                         ("fastapi_offline", "the fastapi-offline package (pip install -e '.[test]')")):
+        require(None if importlib.util.find_spec(module) else what)
+    chromium = shutil.which("chromium")
+    require(None if chromium else "Debian's chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(tmp_path / "chromium-profile", executable_path=chromium,
+                                                        headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = context.pages[0] if context.pages else context.new_page()
+            page.set_default_timeout(15_000)
+            yield page
+        finally:
+            context.close()
+
+
+def _from_local_copy(route: Route) -> None:
+    import fastapi_offline
+
+    asset = Path(fastapi_offline.__file__).parent / "static" / route.request.url.rsplit("/", 1)[-1]
+    if asset.is_file():
+        route.fulfill(path=asset)
+    else:
+        route.abort()
+
+
+def _issuer_and_replica(stack: Stack) -> tuple[Service, str]:
+    """An issuer that lets the replica's pages call it (CORS), alice, and the replica; alice's sub."""
+    port = free_port()  # the replica's, known before the issuer starts: its origin is the issuer's setting
+    stack.start_auth(AUTH_CORS_ORIGINS=json.dumps([f"http://127.0.0.1:{port}"]))
+    assert stack.auth is not None
+    sub = stack.add_user("alice", scope="reports:read")
+    replica = replica_process("replica-1", auth_url=stack.auth.url, data=stack.tmp, env=REPLICA_ENV, port=port)
+    stack.replicas.append(replica.spawn())
+    replica.wait_healthy(30.0)
+    return replica, sub
+
+
+def test_swagger_ui_logs_in_at_the_issuer_and_shows_the_callers_claims_from_me(
+        stack: Stack, page: Page, tmp_path: Path) -> None:
+    replica, sub = _issuer_and_replica(stack)
+    assert stack.auth is not None
+    me_calls: list[tuple[int, bool]] = []  # (status, sent a bearer token) of each /me the page made
+
+    def on_response(response: Response) -> None:
+        if response.url == f"{replica.url}/me":
+            bearer = (response.request.header_value("authorization") or "").startswith("Bearer ")
+            me_calls.append((response.status, bearer))
+
+    page.on("response", on_response)
+    page.route(_OFF_LOOPBACK, _from_local_copy)
+    page.goto(f"{replica.url}/docs")
+    page.locator(".auth-wrapper .authorize").wait_for()
+    # While any route is set, Playwright answers CORS preflights itself, which would hide a refusal
+    # by the issuer: from here on every request is the browser's own.
+    page.unroute_all(behavior="wait")
+
+    page.locator(".auth-wrapper .authorize").click()
+    dialog = page.locator(".modal-ux")
+    dialog.locator("#oauth_username").fill("alice")
+    dialog.locator("#oauth_password").fill(PASSWORD)
+    dialog.locator(".scopes label", has_text="reports:read").click()
+    with page.expect_response(f"{stack.auth.url}/token") as token_reply:
+        dialog.locator(".auth-btn-wrapper .authorize").click()
+    assert token_reply.value.status == 200
+    dialog.locator("button", has_text="Logout").wait_for()  # Swagger UI holds the token now
+    dialog.locator("button", has_text="Close").click()
+
+    me = page.locator(".opblock-get", has=page.locator('.opblock-summary-path[data-path="/me"]'))
+    me.locator(".opblock-summary").click()
+    me.locator("button", has_text="Try it out").click()
+    with page.expect_response(f"{replica.url}/me"):
+        me.locator("button", has_text="Execute").click()
+    shown = me.locator(".live-responses-table .response-col_description pre").first
+    shown.wait_for()
+    body = json.loads(shown.inner_text())
+    page.screenshot(path=tmp_path / "swagger-me.png", full_page=True)
+
+    assert me_calls == [(200, True)]
+    assert body["replica"] == "replica-1"
+    assert body["claims"]["sub"] == sub
+    assert "reports:read" in body["claims"]["scope"].split()
+    shot = tmp_path / "swagger-me.png"
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
