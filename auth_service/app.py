@@ -13,10 +13,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.middleware.cors import CORSMiddleware
 
+from resource_service.logs import RequestIdMiddleware
+
 from .config import Settings
 from .errors import install_handlers
 from .grants import Grants
 from .keys import KeyManager
+from .metrics import AuthMetrics, install_metrics
 from .passwords import PasswordHasher
 from .ratelimit import LoginLimiter, MemoryLoginLimiter
 from .revocation import Publisher, RevocationFeed, Revoker
@@ -58,6 +61,8 @@ _READINESS = {"type": "object", "required": ["ready", "checks"],
 
 
 def create_app(settings: Settings) -> FastAPI:
+    metrics = AuthMetrics() if settings.metrics_enabled else None  # AUTH_METRICS_ENABLED
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = await open_store(settings.sqlalchemy_url)
@@ -69,11 +74,14 @@ def create_app(settings: Settings) -> FastAPI:
         minter = TokenMinter(settings, keys)
         hasher = PasswordHasher(settings.password_hash_concurrency)
         limiter = _limiter(settings, redis_client)
-        revoker = Revoker(store, feed, access_ttl=settings.access_token_ttl, leeway=settings.leeway)
+        revoker = Revoker(store, feed, access_ttl=settings.access_token_ttl, leeway=settings.leeway,
+                          metrics=metrics)
+        if metrics is not None:
+            metrics.watch_keys(keys)
         app.state.services = Services(
             settings=settings, store=store, keys=keys, minter=minter, hasher=hasher, feed=feed, revoker=revoker,
-            grants=Grants(settings, store, minter, hasher, limiter, revoker), limiter=limiter,
-            redis=redis_client)
+            grants=Grants(settings, store, minter, hasher, limiter, revoker, metrics=metrics), limiter=limiter,
+            redis=redis_client, metrics=metrics)
         tasks = [asyncio.create_task(feed.run(), name="revocation-feed"),
                  asyncio.create_task(_every(_KEY_RELOAD_EVERY, _key_keeper(keys, settings)), name="keys"),
                  asyncio.create_task(_every(_PRUNE_EVERY, lambda: _prune(store)), name="prune")]
@@ -94,8 +102,10 @@ def create_app(settings: Settings) -> FastAPI:
                   description="Issues signed JWT access and refresh tokens; see docs/wire.md.")
     install_handlers(app)
     if settings.cors_origins:
+        # Swagger UI's token request sends X-Requested-With; without it the preflight fails.
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-                           allow_headers=["Authorization", "Content-Type"], max_age=600)
+                           allow_headers=["Authorization", "Content-Type", "X-Requested-With", "X-Request-Id"],
+                           expose_headers=["X-Request-Id"], max_age=600)
     for router in (token.router, revoke.router, wellknown.router, revocations.router):
         app.include_router(router)
 
@@ -112,6 +122,10 @@ def create_app(settings: Settings) -> FastAPI:
         ready = all(result == "ok" for result in checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
+    if metrics is not None:
+        install_metrics(app, metrics)  # GET /metrics, and the latency histogram around the app
+    # Added last, so outermost: every log line of a request (a CORS preflight's too) carries its id.
+    app.add_middleware(RequestIdMiddleware, access_log=settings.access_log, logger="auth_service.access")
     return app
 
 
@@ -173,13 +187,15 @@ async def _every(seconds: float, job: Callable[[], Awaitable[None]]) -> None:
 
 
 def _key_keeper(keys: KeyManager, settings: Settings) -> Callable[[], Awaitable[None]]:
-    """Every call (each second): notice keystore changes. Every half max-age (at most a
-    minute): run the rotation schedule, which creates and forgets keys."""
+    """Every call (each second): notice keystore changes and log keys that began or stopped
+    signing. Every half max-age (at most a minute): run the rotation schedule, which creates
+    and forgets keys."""
     last_maintained = time.monotonic()
 
     async def keep() -> None:
         nonlocal last_maintained
         await keys.reload_if_changed()
+        keys.log_transitions(int(time.time()))  # key_activated / key_retired, within a second
         if time.monotonic() - last_maintained >= min(60.0, settings.jwks_max_age / 2):
             last_maintained = time.monotonic()
             await keys.maintain(int(time.time()))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -19,6 +18,8 @@ import uvicorn
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
+from resource_service.logs import configure_logging
+
 from .config import Settings
 from .passwords import MAX_PASSWORD_LENGTH, hash_sync
 from .storage import Conflict, SchemaBehind, open_store
@@ -27,9 +28,10 @@ from .storage.keyfiles import KeystoreError
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request would bury the demo
     try:
+        settings = Settings()
+        # Log lines go to stderr (JSON unless it is a terminal); command output stays on stdout.
+        configure_logging(settings.log_format, settings.log_level)
         return int(args.run(args) or 0)
     except (ValidationError, KeystoreError, Conflict, SchemaBehind, SQLAlchemyError, ValueError, OSError) as exc:
         print(f"auth-service: {exc}", file=sys.stderr)
@@ -96,8 +98,11 @@ def _serve(args: argparse.Namespace) -> None:
     # in one line, before serving.
     _with_keys(lambda keys: keys.reload_if_changed(), settings)
     app = create_app(settings)
+    # log_config=None: uvicorn's loggers go through our handler (configure_logging), and its
+    # access log stays off: ours (AUTH_ACCESS_LOG) leaves out the query string.
     config = uvicorn.Config(app, host=args.host, port=args.port, loop="uvloop", http="httptools",
-                            access_log=False, timeout_graceful_shutdown=3, log_level="info")
+                            access_log=False, timeout_graceful_shutdown=3, log_config=None,
+                            log_level=settings.log_level.lower())
     _Server(config, app).run()
 
 

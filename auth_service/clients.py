@@ -13,6 +13,7 @@ import binascii
 import logging
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import unquote_plus
 
 from fastapi import Request
@@ -21,6 +22,9 @@ from .errors import InvalidClient, InvalidRequest, RateLimited
 from .passwords import PasswordHasher
 from .ratelimit import LoginLimiter
 from .storage import Client, Store
+
+if TYPE_CHECKING:
+    from .metrics import AuthMetrics
 
 security = logging.getLogger("auth_service.security")
 
@@ -39,8 +43,10 @@ class Caller:
 
 
 async def authenticate(request: Request, params: dict[str, str], store: Store, hasher: PasswordHasher,
-                       limiter: LoginLimiter) -> Caller:
+                       limiter: LoginLimiter, *, metrics: AuthMetrics | None = None) -> Caller:
     basic = _basic_credentials(request)
+    if basic == ("", ""):  # Swagger UI's default "Authorization header" when no client was typed:
+        basic = None  # it names no client, so the caller is public, as if it sent no header
     posted = params.get("client_secret") or None  # Swagger UI posts an empty one when none was typed
     if basic and (posted is not None or params.get("client_id", basic[0]) not in (basic[0], "")):
         raise InvalidRequest("use one client authentication method, not two")
@@ -61,12 +67,14 @@ async def authenticate(request: Request, params: dict[str, str], store: Store, h
     key, address = "client\0" + client_id, request.client.host if request.client else "unknown"
     wait = await limiter.retry_after(key, address, time.time())
     if wait:
-        security.warning("client_auth_rate_limited client_id=%s retry_after=%s", client_id, wait)
+        security.warning("client_auth_rate_limited", extra={"client_id": client_id, "retry_after": wait})
+        if metrics is not None:
+            metrics.rate_limited("client_secret")
         raise RateLimited(wait)
     client = await store.client(client_id)
     if not await hasher.verify(secret, client.secret_hash if client else None):
         await limiter.attempted(key, address, time.time(), failed=True)
-        security.info("client_auth_failure client_id=%s known_client=%s", client_id, client is not None)
+        security.info("client_auth_failure", extra={"client_id": client_id, "known_client": client is not None})
         raise InvalidClient("client authentication failed", basic=basic is not None)
     return Caller(client_id=client_id, client=client)
 

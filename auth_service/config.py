@@ -9,9 +9,16 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from resource_service.logs import LogFormat, LogLevel
+
 SigningAlg = Literal["RS256", "ES256", "EdDSA"]
 
 KEYSTORE_RELOAD_MARGIN = 2  # seconds; instances re-read the keystore every second
+
+
+def _cores() -> int:
+    """The number of CPU cores of the machine."""
+    return os.cpu_count() or 1
 
 
 class Settings(BaseSettings):
@@ -25,7 +32,8 @@ class Settings(BaseSettings):
 
     issuer: str = Field(
         "http://127.0.0.1:8000",
-        description="Public base URL of this service; every URL in the metadata is built from it.",
+        description="Public base URL of this service; every URL in the metadata is built from it. "
+        "When unset, `auth-service serve` uses `http://HOST:PORT` of its --host and --port.",
     )
     audience: str = Field("api", description="The `aud` of access tokens: the resource servers' identifier.")
     data_dir: Path = Field(Path("data"), description="Directory of the embedded SQLite database.")
@@ -48,7 +56,8 @@ class Settings(BaseSettings):
         300, ge=1, le=86_400, description="Cache-Control max-age of the JWKS and metadata, seconds."
     )
     key_rotation_interval: int = Field(
-        2_592_000, ge=5, description="A signing key is superseded after this many seconds (scheduled rotation)."
+        2_592_000, ge=5, description="A signing key is superseded after this many seconds (scheduled rotation); "
+        "must exceed the publish lead, 2 * AUTH_JWKS_MAX_AGE + 2 s."
     )
     login_max_failures: int = Field(
         5, ge=1, description="Failed logins per username within the window before 429."
@@ -67,11 +76,29 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed to call the token, revocation and discovery endpoints."
     )
+    metrics_enabled: bool = Field(
+        True, description="Count tokens, logins, revocations and request latency, and serve them at "
+        "GET /metrics in the Prometheus text format."
+    )
     password_hash_concurrency: int = Field(
-        default_factory=lambda: os.cpu_count() or 1, ge=1, le=64,
+        default_factory=_cores, ge=1, le=64,
         description="Password hashes computed at once (each takes 19 MiB and a core for ~30 ms); "
         "default: the number of cores.",
     )
+    log_format: LogFormat = Field(
+        "auto", description="Log lines as `json` (one object per line), `console` (for people), or `auto`: "
+        "console when stderr is a terminal, else JSON."
+    )
+    log_level: LogLevel = Field("INFO", description="Least severe level logged (DEBUG ... CRITICAL).")
+    access_log: bool = Field(
+        True, description="One log line per request (method, path without the query, status, duration_ms, "
+        "request_id)."
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_any_case(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("issuer")
     @classmethod

@@ -13,6 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from resource_service.logs import current_request_id
+
 from .storage.unavailable import CANDIDATES as STORAGE_FAILURES
 from .storage.unavailable import database_unavailable
 
@@ -128,9 +130,13 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette's outermost middleware runs this after RequestIdMiddleware has finished
+        # (unless _storage calls it): put the request's id back on the log line and the answer.
+        request_id = request.scope.get("request_id") if current_request_id() is None else None
         log.error("unhandled error on %s %s: %s", request.method, request.url.path, type(exc).__name__,
-                  exc_info=exc)
-        return JSONResponse({"error": "server_error", "error_description": "internal error"}, status_code=500)
+                  exc_info=exc, extra={"request_id": request_id} if request_id else None)
+        return JSONResponse({"error": "server_error", "error_description": "internal error"}, status_code=500,
+                            headers={"x-request-id": request_id} if request_id else None)
 
     async def _storage(request: Request, exc: Exception) -> JSONResponse:
         # Registered per class, so Starlette's ExceptionMiddleware answers and nothing re-raises

@@ -1,7 +1,7 @@
 """The three grants of `POST /token`: password, refresh_token, client_credentials.
 
-Security events go to the `auth_service.security` log with ids (sub, sid, jti, client),
-never with a token, password or secret.
+Security events go to the `auth_service.security` log as an event name with ids in its
+fields (sub, sid, jti, client_id), never with a token, password, secret or username.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .clients import Caller
 from .config import Settings
@@ -22,6 +22,9 @@ from .storage import RefreshRecord, RotateOutcome, Store
 from .storage.sql import username_key
 from .tokens import Minted, TokenError, TokenMinter, new_id
 
+if TYPE_CHECKING:
+    from .metrics import AuthMetrics
+
 security = logging.getLogger("auth_service.security")
 
 MAX_USERNAME_LENGTH = 256
@@ -29,8 +32,9 @@ MAX_USERNAME_LENGTH = 256
 
 class Grants:
     def __init__(self, settings: Settings, store: Store, minter: TokenMinter, hasher: PasswordHasher,
-                 limiter: LoginLimiter, revoker: Revoker) -> None:
+                 limiter: LoginLimiter, revoker: Revoker, *, metrics: AuthMetrics | None = None) -> None:
         self._settings = settings
+        self._metrics = metrics
         self._store = store
         self._minter = minter
         self._hasher = hasher
@@ -46,13 +50,20 @@ class Grants:
         key = username_key(username)
         wait = await self._limiter.retry_after(key, address, time.time())
         if wait:
-            security.warning("login_rate_limited client_id=%s retry_after=%s", caller.client_id, wait)
+            security.warning("login_rate_limited", extra={"client_id": caller.client_id, "retry_after": wait})
+            if self._metrics is not None:
+                self._metrics.rate_limited("login")
             raise RateLimited(wait)
         user = await self._store.user_by_name(username)
         ok = await self._hasher.verify(password, user.password_hash if user else None)
         await self._limiter.attempted(key, address, time.time(), failed=not ok)
         if not ok or user is None:
-            security.info("login_failure client_id=%s known_user=%s", caller.client_id, user is not None)
+            if self._metrics is not None:
+                self._metrics.login_failed()
+            # The looked-up sub, never the name typed: a password typed into the username
+            # field must not end up in the log.
+            security.info("login_failure", extra={"client_id": caller.client_id,
+                                                  "sub": user.id if user is not None else None})
             raise InvalidGrant("invalid username or password")
         scope = _grant_scope(requested, user.scope)
         if self._hasher.needs_rehash(user.password_hash):
@@ -67,7 +78,7 @@ class Grants:
             expires_at=refresh.exp, used_at=None, family_revoked_at=None))
         access = self._minter.access_token(sub=user.id, client_id=caller.client_id, scope=scope, sid=sid,
                                            username=user.username, now=now, iat_floor=floor)
-        security.info("login_success sub=%s sid=%s client_id=%s", user.id, sid, caller.client_id)
+        security.info("login_success", extra={"sub": user.id, "sid": sid, "client_id": caller.client_id})
         return self._response(access, scope, refresh)
 
     async def refresh(self, params: dict[str, str], caller: Caller) -> dict[str, Any]:
@@ -95,8 +106,11 @@ class Grants:
             now, self._revoker.horizon(now))
         if outcome is RotateOutcome.REUSED:
             self._revoker.notify()
-            security.warning("refresh_reuse session revoked sub=%s sid=%s jti=%s", claims["sub"], claims["sid"],
-                             claims["jti"])
+            if self._metrics is not None:  # the store appended a sid entry in the same transaction
+                self._metrics.refresh_reused()
+                self._metrics.revoked("sid")
+            security.warning("refresh_reuse", extra={"sub": claims["sub"], "sid": claims["sid"], "jti": claims["jti"],
+                                                     "client_id": caller.client_id})
             raise InvalidGrant("refresh token already used; the session is revoked")
         if outcome is not RotateOutcome.ROTATED:
             raise InvalidGrant(f"refresh token {outcome.value}")
@@ -114,7 +128,7 @@ class Grants:
         now = int(time.time())
         access = self._minter.access_token(sub=caller.client_id, client_id=caller.client_id, scope=scope,
                                            now=now, iat_floor=await self._store.revoked_before(caller.client_id))
-        security.info("client_credentials client_id=%s", caller.client_id)
+        security.info("client_credentials", extra={"client_id": caller.client_id})
         return self._response(access, scope, None)
 
     def _response(self, access: Minted, scope: str, refresh: Minted | None) -> dict[str, Any]:

@@ -24,7 +24,9 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from .storage.keystore import KeyRecord, KeyStore, KeystoreError
 
-log = logging.getLogger("auth_service.keys")
+# Key lifecycle events (key_created, key_activated, key_retired, key_removed) are security
+# events: ids and times only, never key material.
+security = logging.getLogger("auth_service.security")
 
 
 class KeyState(enum.Enum):
@@ -113,6 +115,7 @@ class KeyManager:
         self._keys: dict[str, tuple[KeyRecord, PrivateKeyTypes]] = {}
         self._fingerprint: Hashable | None = None
         self._jwks: tuple[bytes, str] = (b'{"keys":[]}', '""')
+        self._seen: dict[str, KeyState] | None = None  # states at the last log_transitions
 
     # -- reading ---------------------------------------------------------------------
 
@@ -147,25 +150,42 @@ class KeyManager:
     def states(self, now: int) -> dict[str, KeyState]:
         return states(self.records(), now, self._max_token_lifetime)
 
+    def log_transitions(self, now: int) -> None:
+        """Log each key that began or stopped signing since the last call (the key keeper
+        calls this every second). A key's state follows from the clock, so no write to
+        the keystore marks these moments; the first call only takes the baseline."""
+        current = self.states(now)
+        previous, self._seen = self._seen, current
+        if previous is None:
+            return
+        for kid, state in current.items():
+            before = previous.get(kid)
+            if state is KeyState.ACTIVE and before is not KeyState.ACTIVE:
+                security.info("key_activated", extra={"kid": kid, "alg": self._keys[kid][0].alg})
+            elif state is not KeyState.ACTIVE and before is KeyState.ACTIVE:
+                security.info("key_retired", extra={"kid": kid})
+
     # -- changing (under the keystore's lock, shared by every instance and the CLI) -----
 
-    async def maintain(self, now: int) -> list[str]:
-        """Forget gone keys and create the next key when the schedule says so."""
-        events: list[str] = []
+    async def maintain(self, now: int) -> list[tuple[str, dict[str, Any]]]:
+        """Forget gone keys and create the next key when the schedule says so; returns the
+        events logged."""
+        events: list[tuple[str, dict[str, Any]]] = []
         async with self._store.locked():
             await self._reload()
             for kid, state in self.states(now).items():
                 if state is KeyState.GONE:
                     await self._store.delete(kid)
-                    events.append(f"key {kid} gone")
+                    events.append(("key_removed", {"kid": kid}))
             activates_at = next_activation(self.records(), now, interval=self._interval, lead=self._lead,
                                            alg=self._alg)
             if activates_at is not None:
                 kid = await self._create(now, activates_at)
-                events.append(f"key {kid} created, signs from {activates_at}")
+                events.append(("key_created", {"kid": kid, "alg": self._alg, "activates_at": activates_at,
+                                               "trigger": "schedule"}))
             await self._reload()
-        for event in events:
-            log.info("key lifecycle: %s", event)
+        for event, fields in events:
+            security.info(event, extra=fields)
         return events
 
     async def rotate(self, now: int) -> KeyRecord:
@@ -179,7 +199,8 @@ class KeyManager:
             activates_at = now + self._lead if self._keys else now
             kid = await self._create(now, activates_at)
             await self._reload()
-        log.info("key lifecycle: key %s created on demand, signs from %s", kid, activates_at)
+        security.info("key_created", extra={"kid": kid, "alg": self._alg, "activates_at": activates_at,
+                                            "trigger": "on_demand"})
         return self._keys[kid][0]
 
     async def _reload(self) -> None:

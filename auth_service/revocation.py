@@ -13,9 +13,12 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .storage import RevocationEntry, Store
+
+if TYPE_CHECKING:
+    from .metrics import AuthMetrics
 
 log = logging.getLogger("auth_service.revocation")
 security = logging.getLogger("auth_service.security")
@@ -169,15 +172,23 @@ def _offer(queue: asyncio.Queue[str | None], item: str | None, *, force: bool = 
 class Revoker:
     """Every way a token stops being valid before its expiry."""
 
-    def __init__(self, store: Store, feed: RevocationFeed, *, access_ttl: int, leeway: int) -> None:
+    def __init__(self, store: Store, feed: RevocationFeed, *, access_ttl: int, leeway: int,
+                 metrics: AuthMetrics | None = None) -> None:
         self._store = store
         self._feed = feed
+        self._metrics = metrics
         self._access_ttl = access_ttl
         self._leeway = leeway
 
     def notify(self) -> None:
         """The store appended an entry on another path (a refresh replay): push it now."""
         self._feed.notify()
+
+    def _count(self, kind: str, entry: RevocationEntry | None) -> None:
+        # None: the session was revoked already and nothing was appended. A jti revoked
+        # twice gets its live entry back from the store and is counted again.
+        if self._metrics is not None and entry is not None:
+            self._metrics.revoked(kind)
 
     def horizon(self, now: int) -> int:
         """When every access token issued up to `now` has expired, leeway included."""
@@ -187,14 +198,16 @@ class Revoker:
         now = int(time.time())
         entry = await self._store.revoke_jti(jti, (exp + self._leeway) if exp else self.horizon(now), now)
         self._feed.notify()
-        security.info("revoke_jti jti=%s seq=%s", jti, entry.seq)
+        self._count("jti", entry)
+        security.info("revoked", extra={"kind": "jti", "jti": jti, "seq": entry.seq})
         return entry
 
     async def sid(self, sid: str) -> RevocationEntry | None:
         now = int(time.time())
         revoked = await self._store.revoke_family(sid, now, self.horizon(now))
         self._feed.notify()
-        security.info("revoke_sid sid=%s", sid)
+        self._count("sid", revoked.entry)
+        security.info("revoked", extra={"kind": "sid", "sid": sid})
         return revoked.entry
 
     async def sub(self, sub: str) -> RevocationEntry | None:
@@ -203,5 +216,6 @@ class Revoker:
         before = now + 1  # iat has whole seconds: this second's tokens go too; new ones are lifted
         revoked = await self._store.revoke_subject(sub, now, before, self.horizon(before))
         self._feed.notify()
-        security.info("revoke_sub sub=%s before=%s", sub, before)
+        self._count("sub", revoked.entry)
+        security.info("revoked", extra={"kind": "sub", "sub": sub, "before": before})
         return revoked.entry

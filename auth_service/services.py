@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 
@@ -15,6 +15,9 @@ from .ratelimit import LoginLimiter
 from .revocation import RevocationFeed, Revoker
 from .storage import Store
 from .tokens import TokenMinter
+
+if TYPE_CHECKING:
+    from .metrics import AuthMetrics
 
 
 @dataclass
@@ -29,6 +32,7 @@ class Services:
     grants: Grants
     limiter: LoginLimiter  # logins, and client secrets guessed at any endpoint
     redis: Any = None  # redis.asyncio.Redis when AUTH_REDIS_URL is set
+    metrics: AuthMetrics | None = None  # None when AUTH_METRICS_ENABLED is false
 
 
 def services(request: Request) -> Services:

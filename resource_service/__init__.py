@@ -9,8 +9,10 @@
 
 from .app import create_app
 from .asgi import BearerAuthMiddleware, ReplicaIdMiddleware, current_claims
+from .client import ClientCredentials, TokenRequestError, UserLogin
 from .config import ResourceSettings
 from .deps import Authenticated, install_error_handlers
+from .logs import RequestIdMiddleware
 from .errors import (
     AuthError,
     InsufficientScope,
@@ -20,22 +22,28 @@ from .errors import (
     Unavailable,
 )
 from .jose import TokenError
+from .metrics import metrics_endpoint
 from .verifier import Verifier
 
 __all__ = [
     "AuthError",
     "Authenticated",
     "BearerAuthMiddleware",
+    "ClientCredentials",
     "InsufficientScope",
     "InvalidRequest",
     "InvalidToken",
     "MissingCredentials",
     "ReplicaIdMiddleware",
+    "RequestIdMiddleware",
     "ResourceSettings",
     "TokenError",
+    "TokenRequestError",
     "Unavailable",
+    "UserLogin",
     "Verifier",
     "create_app",
     "current_claims",
     "install_error_handlers",
+    "metrics_endpoint",
 ]

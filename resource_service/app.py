@@ -14,9 +14,11 @@ from typing import Any
 from fastapi import FastAPI, Request, Security
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from .asgi import BearerAuthMiddleware, ReplicaIdMiddleware, current_claims
+from .asgi import DEFAULT_EXEMPT, BearerAuthMiddleware, ReplicaIdMiddleware, current_claims
 from .config import ResourceSettings
 from .deps import Authenticated, install_error_handlers
+from .logs import RequestIdMiddleware
+from .metrics import LatencyMiddleware, metrics_endpoint
 from .verifier import Verifier
 
 __all__ = ["create_app"]
@@ -110,11 +112,22 @@ def create_app(settings: ResourceSettings, *, verifier: Verifier | None = None) 
                             status_code=200 if ready else 503)
 
     async def internal_error(request: Request, exc: Exception) -> Response:
-        # Sent by Starlette's outermost middleware, past ReplicaIdMiddleware: add it here.
-        return PlainTextResponse("Internal Server Error", status_code=500, headers=replica_header)
+        # Sent by Starlette's outermost middleware, past ReplicaIdMiddleware and
+        # RequestIdMiddleware: add their headers here.
+        headers = {**replica_header, "x-request-id": request.scope["request_id"]}
+        return PlainTextResponse("Internal Server Error", status_code=500, headers=headers)
 
     install_error_handlers(app)
     app.add_exception_handler(Exception, internal_error)
-    app.add_middleware(BearerAuthMiddleware, verifier=verifier)
-    app.add_middleware(ReplicaIdMiddleware, replica_id=replica)  # outermost: sees every reply
+    if verifier.metrics is not None:  # RESOURCE_METRICS_ENABLED
+        app.add_route("/metrics", metrics_endpoint(verifier), include_in_schema=False)
+    # Exempt for Prometheus, which holds no token (keep the port off the public network);
+    # exempt when disabled too, so the path answers 404, as at the issuer.
+    app.add_middleware(BearerAuthMiddleware, verifier=verifier, exempt=(*DEFAULT_EXEMPT, "/metrics"))
+    if verifier.metrics is not None:  # around authentication: refusals are timed too
+        app.add_middleware(LatencyMiddleware, histogram=verifier.metrics.latency, routes=app.routes)
+    app.add_middleware(ReplicaIdMiddleware, replica_id=replica)
+    # Outermost, so every log line of a request carries its id; cheap (a few µs) with the
+    # access log off, the default here.
+    app.add_middleware(RequestIdMiddleware, access_log=settings.access_log, logger="resource_service.access")
     return app

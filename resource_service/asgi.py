@@ -86,6 +86,11 @@ class BearerAuthMiddleware:
         self.app = app
         self.verifier = verifier
         self.exempt = frozenset(exempt)
+        # Outcomes are counted here, once per request, when the verifier keeps metrics
+        # (`resource_service.Verifier` does unless RESOURCE_METRICS_ENABLED is false).
+        metrics = getattr(verifier, "metrics", None)
+        self._count_ok = metrics.ok if metrics is not None else None
+        self._count_refused = metrics.refused if metrics is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self.exempt:
@@ -95,8 +100,12 @@ class BearerAuthMiddleware:
             claims = scope["auth"] = await self.verifier.verify(bearer_token(scope["headers"]))
         except AuthError as exc:
             logger.debug("request refused: %s", exc.reason)
+            if self._count_refused is not None:
+                self._count_refused(exc.reason)
             await render(exc)(scope, receive, send)
             return
+        if self._count_ok is not None:
+            self._count_ok()
         reset = _claims.set(claims)
         try:
             await self.app(scope, receive, send)

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .logs import LogFormat, LogLevel
+
 __all__ = ["ResourceSettings"]
 
 # The replica id travels in a response header: keep it to characters that cannot
@@ -24,6 +26,7 @@ _REPLICA_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 def _default_replica_id() -> str:
+    """`<hostname>-<pid>` of the process, or `replica-<pid>` when the host name is not header-safe."""
     replica = f"{socket.gethostname()}-{os.getpid()}"
     return replica if _REPLICA_ID.fullmatch(replica) else f"replica-{os.getpid()}"
 
@@ -37,15 +40,26 @@ class ResourceSettings(BaseSettings):
     issuer: str | None = Field(
         default=None, description="Expected `iss` and metadata issuer; defaults to auth_url."
     )
-    audience: str = Field(default="api", min_length=1)
-    replica_id: str = Field(default_factory=_default_replica_id)
+    audience: str = Field(
+        default="api", min_length=1,
+        description="The `aud` access tokens must carry: the issuers' AUTH_AUDIENCE.",
+    )
+    replica_id: str = Field(
+        default_factory=_default_replica_id,
+        description="This replica's name, sent in the `X-Replica-Id` response header "
+        "(1-64 characters of A-Z a-z 0-9 . _ : -).",
+    )
     jwks_min_refetch_interval: float = Field(
         default=10.0,
         ge=1.0,
         description="Seconds between JWKS refetches caused by unknown kids; "
         "below 1 s junk kids would turn requests into fetches at the issuer.",
     )
-    revocation_poll_interval: float = Field(default=5.0, gt=0, le=3600)
+    revocation_poll_interval: float = Field(
+        default=5.0, gt=0, le=3600,
+        description="Seconds between pulls of the revocation feed while push has not confirmed "
+        "the copy current; the delay of a revocation when push is down.",
+    )
     revocation_push: bool = Field(
         default=True,
         description="Follow the issuer's push stream (SSE); off: pull every poll interval only, "
@@ -60,12 +74,36 @@ class ResourceSettings(BaseSettings):
     max_revocation_staleness: float | None = Field(
         default=None,
         gt=0,
-        description="Refuse requests (503) when the revocation copy is staler; None: never.",
+        description="Refuse requests (503) when the revocation copy is staler than this many seconds "
+        "(fail closed); unset: never. Must exceed the poll interval.",
     )
-    leeway: float = Field(default=30.0, ge=0, le=300)
-    token_cache_size: int = Field(default=10_000, ge=0, le=10_000_000)
-    host: str = "127.0.0.1"
-    port: int = Field(default=8001, ge=1, le=65535)
+    leeway: float = Field(
+        default=30.0, ge=0, le=300,
+        description="Clock skew tolerated on exp/nbf/iat, seconds (the issuers' AUTH_LEEWAY).",
+    )
+    token_cache_size: int = Field(
+        default=10_000, ge=0, le=10_000_000,
+        description="Verified tokens remembered (least recently used first out); expiry, key and "
+        "revocation are still checked on every request. 0: no cache.",
+    )
+    metrics_enabled: bool = Field(
+        default=True,
+        description="Count verification outcomes, JWKS fetches and request latency, and serve them at "
+        "GET /metrics (Prometheus text format); off: no counting at all.",
+    )
+    log_format: LogFormat = Field(
+        default="auto",
+        description="Log lines as `json` (one object per line), `console` (for people), or `auto`: "
+        "console when stderr is a terminal, else JSON.",
+    )
+    log_level: LogLevel = Field(default="INFO", description="Least severe level logged (DEBUG ... CRITICAL).")
+    access_log: bool = Field(
+        default=False,
+        description="One log line per request (method, path, status, duration_ms, request_id); "
+        "off by default: the verified path is the hot path.",
+    )
+    host: str = Field(default="127.0.0.1", description="Interface `resource-service serve` binds.")
+    port: int = Field(default=8001, ge=1, le=65535, description="Port `resource-service serve` binds.")
 
     @field_validator("auth_url", "issuer")
     @classmethod
@@ -83,6 +121,11 @@ class ResourceSettings(BaseSettings):
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_any_case(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("replica_id")
     @classmethod

@@ -41,6 +41,7 @@ class Authenticated:
         scopes: Mapping[str, str] | None = None,
     ) -> None:
         self.verifier = verifier
+        self._metrics = getattr(verifier, "metrics", None)  # a ResourceMetrics, or None
         self.scheme = OAuth2PasswordBearer(
             tokenUrl=token_url, scopes=dict(scopes or {}), auto_error=False
         )
@@ -64,13 +65,23 @@ class Authenticated:
     ) -> dict[str, Any]:
         claims = request.scope.get("auth")
         if not isinstance(claims, dict):
-            claims = await self.verifier.verify(bearer_token(request.scope["headers"]))
+            # No middleware decided this request: count its outcome here, once.
+            try:
+                claims = await self.verifier.verify(bearer_token(request.scope["headers"]))
+            except AuthError as exc:
+                if self._metrics is not None:
+                    self._metrics.refused(exc.reason)
+                raise
+            if self._metrics is not None:
+                self._metrics.ok()
             request.scope["auth"] = claims
         required = security_scopes.scopes
         if required:
             granted = claims.get("scope")
             granted_set = set(granted.split()) if isinstance(granted, str) else set()
             if not granted_set.issuperset(required):
+                if self._metrics is not None:
+                    self._metrics.refused("insufficient_scope")
                 raise InsufficientScope(required)
         return claims
 

@@ -42,8 +42,10 @@ class JwksCache:
         *,
         min_refetch_interval: float,
         clock: Callable[[], float] = time.time,
+        on_fetch: Callable[[str], None] | None = None,
     ) -> None:
         self._client = client
+        self._on_fetch = on_fetch  # told each fetch's outcome: ok, not_modified or error
         self._uri = uri
         self._min_refetch_interval = min_refetch_interval
         self._clock = clock
@@ -114,25 +116,37 @@ class JwksCache:
                 await asyncio.sleep(backoff.next())
 
     async def _fetch(self) -> bool:
+        try:
+            outcome = await self._fetch_once()
+        except Exception:  # unexpected: counted as the failed fetch it is, then raised
+            if self._on_fetch is not None:
+                self._on_fetch("error")
+            raise
+        if self._on_fetch is not None:
+            self._on_fetch(outcome)
+        return outcome != "error"
+
+    async def _fetch_once(self) -> str:
+        """One fetch; returns "ok", "not_modified" or "error"."""
         self._attempted_at = self._clock()
         headers = {"If-None-Match": self._etag} if self._etag and self._keys else {}
         try:
             response = await self._client.get(self._uri, headers=headers)
             if response.status_code == 304 and self._keys:
                 self._confirm(response)
-                return True
+                return "not_modified"
             if response.status_code != 200:
                 logger.warning("JWKS fetch answered %s; keeping the last key set",
                                response.status_code)
-                return False
+                return "error"
             keys = self._parse(response.json())
         except (httpx.HTTPError, ValueError) as exc:
             logger.warning("JWKS fetch failed (%s); keeping the last key set", exc)
-            return False
+            return "error"
         self._keys, self._jwks = keys
         self._etag = response.headers.get("etag")
         self._confirm(response)
-        return True
+        return "ok"
 
     def _confirm(self, response: httpx.Response) -> None:
         self._confirmed_at = self._clock()

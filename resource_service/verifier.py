@@ -26,12 +26,14 @@ from .discovery import Metadata, discover
 from .errors import InvalidToken, Unavailable
 from .jose import Key, TokenError, decode_with_key, header_kid
 from .jwks import JwksCache
+from .metrics import ResourceMetrics
 from .revocation_sync import RevocationSync
 from .revocations import RevocationList
 
 __all__ = ["Verifier"]
 
 logger = logging.getLogger(__name__)
+security = logging.getLogger("resource_service.security")
 
 ACCESS_TOKEN_TYP = "at+jwt"  # RFC 9068 section 2.1
 _HTTP_TIMEOUT = httpx.Timeout(5.0)
@@ -68,6 +70,9 @@ class Verifier:
         self._sync: RevocationSync | None = None
         self._cache: OrderedDict[str, tuple[dict[str, Any], Key]] = OrderedDict()
         self._task: asyncio.Task[None] | None = None
+        self._refusing: str | None = None  # why requests get 503 (fail closed), logged on change
+        # Read by BearerAuthMiddleware and Authenticated, served by `metrics_endpoint`.
+        self.metrics: ResourceMetrics | None = ResourceMetrics(self) if settings.metrics_enabled else None
 
     @property
     def jwks(self) -> JwksCache | None:
@@ -155,16 +160,27 @@ class Verifier:
     def _ready(self, now: float) -> JwksCache:
         jwks = self._jwks
         if jwks is None or not jwks.keys:
+            self._fail_closed("keys_missing")
             raise Unavailable("signing keys are not loaded yet", retry_after=1.0)
         bound = self.settings.max_revocation_staleness
         if bound is not None:
             staleness = self.revocations.staleness(now)
             if staleness is None or staleness > bound:
                 # Fail closed: serving on an old list could honour a revoked token.
+                self._fail_closed("revocations_stale", staleness=staleness)
                 raise Unavailable(
                     "revocation list is stale", retry_after=self.settings.revocation_poll_interval
                 )
+        if self._refusing is not None:
+            security.info("fail_closed", extra={"state": "recovered", "reason": self._refusing})
+            self._refusing = None
         return jwks
+
+    def _fail_closed(self, reason: str, **fields: Any) -> None:
+        """One security event when this replica starts refusing requests (503), not one per request."""
+        if self._refusing != reason:
+            self._refusing = reason
+            security.warning("fail_closed", extra={"state": "refusing", "reason": reason, **fields})
 
     async def _decode(
         self, token: str, jwks: JwksCache, now: float
@@ -218,6 +234,7 @@ class Verifier:
             self.metadata.jwks_uri,
             min_refetch_interval=settings.jwks_min_refetch_interval,
             clock=self._clock,
+            on_fetch=self.metrics.jwks_fetched if self.metrics is not None else None,
         )
         self._sync = RevocationSync(
             self.revocations,

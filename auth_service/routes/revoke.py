@@ -38,7 +38,7 @@ async def revoke(request: Request) -> Response:
     s = services(request)
     params = await read_form(request)
     token = require(params, "token")
-    caller = await authenticate(request, params, s.store, s.hasher, s.limiter)
+    caller = await authenticate(request, params, s.store, s.hasher, s.limiter, metrics=s.metrics)
     now = time.time()
     # RFC 7009 section 2.2: an invalid, expired or unknown token is answered 200 all the same.
     if (claims := _read(s.minter.read_refresh, token, now)) is not None:
@@ -57,7 +57,7 @@ async def revoke(request: Request) -> Response:
 async def introspect(request: Request) -> JSONResponse:
     s = services(request)
     params = await read_form(request)
-    caller = await authenticate(request, params, s.store, s.hasher, s.limiter)
+    caller = await authenticate(request, params, s.store, s.hasher, s.limiter, metrics=s.metrics)
     if not caller.confidential:
         raise InvalidClient("introspection requires client authentication")
     token = require(params, "token")

@@ -141,6 +141,9 @@ class RevocationStore(Protocol):
     async def revoked_before(self, sub: str) -> int | None:
         """The latest live `before` for `sub` (so new tokens are not minted into it)."""
 
+    async def count_revocations(self, now: int) -> int:
+        """How many entries are live at `now` (the revocation list size, for metrics)."""
+
 
 class Store(UserStore, ClientStore, FamilyStore, RevocationStore, Protocol):
     async def close(self) -> None: ...

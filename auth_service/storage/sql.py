@@ -204,6 +204,11 @@ class SqlStore:
                 select(func.max(revocations.c.before))
                 .where(and_(revocations.c.kind == "sub", revocations.c.value == sub)))).scalar()
 
+    async def count_revocations(self, now: int) -> int:
+        async with self._read() as conn:
+            return int((await conn.execute(
+                select(func.count()).select_from(revocations).where(revocations.c.expires_at > now))).scalar_one())
+
 
 async def _refresh_record(conn: AsyncConnection, jti: str) -> RefreshRecord | None:
     row = (await conn.execute(

@@ -117,6 +117,21 @@ def test_client_credentials_needs_client_authentication_and_gets_no_refresh_toke
     assert anonymous.status_code == 401 and anonymous.json()["error"] == "invalid_client"
 
 
+def test_empty_basic_credentials_name_no_client_as_swagger_ui_sends_them(issuer: Stack) -> None:
+    # Swagger UI's password form sends `Authorization: Basic base64(":")` when no client_id is typed.
+    assert issuer.auth is not None
+    url = f"{issuer.auth.url}/token"
+    login = issuer.http.post(url, data={"grant_type": "password", "username": "alice", "password": PASSWORD},
+                             auth=("", ""))
+    assert login.status_code == 200, login.text
+    assert claims_of(login.json()["access_token"])[1]["client_id"] == "public"
+    # They authenticate no one: a confidential grant is still refused, and so is a secret without an id.
+    assert issuer.http.post(url, data={"grant_type": "client_credentials"}, auth=("", "")).status_code == 401
+    no_id = issuer.http.post(url, data={"grant_type": "password", "username": "alice", "password": PASSWORD},
+                             auth=("", "svc-secret"))
+    assert no_id.status_code == 401 and no_id.json()["error"] == "invalid_client"
+
+
 def test_introspection_needs_a_client_and_reports_revocation(issuer: Stack) -> None:
     assert issuer.auth is not None
     token = issuer.login()["access_token"]

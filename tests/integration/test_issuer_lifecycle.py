@@ -120,7 +120,9 @@ def test_scheduled_rotation_publishes_then_activates_a_new_key_by_itself(stack: 
 def test_cors_allows_the_configured_origin_only(stack: Stack) -> None:
     stack.start_auth(AUTH_CORS_ORIGINS='["http://docs.example"]')
     assert stack.auth is not None
-    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+    # The headers Swagger UI's token request asks for.
+    preflight = {"Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "authorization,content-type,x-requested-with"}
     allowed = stack.http.options(f"{stack.auth.url}/token", headers={"Origin": "http://docs.example", **preflight})
     assert allowed.status_code == 200
     assert allowed.headers["access-control-allow-origin"] == "http://docs.example"

@@ -1,5 +1,6 @@
 """Secrets never leak: one full run (an issuer, two replicas, the CLI) with every process
-logging at DEBUG, and every byte they log and every HTTP answer they give searched for
+logging JSON lines at DEBUG, and every byte they log (and every value of every log line,
+decoded, so JSON escaping cannot hide one) and every HTTP answer they give searched for
 every password, client secret, passphrase, private key, stored hash and token of the run.
 
 The one place a token may appear is where it is issued: the `access_token` and
@@ -12,7 +13,6 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import json
-import os
 import secrets
 import sqlite3
 import time
@@ -31,12 +31,27 @@ from tests.conftest import Stack, claims_of, eventually
 
 pytestmark = pytest.mark.slow
 
-# Every process of the run imports this first: the root logger at DEBUG before the services'
-# own logging.basicConfig(INFO), which then leaves it alone.
-_DEBUG_LOGGING = (
-    "import logging\n"
-    "logging.basicConfig(level=logging.DEBUG, format='%(asctime)s %(levelname)s %(name)s: %(message)s')\n"
-)
+# Every process of the run (issuer, replicas, CLI) logs everything, as JSON lines.
+_DEBUG_JSON = {"AUTH_LOG_LEVEL": "DEBUG", "AUTH_LOG_FORMAT": "json", "AUTH_ACCESS_LOG": "true"}
+_REPLICA_DEBUG_JSON = {"RESOURCE_LOG_LEVEL": "DEBUG", "RESOURCE_LOG_FORMAT": "json", "RESOURCE_ACCESS_LOG": "true"}
+
+
+def log_records(where: str, text: str) -> list[dict[str, object]]:
+    """Every line of a log, which must each be one JSON object."""
+    records = []
+    for number, line in enumerate(text.splitlines(), 1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            pytest.fail(f"{where} line {number} is not JSON: {line[:200]!r}")
+        assert isinstance(record, dict), f"{where} line {number}"
+        records.append(record)
+    return records
+
+
+def decoded(where: str, records: list[dict[str, object]]) -> Seen:
+    """The values of the log lines as the JSON encoder got them (unescaped)."""
+    return Seen(f"{where} (decoded)", "\n".join(str(value) for r in records for value in r.values()))
 
 
 @dataclass
@@ -95,10 +110,6 @@ def private_key_material(keys_dir: Path, passphrase: str) -> dict[str, str]:
 
 
 def test_no_password_secret_key_or_token_appears_in_any_log_or_answer(stack: Stack) -> None:
-    site = stack.tmp / "site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(_DEBUG_LOGGING)
-    pythonpath = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH")) if p)
     passphrase = f"keys-passphrase-{secrets.token_hex(8)}"
     passwords = {"alice": f"alice-pw-{secrets.token_hex(8)} with spaces&symbols=+%",
                  "bob": f"bob-pw-{secrets.token_hex(8)}"}
@@ -108,13 +119,16 @@ def test_no_password_secret_key_or_token_appears_in_any_log_or_answer(stack: Sta
     recorder = Recorder()
     stack.http.close()
     stack.http = http = httpx.Client(timeout=10.0, event_hooks={"response": [recorder.hook]})
-    auth = stack.start_auth(AUTH_KEYS_PASSPHRASE=passphrase, PYTHONPATH=pythonpath, AUTH_LOGIN_MAX_FAILURES="50")
+    auth = stack.start_auth(AUTH_KEYS_PASSPHRASE=passphrase, AUTH_LOGIN_MAX_FAILURES="50", **_DEBUG_JSON)
     outputs: list[Seen] = []
+    cli_records: list[tuple[str, list[dict[str, object]]]] = []
 
     def run_cli(*args: str, stdin: str | None = None) -> str:
         done = cli(list(args), data=stack.tmp, env=stack.env, stdin=stdin)
-        outputs.append(Seen(f"auth-service {' '.join(args)}", done.stdout + done.stderr))
+        where = f"auth-service {' '.join(args)}"
+        outputs.append(Seen(where, done.stdout + done.stderr))
         assert done.returncode == 0, done.stderr
+        cli_records.append((f"{where} stderr", log_records(f"{where} stderr", done.stderr)))
         return done.stdout
 
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
@@ -126,7 +140,7 @@ def test_no_password_secret_key_or_token_appears_in_any_log_or_answer(stack: Sta
                             stdin=client_secret + "\n")]
         for job in jobs:
             job.result()
-    replicas = stack.start_replicas(2, PYTHONPATH=pythonpath)
+    replicas = stack.start_replicas(2, **_REPLICA_DEBUG_JSON)
     token_url = f"{auth.url}/token"
 
     def login(user: str, password: str) -> httpx.Response:
@@ -163,6 +177,8 @@ def test_no_password_secret_key_or_token_appears_in_any_log_or_answer(stack: Sta
     basic = base64.b64encode(f"svc:{client_secret}".encode()).decode()
     assert all(http.get(f"{r.url}/me", headers={"Authorization": f"Basic {basic}"}).status_code in (400, 401)
                for r in replicas)  # another scheme: refused either way; what matters is what gets logged
+    for r in replicas:  # RFC 6750 section 2.3's query parameter: not accepted, and no log line keeps a query
+        assert http.get(f"{r.url}/me", params={"access_token": bob["access_token"]}).status_code == 401
 
     # Revocation, logout, introspection; client credentials by Basic and by post, one wrong secret.
     assert http.post(f"{auth.url}/revoke", data={"token": bob["access_token"]}).status_code == 200
@@ -196,13 +212,20 @@ def test_no_password_secret_key_or_token_appears_in_any_log_or_answer(stack: Sta
 
     stack.stop()  # a graceful stop: every log line is on disk
     logs = [Seen(service.name, service.log_path.read_text()) for service in [auth, *replicas]]
+    records = [(s.where, log_records(s.where, s.text)) for s in logs]  # every line is JSON
+    logs += [decoded(where, lines) for where, lines in [*records, *cli_records]]
 
     # The capture is real: DEBUG was on, every process logged what this run did.
-    auth_log, *replica_logs = (s.text for s in logs)
-    for event in ("login_success", "login_failure", "refresh_reuse", "revoke_jti", "revoke_sid",
-                  "client_credentials", " DEBUG "):
-        assert event in auth_log, event
-    assert all(" DEBUG " in text and "refused" in text for text in replica_logs)
+    (_, auth_records), *replica_records = records
+    auth_events = {str(r["event"]) for r in auth_records}
+    for event in ("login_success", "login_failure", "refresh_reuse", "revoked", "client_credentials",
+                  "client_auth_failure", "request"):
+        assert event in auth_events, event
+    assert {r.get("kind") for r in auth_records if r["event"] == "revoked"} >= {"jti", "sid"}
+    assert "debug" in {r["level"] for r in auth_records}
+    assert all({"debug", "info"} <= {r["level"] for r in lines} and any("refused" in str(r["event"]) for r in lines)
+               and any(r["event"] == "request" and r["path"] == "/me" for r in lines) for _, lines in replica_records)
+    assert any(r["event"] == "key_created" for _, lines in cli_records for r in lines)
     assert len(recorder.seen) > 40 and len(outputs) == 5
     assert {200, 204, 400, 401}.issubset({int(s.where.rsplit(" ", 1)[1]) for s in recorder.seen})
 

@@ -95,8 +95,9 @@ async def test_unknown_path_with_a_valid_token_is_404_with_replica_id(client, is
 
 
 async def test_internal_error_is_500_with_replica_id(client, issuer):
-    response = await client.get("/boom", headers=bearer(issuer.mint()))
+    response = await client.get("/boom", headers={**bearer(issuer.mint()), "X-Request-Id": "r-500"})
     assert response.status_code == 500 and response.headers["x-replica-id"] == "replica-7"
+    assert response.headers.get_list("x-request-id") == ["r-500"]
     assert "bug" not in response.text
 
 

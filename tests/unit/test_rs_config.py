@@ -31,6 +31,7 @@ def test_defaults():
     assert settings.token_cache_size == 10_000
     assert (settings.host, settings.port) == ("127.0.0.1", 8001)
     assert settings.replica_id  # hostname-pid
+    assert (settings.log_format, settings.log_level, settings.access_log) == ("auto", "INFO", False)
 
 
 def test_values_are_read_from_resource_prefixed_environment(monkeypatch):
@@ -46,6 +47,10 @@ def test_values_are_read_from_resource_prefixed_environment(monkeypatch):
     monkeypatch.setenv("RESOURCE_MAX_REVOCATION_STALENESS", "30")
     monkeypatch.setenv("RESOURCE_LEEWAY", "5")
     monkeypatch.setenv("RESOURCE_TOKEN_CACHE_SIZE", "50")
+    monkeypatch.setenv("RESOURCE_METRICS_ENABLED", "false")
+    monkeypatch.setenv("RESOURCE_LOG_FORMAT", "json")
+    monkeypatch.setenv("RESOURCE_LOG_LEVEL", "debug")  # any case
+    monkeypatch.setenv("RESOURCE_ACCESS_LOG", "true")
     monkeypatch.setenv("RESOURCE_HOST", "0.0.0.0")
     monkeypatch.setenv("RESOURCE_PORT", "9000")
     settings = ResourceSettings()
@@ -62,6 +67,10 @@ def test_values_are_read_from_resource_prefixed_environment(monkeypatch):
         "max_revocation_staleness": 30.0,
         "leeway": 5.0,
         "token_cache_size": 50,
+        "metrics_enabled": False,
+        "log_format": "json",
+        "log_level": "DEBUG",
+        "access_log": True,
         "host": "0.0.0.0",
         "port": 9000,
     }
@@ -96,6 +105,8 @@ UNSAFE = {
     "issuer that is not a URL": {"issuer": "auth"},
     "replica id with a newline": {"replica_id": "r1\r\nSet-Cookie: x=1"},
     "replica id with a space": {"replica_id": "r 1"},
+    "unknown log format": {"log_format": "xml"},
+    "unknown log level": {"log_level": "verbose"},
     "unknown setting": {"leway": 10},
 }
 

@@ -10,18 +10,23 @@ def test_public_names_are_pinned():
         "Authenticated",
         "AuthError",
         "BearerAuthMiddleware",
+        "ClientCredentials",
         "InsufficientScope",
         "InvalidRequest",
         "InvalidToken",
         "MissingCredentials",
         "ReplicaIdMiddleware",
+        "RequestIdMiddleware",
         "ResourceSettings",
         "TokenError",
+        "TokenRequestError",
         "Unavailable",
+        "UserLogin",
         "Verifier",
         "create_app",
         "current_claims",
         "install_error_handlers",
+        "metrics_endpoint",
     ])
 
 

@@ -131,6 +131,16 @@ async def test_pruning_removes_exactly_the_entries_and_tokens_past_expiry(store:
     assert (await store.feed_head())[1] == 2  # the head never goes back
 
 
+async def test_the_live_entry_count_leaves_out_expired_entries_not_yet_pruned(store: SqlStore) -> None:
+    assert await store.count_revocations(NOW) == 0
+    await store.revoke_jti("short", NOW + 5, NOW)
+    await store.revoke_family("s1", NOW, NOW + 50)
+    await store.revoke_subject("u1", NOW, NOW + 1, NOW + 50)
+    assert await store.count_revocations(NOW) == 3
+    assert await store.count_revocations(NOW + 5) == 2  # expires_at passed: no longer live
+    assert await store.count_revocations(NOW + 50) == 0
+
+
 async def test_database_errors_do_not_quote_stored_values(store: SqlStore) -> None:
     from sqlalchemy import insert
     from sqlalchemy.exc import IntegrityError

@@ -1,0 +1,167 @@
+"""Prometheus metrics of one auth-service app: tokens, logins, revocations, keys, latency.
+
+One `AuthMetrics` per app, with a registry of its own (never the process-wide default):
+tests and benchmarks build several apps in one process. Counters are counted where the
+event happens (routes/token.py, grants.py, clients.py, revocation.py); gauges that need
+the database are read in the async `/metrics` handler just before rendering, and the
+signing-key gauges are read from the `KeyManager` at scrape time. Labels carry only
+bounded, public values (grant types, RFC 6749 error codes, kinds, kids): never a token,
+a username, a client id or a secret.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from resource_service.metrics import CONTENT_TYPE, LatencyHistogram, LatencyMiddleware
+
+from .errors import OAuthError, RateLimited, Unavailable
+from .storage.keystore import KeystoreError
+from .storage.unavailable import database_unavailable
+
+if TYPE_CHECKING:
+    from .keys import KeyManager
+    from .storage import Store
+
+__all__ = ["AuthMetrics", "install_metrics", "token_outcome"]
+
+log = logging.getLogger("auth_service")
+
+GRANT_TYPES = ("password", "refresh_token", "client_credentials")
+REVOCATION_KINDS = ("jti", "sid", "sub")
+RATE_LIMITED = ("login", "client_secret")
+
+
+def token_outcome(exc: BaseException) -> str:
+    """The outcome label of a refused token request: the RFC 6749 error code sent, except
+    "rate_limited" (429) and "unavailable" (503), which share temporarily_unavailable."""
+    if isinstance(exc, RateLimited):
+        return "rate_limited"
+    if isinstance(exc, Unavailable) or database_unavailable(exc):
+        return "unavailable"
+    if isinstance(exc, OAuthError):
+        return exc.error
+    return "server_error"
+
+
+class AuthMetrics:
+    """Every metric of one app. Counting methods are cheap and never raise."""
+
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry()
+        self._tokens = Counter("auth_token_requests", "POST /token requests by grant type and outcome "
+                               "(issued, or the error code sent)", ["grant_type", "outcome"], registry=r)
+        for grant_type in GRANT_TYPES:  # present from the start, so rate() sees the first one
+            self._tokens.labels(grant_type, "issued")
+        self._login_failures = Counter("auth_login_failures", "Password logins refused for bad credentials",
+                                       registry=r)
+        self._rate_limited = Counter("auth_rate_limited", "Requests refused with 429 for too many failed "
+                                     "logins (login) or client secrets (client_secret)", ["what"], registry=r)
+        self._reuse = Counter("auth_refresh_reuse_detected", "Retired refresh tokens presented again "
+                              "(each revokes its login session)", registry=r)
+        self._revocations = Counter("auth_revocations", "Entries this instance added to the revocation list, "
+                                    "by kind", ["kind"], registry=r)
+        for what in RATE_LIMITED:
+            self._rate_limited.labels(what)
+        for kind in REVOCATION_KINDS:
+            self._revocations.labels(kind)
+        self._list_size = Gauge("auth_revocation_list_size", "Live entries in the revocation list", registry=r)
+        self._cursor = Gauge("auth_revocation_feed_cursor", "Sequence number of the newest revocation feed entry",
+                             registry=r)
+        self.latency = LatencyHistogram("auth_http_request_duration_seconds",
+                                        "Time to answer an HTTP request, by route template", registry=r)
+        self._signing = _SigningKey()
+        r.register(self._signing)
+
+    # -- counting -------------------------------------------------------------------------
+
+    def token(self, grant_type: str | None, outcome: str) -> None:
+        grant = grant_type if grant_type in GRANT_TYPES else "other"  # a client picks the value
+        self._tokens.labels(grant, outcome).inc()
+
+    def login_failed(self) -> None:
+        self._login_failures.inc()
+
+    def rate_limited(self, what: str) -> None:
+        self._rate_limited.labels(what).inc()
+
+    def refresh_reused(self) -> None:
+        self._reuse.inc()
+
+    def revoked(self, kind: str) -> None:
+        self._revocations.labels(kind).inc()
+
+    # -- scraping -------------------------------------------------------------------------
+
+    def watch_keys(self, keys: KeyManager) -> None:
+        """Report the signing key of `keys` (known only once the app has started)."""
+        self._signing.keys = keys
+
+    async def refresh(self, store: Store) -> None:
+        """Read the gauges that live in the database. NaN when it cannot be read: a stale
+        number would look current to an alert."""
+        try:
+            _, head = await store.feed_head()
+            size = await store.count_revocations(int(time.time()))
+        except Exception as exc:  # the scrape still answers, with what this process knows
+            log.warning("metrics: revocation list not readable: %s", type(exc).__name__)
+            head = size = math.nan  # type: ignore[assignment]
+        self._cursor.set(head)
+        self._list_size.set(size)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _SigningKey(Collector):
+    """auth_signing_key_info{kid,alg} and auth_signing_key_age_seconds, read at scrape time."""
+
+    def __init__(self) -> None:
+        self.keys: KeyManager | None = None
+
+    def describe(self) -> Iterable[Metric]:
+        return self._families(None, 0, None)
+
+    def collect(self) -> Iterable[Metric]:
+        if self.keys is None:
+            return self._families(None, 0, None)
+        now = int(time.time())
+        try:
+            kid, alg, _ = self.keys.signing_key(now)
+        except KeystoreError:
+            return self._families(None, 0, None)
+        activated = next((r.activates_at for r in self.keys.records() if r.kid == kid), now)
+        return self._families((kid, alg), now, activated)
+
+    @staticmethod
+    def _families(key: tuple[str, str] | None, now: int, activated: int | None) -> list[Metric]:
+        info = GaugeMetricFamily("auth_signing_key_info", "1 for the key that signs now (kid is its public "
+                                 "RFC 7638 thumbprint)", labels=["kid", "alg"])
+        age = GaugeMetricFamily("auth_signing_key_age_seconds", "Seconds since the signing key began "
+                                "signing (since the last rotation)",
+                                value=None if activated is None else max(0, now - activated))
+        if key is not None:
+            info.add_metric(list(key), 1)
+        return [info, age]
+
+
+def install_metrics(app: FastAPI, metrics: AuthMetrics) -> None:
+    """Serve `GET /metrics` (outside the OpenAPI document) and time every request.
+    Call it last in `create_app`, so the timing includes the other middleware."""
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus(request: Request) -> Response:
+        await metrics.refresh(request.app.state.services.store)
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    app.add_middleware(LatencyMiddleware, histogram=metrics.latency, routes=app.routes)
