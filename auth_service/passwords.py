@@ -25,14 +25,15 @@ _HASHER = argon2.using(type="ID", memory_cost=19_456, rounds=2, parallelism=1)
 
 MAX_PASSWORD_LENGTH = 1024  # characters: a bound on work per request, far above any real passphrase
 _QUEUE_PER_WORKER = 32  # hashes waiting per worker before logins are shed
-_NICENESS = 10
+_NICENESS = 10  # added to the process's own: a service already run under `nice` keeps the gap
 
 
 def _lower_priority() -> None:
     """Runs in each hashing thread: Linux schedules threads as tasks, so this thread
     alone yields to the event loop. Elsewhere it is a no-op."""
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _NICENESS)
+        me = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + _NICENESS))
     except (AttributeError, OSError):
         pass
 
