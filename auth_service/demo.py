@@ -108,6 +108,7 @@ class _Demo:
         ok &= self._rotation(first)
         ok &= self._refresh_reuse()
         ok &= self._revocation(first)
+        self._metrics()
         self._step("Summary")
         for line in self.summary:
             print(f"  - {line}")
@@ -209,6 +210,20 @@ class _Demo:
             self.summary.append(f"revocation reached all {len(delays)} replicas: median "
                                 f"{statistics.median(delays.values()):.1f} ms, worst {max(delays.values()):.1f} ms")
         return good
+
+    def _metrics(self) -> None:
+        """What the issuer and one replica counted during the story (GET /metrics, Prometheus)."""
+        self._step("What the services counted (GET /metrics, non-zero counters)")
+        for name, url in [("auth service", self.auth.url), (self.replicas[0].name, self.replicas[0].url)]:
+            response = self.http.get(f"{url}/metrics")
+            if response.status_code != 200:
+                print(f"  {name}: /metrics answered {response.status_code}")
+                continue
+            for line in response.text.splitlines():
+                name_part, _, value = line.rpartition(" ")
+                if (line.startswith(("auth_", "resource_")) and "_bucket{" not in line and "_created" not in line
+                        and "_sum{" not in line and value not in ("0.0", "NaN")):
+                    print(f"  {name_part} {value}")
 
     def _start_balancer(self) -> None:
         binary = find_nginx()

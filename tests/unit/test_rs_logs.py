@@ -160,6 +160,18 @@ async def test_a_128_character_id_is_kept():
     assert (await _get(_app(), **{"X-Request-Id": sent})).headers["x-request-id"] == sent
 
 
+async def test_fixed_headers_and_the_observer_ride_on_the_same_layer():
+    seen: list[tuple[str, int, float]] = []
+    app = _app(headers=[("X-Replica-Id", "r1")], observe=lambda scope, status, s: seen.append((scope["path"], status, s)))
+
+    ok, failed = await _get(app), await _get(app, "/fails")
+
+    assert ok.headers["x-replica-id"] == "r1" and len(ok.headers["x-request-id"]) == 32
+    assert [(path, status) for path, status, _ in seen] == [("/", 200), ("/fails", 500)]
+    assert all(0 < seconds < 10 for _, _, seconds in seen)
+    assert failed.status_code == 500
+
+
 async def test_access_line_has_method_path_status_and_duration_but_not_the_query():
     stream = configured()
     await _get(_app(access_log=True, logger="test.access"), "/?token=sekrit", **{"X-Request-Id": "r-1"})
