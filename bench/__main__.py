@@ -1,12 +1,14 @@
 """Run the benchmark suites and print one table of what they measured.
 
-    python -m bench [--quick | --full] [--only NAME [NAME ...]]
+    python -m bench [--quick | --full] [--only NAME [NAME ...]] [--profile | --no-profile]
 
 --quick (the default) runs each contender for a couple of seconds per round, 2 rounds;
 --full runs longer and 3 rounds. Results (every raw run, medians, checks) go to
 bench/results/ as JSON, with a PNG per suite. Exit status: 0 when every suite measured
 without a failed request or check (a missed target is reported, not an error), 1 when a
-suite failed, 2 when wrk is missing.
+suite failed, 2 when wrk is missing. In --full (or with --profile) each missed target gets a
+py-spy profile of the servers behind it (bench/profile.py), summarised in the report, its
+stacks kept beside the JSON.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ def _parser() -> argparse.ArgumentParser:
     size.add_argument("--full", dest="mode", action="store_const", const="full", help="a few minutes per suite")
     parser.add_argument("--only", nargs="+", choices=list(SUITES), metavar="NAME",
                         help=f"run only these suites ({', '.join(SUITES)})")
+    profile = parser.add_mutually_exclusive_group()
+    profile.add_argument("--profile", dest="profile", action="store_true", default=None,
+                         help="profile the servers behind each missed target with py-spy (the default in --full)")
+    profile.add_argument("--no-profile", dest="profile", action="store_false", help="take no profiles")
     parser.set_defaults(mode="quick")
     return parser
 
@@ -48,7 +54,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     print(f"bench {mode.name}: {mode.rounds} rounds x {mode.seconds} s per contender (+{mode.warmup} s warm-up), "
           f"wrk -t{THREADS} -c{CONNECTIONS}; {pinning.note}", flush=True)
-    results = [_run_suite(name, mode_name=args.mode, pinning=pinning, stamp=stamp) for name in args.only or SUITES]
+    if args.profile is None:
+        args.profile = args.mode == "full"
+    profiles = RESULTS / f"{stamp}-{args.mode}-profiles" if args.profile else None
+    results = [_run_suite(name, mode_name=args.mode, pinning=pinning, stamp=stamp, profiles=profiles)
+               for name in args.only or SUITES]
     print()
     print_table(results)
     for path in write_results(results, mode=mode, pinning=pinning, stamp=stamp, directory=RESULTS):
@@ -61,11 +71,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _run_suite(name: str, *, mode_name: str, pinning: Pinning, stamp: str) -> SuiteResult:
+def _run_suite(name: str, *, mode_name: str, pinning: Pinning, stamp: str, profiles: Path | None) -> SuiteResult:
     started = time.monotonic()
     print(f"== {name}", flush=True)
     with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp, \
-            Context(MODES[mode_name], pinning, Path(tmp)) as ctx:
+            Context(MODES[mode_name], pinning, Path(tmp), profiles) as ctx:
         try:
             result = load(name).run(ctx)
         except Exception as exc:  # noqa: BLE001 - one broken suite must not hide the others' results

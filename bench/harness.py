@@ -16,8 +16,9 @@ import resource
 import shutil
 import subprocess
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -29,7 +30,8 @@ from auth_service.launch import Service, free_port
 from bench import REPO
 
 __all__ = ["CLK_TCK", "CONNECTIONS", "MODES", "THREADS", "BenchError", "Check", "Context", "Contender", "Mode",
-           "Pinning", "Run", "app_process", "core_ticks", "measure", "process_ticks", "wrk_missing"]
+           "Pinning", "Run", "app_process", "core_ticks", "measure", "process_ticks", "wrk_in_background",
+           "wrk_missing"]
 
 # One wrk thread (it has a core to itself) and enough connections to keep a single
 # uvicorn worker busy; the same for every contender, never tuned per contender.
@@ -53,8 +55,8 @@ class Mode:
 
 
 MODES = {
-    "quick": Mode("quick", seconds=2, rounds=2, warmup=1, pool=2_000),
-    "full": Mode("full", seconds=8, rounds=3, warmup=2, pool=10_000),
+    "quick": Mode("quick", seconds=1, rounds=2, warmup=0, pool=2_000),
+    "full": Mode("full", seconds=6, rounds=3, warmup=2, pool=10_000),
     "smoke": Mode("smoke", seconds=1, rounds=1, warmup=0, pool=200),  # the test suite's: correctness only
 }
 
@@ -137,10 +139,11 @@ class Context:
     Servers started through `start` are stopped when the context closes, whatever happens.
     """
 
-    def __init__(self, mode: Mode, pinning: Pinning, workdir: Path) -> None:
+    def __init__(self, mode: Mode, pinning: Pinning, workdir: Path, profiles: Path | None = None) -> None:
         self.mode = mode
         self.pinning = pinning
         self.workdir = workdir
+        self.profiles = profiles  # where profiles behind missed targets go; None: take none
         self.checks: list[Check] = []
         self.http = httpx.Client(timeout=10.0)
         self._services: list[Service] = []
@@ -237,7 +240,20 @@ def _measured(ctx: Context, contender: Contender, round_: int) -> Run:
     )
 
 
-def _wrk(ctx: Context, contender: Contender, seconds: int) -> dict[str, float]:
+@contextmanager
+def wrk_in_background(ctx: Context, contender: Contender, seconds: int) -> Iterator[None]:
+    """wrk loads `contender` while the block runs (for a profiler); its numbers are not kept."""
+    load = subprocess.Popen(_wrk_command(ctx, contender, seconds), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, cwd=REPO)
+    try:
+        time.sleep(0.5)  # connections open and the server is busy before sampling starts
+        yield
+    finally:
+        load.terminate()
+        load.wait(timeout=30)
+
+
+def _wrk_command(ctx: Context, contender: Contender, seconds: int) -> list[str]:
     script = LUA / ("rotate_tokens.lua" if contender.tokens else "summary.lua")
     cmd = [*ctx.pinning.wrk_prefix(), "wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency",
            "-s", str(script)]
@@ -246,6 +262,11 @@ def _wrk(ctx: Context, contender: Contender, seconds: int) -> dict[str, float]:
     cmd.append(contender.url)
     if contender.tokens:
         cmd += ["--", str(contender.tokens)]
+    return cmd
+
+
+def _wrk(ctx: Context, contender: Contender, seconds: int) -> dict[str, float]:
+    cmd = _wrk_command(ctx, contender, seconds)
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, cwd=REPO)
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH_JSON ")), None)
     if done.returncode != 0 or line is None:

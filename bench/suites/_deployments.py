@@ -30,7 +30,8 @@ from bench.strategies.nginx import Nginx
 from bench.strategies.redis_store import DEFAULT_URL
 from bench.suites._ours import USERNAME, Issuer, bearer
 
-__all__ = ["CONTROL", "STRATEGIES", "Deployment", "Lead", "Measured", "by_contender", "cpu_ticks", "deploy", "deploy_all",
+__all__ = ["CONTROL", "STRATEGIES", "Deployment", "Lead", "Measured", "by_contender", "contender_of", "cpu_ticks",
+           "deploy", "deploy_all",
            "full_cost", "measure_deployments", "redis_cpu", "redis_info", "row", "sizes", "stop_all"]
 
 STRATEGIES = ("tokens", "redis", "sticky", "cluster")
@@ -202,7 +203,7 @@ class Measured:
 
 def measure_deployments(ctx: Context, deployments: Sequence[Deployment]) -> list[Measured]:
     """Warm-up, then rounds of A B C ...: each a harness `measure` of one contender, replicas' CPU summed."""
-    contenders = [Contender(d.name, f"{d.run.url}/me", cast(Service, Lead(d)), d.headers) for d in deployments]
+    contenders = [contender_of(d) for d in deployments]
     mode = _mode(ctx)
     if mode.warmup:
         with Context(replace(mode, seconds=mode.warmup, rounds=1, warmup=0), ctx.pinning, ctx.workdir) as warm:
@@ -214,6 +215,12 @@ def measure_deployments(ctx: Context, deployments: Sequence[Deployment]) -> list
             for deployment, contender in zip(deployments, contenders, strict=True):
                 out.append(_one(one, deployment, contender, round_))
     return out
+
+
+def contender_of(deployment: Deployment) -> Contender:
+    """The deployment under wrk: `/me` through its balancer with its user's credential."""
+    return Contender(deployment.name, f"{deployment.run.url}/me", cast(Service, Lead(deployment)),
+                     deployment.headers)
 
 
 def _mode(ctx: Context) -> Mode:

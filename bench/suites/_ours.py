@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import secrets
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,9 +71,12 @@ def start_issuers(ctx: Context, algs: list[str]) -> dict[str, Issuer]:
     return issuers
 
 
-def replica(issuer: Issuer, name: str, *, cache: bool) -> Service:
-    """A replica of the demo API; `cache=False` makes every request a full verification."""
+def replica(issuer: Issuer, name: str, *, cache: bool, metrics: bool = True) -> Service:
+    """A replica of the demo API; `cache=False` makes every request a full verification,
+    `metrics=False` turns its Prometheus counting off."""
     env = {} if cache else {"RESOURCE_TOKEN_CACHE_SIZE": "0"}
+    if not metrics:
+        env["RESOURCE_METRICS_ENABLED"] = "false"
     return replica_process(name, auth_url=issuer.service.url, data=issuer.data, env=env)
 
 
@@ -82,14 +86,30 @@ def mint_pool(issuer: Issuer, count: int, path: Path) -> list[str]:
     key_file = issuer.data / "keys" / f"{header['kid']}.json"  # the file keystore: auth_service/storage/keyfiles.py
     if not key_file.is_file():
         raise BenchError(f"no key file {key_file}: the cold pool is signed with the issuer's file keystore")
-    key = serialization.load_pem_private_key(json.loads(key_file.read_text())["private_key"].encode(), None)
-    extra = {k: v for k, v in header.items() if k != "alg"}
-    tokens = [jwt.encode({**claims, "jti": secrets.token_urlsafe(16)}, key,  # type: ignore[arg-type]
-                         algorithm=header["alg"], headers=extra) for _ in range(count)]
+    pem = json.loads(key_file.read_text())["private_key"].encode()
+    # RSA signing takes about a millisecond a token: big pools are signed on every core.
+    workers = len(os.sched_getaffinity(0)) if count >= _PARALLEL_FROM else 1
+    shares = [count // workers + (i < count % workers) for i in range(workers)]
+    if workers == 1:
+        tokens = _sign(pem, header, claims, count)
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            tokens = [t for part in pool.map(_sign, [pem] * workers, [header] * workers, [claims] * workers, shares)
+                      for t in part]
     if tokens and tokens[0].split(".")[0] != issuer.token.split(".")[0]:
         raise BenchError(f"minted {issuer.alg} header differs from the issuer's: {tokens[0].split('.')[0]}")
     path.write_text("\n".join(tokens) + "\n")
     return tokens
+
+
+_PARALLEL_FROM = 2_000
+
+
+def _sign(pem: bytes, header: dict[str, Any], claims: dict[str, Any], count: int) -> list[str]:
+    key = serialization.load_pem_private_key(pem, None)
+    extra = {k: v for k, v in header.items() if k != "alg"}
+    return [jwt.encode({**claims, "jti": secrets.token_urlsafe(16)}, key,  # type: ignore[arg-type]
+                       algorithm=header["alg"], headers=extra) for _ in range(count)]
 
 
 def segment(part: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from types import ModuleType
 from auth_service.launch import Service
 from bench.harness import BenchError, Contender, Context, app_process, measure
 from bench.peers import docs_recipe, fastapi_users_jwt
+from bench.profile import profile_missed
 from bench.report import SuiteResult, contender_rows, ratio_rows
 from bench.suites._ours import bearer, replica, start_issuers
 
@@ -48,8 +49,11 @@ def run(ctx: Context) -> SuiteResult:
         contenders.append(Contender(name, f"{server.url}/me", server, bearer(token)))
 
     runs = measure(ctx, contenders)
-    rows = contender_rows(runs, baseline=BASELINE, targets={})
-    return SuiteResult("peers", rows + ratio_rows(runs, OURS, TARGETS), runs, ctx.checks)
+    rows = contender_rows(runs, baseline=BASELINE, targets={}) + ratio_rows(runs, OURS, TARGETS)
+    named = {c.name: c for c in contenders}
+    behind = {name: [named[OURS], named[name]] for name in TARGETS}
+    notes = profile_missed(ctx, [r.contender for r in rows if r.met is False], behind, ctx.profiles)
+    return SuiteResult("peers", rows, runs, ctx.checks, notes)
 
 
 def _login(ctx: Context, server: Service, module: ModuleType) -> str:

@@ -13,10 +13,12 @@ from __future__ import annotations
 import statistics
 
 from bench.harness import Context
+from bench.profile import profile
 from bench.report import Row, SuiteResult
 from bench.strategies.cluster_runner import balancer_kind
 from bench.suites._ours import start_issuers
-from bench.suites._deployments import CONTROL, Measured, deploy_all, measure_deployments, row, sizes, stop_all
+from bench.suites._deployments import (CONTROL, Measured, contender_of, deploy_all, measure_deployments, row, sizes,
+                                      stop_all)
 
 __all__ = ["BOTTLENECKS", "run"]
 
@@ -39,6 +41,7 @@ def run(ctx: Context) -> SuiteResult:
     rows: list[Row] = []
     measured: list[Measured] = []
     base: dict[str, float] = {}
+    profiles: list[str] = []
     for n in sizes(ctx, quick=(1, 4)):
         deployments = deploy_all(ctx, n, issuer, control=True)
         try:
@@ -47,6 +50,11 @@ def run(ctx: Context) -> SuiteResult:
                     ctx.expect(f"{d.name} /me answers 401 without a credential", f"{d.run.url}/me", 401)
                 ctx.expect(f"{d.name} /me answers 200 with its credential", f"{d.run.url}/me", 200, d.headers)
             these = measure_deployments(ctx, deployments)
+            if ctx.profiles is not None and n in (1, sizes(ctx, quick=(1, 4))[-1]):
+                # Tokens' first replica at x1 and at the largest N: the two to compare if x1 ÷ here misses.
+                (tokens,) = [d for d in deployments if d.strategy == "tokens"]
+                taken = profile(ctx, contender_of(tokens), ctx.profiles)
+                profiles.append(taken if isinstance(taken, str) else taken.note())
         finally:
             stop_all(deployments)
         measured += these
@@ -83,6 +91,8 @@ def run(ctx: Context) -> SuiteResult:
              f"(x1 ÷ here >= {1 / WITHIN:.3f}), judged raw and again with the no-auth control's growth divided "
              "out: the raw row counts the machine's core sharing against every strategy, the second does not"]
     notes += [f"shared bottleneck, {name}: {text}" for name, text in BOTTLENECKS.items()]
+    if any(r.met is False and r.contender.startswith("tokens") for r in rows):
+        notes += profiles
     if ctx.mode.name == "quick":
         notes.append("quick: 1 and 4 replicas, 1 s per contender x 2 rounds; --full runs 1, 2, 4, 8 at 2 s x 2")
     return SuiteResult("scaleout", rows, [m.run for m in measured], ctx.checks, notes)

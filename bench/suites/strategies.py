@@ -30,19 +30,22 @@ import httpx
 
 from auth_service.launch import Service
 from bench.harness import CLK_TCK, Contender, Context, Mode, measure
+from bench.profile import profile_missed
 from bench.report import Row, SuiteResult
 from bench.strategies.cluster_runner import Run, balancer_kind, replica_death
-from bench.suites._deployments import (STRATEGIES, Deployment, Lead, Measured, by_contender, cpu_ticks,
-                                      deploy_all, full_cost, measure_deployments, redis_cpu, redis_info, row, sizes,
-                                      stop_all)
+from bench.suites._deployments import (STRATEGIES, Deployment, Lead, Measured, by_contender, contender_of,
+                                      cpu_ticks, deploy_all, full_cost, measure_deployments, redis_cpu, redis_info,
+                                      row, sizes, stop_all)
 from bench.suites._ours import PASSWORD, USERNAME, Issuer, bearer, mint_pool, start_issuers
 
 __all__ = ["TOKENS_PER_CORE", "run"]
 
-_SESSIONS = {"quick": 100_000, "full": 100_000, "smoke": 1_000}  # live sessions for the memory row
-_TOKENS = {"quick": 11_000, "full": 100_000, "smoke": 1_000}  # quick: just past the default cache of 10,000
-_LOGINS = {"quick": 200, "full": 500, "smoke": 20}  # POST /login per deployment
-_PASSWORD_LOGINS = {"quick": 5, "full": 20, "smoke": 2}  # Argon2-bound: few
+_SESSIONS = {"quick": 25_000, "full": 100_000, "smoke": 1_000}  # live sessions for the memory row
+# Distinct tokens verified at one replica for its memory row: past the default cache of 10,000
+# (quick: just past; full: three times), which bounds what a replica holds whatever the count.
+_TOKENS = {"quick": 11_000, "full": 30_000, "smoke": 1_000}
+_LOGINS = {"quick": 60, "full": 500, "smoke": 20}  # POST /login per deployment
+_PASSWORD_LOGINS = {"quick": 3, "full": 20, "smoke": 2}  # Argon2-bound: few
 TOKENS_PER_CORE = 2.5  # tokens' requests per CPU-second over the Redis store's
 
 
@@ -69,6 +72,7 @@ def run(ctx: Context) -> SuiteResult:
     memory: dict[str, dict[int, list[float]]] = {s: {} for s in STRATEGIES}
     cost: dict[str, dict[int, float]] = {s: {} for s in STRATEGIES}
     phases: dict[str, float] = {}
+    profiles: list[str] = []
     mark = _lap(phases, "issuer and token pool", started)
     for n in sizes(ctx):
         deployments = deploy_all(ctx, n, issuer)
@@ -83,7 +87,13 @@ def run(ctx: Context) -> SuiteResult:
             rows += throughput_rows(these, deployments)
             for d in deployments:
                 cost[d.strategy][n] = statistics.median(full_cost(m) for m in by_contender(these, d.name))
-            rows += _per_core_rows(these, n)
+            per_core = _per_core_rows(these, n)
+            rows += per_core
+            if not profiles:  # the first size that misses: tokens' and the Redis store's replica 1
+                named = {d.name: contender_of(d) for d in deployments}
+                profiles = profile_missed(ctx, [r.contender for r in per_core if r.met is False],
+                                          {f"tokens x{n}": [named[f"tokens x{n}"], named[f"redis x{n}"]]},
+                                          ctx.profiles)
             rows += _login_rows(ctx, deployments, issuer)
             mark = _lap(phases, "login", mark)
             for d in deployments:
@@ -118,11 +128,13 @@ def run(ctx: Context) -> SuiteResult:
         "death: kill -9 of replica 1 mid-run, 30 users; tokens' users hold minted tokens (same key and claims "
         "as the issuer's, fresh jti: bench/suites/_ours.py)",
     ]
+    notes += profiles
     notes.append("time spent: " + ", ".join(f"{k} {v:.0f} s" for k, v in phases.items()))
     if ctx.mode.name == "quick":
         notes.append("quick: 1 and 2 replicas, 1 s per contender x 2 rounds; tokens' memory after 11,000 "
-                     "tokens (just past the cache's 10,000); deaths 1 s after the kill; --full runs 1, 2, 4, 8 "
-                     "replicas, 2 s x 2 rounds, 100,000 tokens and 1.5 s after the kill")
+                     "tokens (just past the cache's 10,000), the sessions' after 25,000 sessions; 60 logins; "
+                     "deaths 1 s after the kill; --full runs 1, 2, 4, 8 replicas, 2 s x 2 rounds, 30,000 tokens, "
+                     "100,000 sessions, 500 logins and 1.5 s after the kill")
     notes.append("tokens' memory is measured at the largest size only (each replica verifies alone: N changes "
                  "nothing it holds), so it has no constancy row")
     return SuiteResult("strategies", rows, [m.run for m in measured], ctx.checks, notes)
