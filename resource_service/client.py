@@ -14,6 +14,7 @@ client (its TLS settings, proxies and transport).
 
 from __future__ import annotations
 
+import abc
 import base64
 import math
 import re
@@ -57,7 +58,7 @@ class TokenRequestError(Exception):
         super().__init__(f"{error}: {self.description}" if self.description else error)
 
 
-class _TokenAuth(httpx.Auth):
+class _TokenAuth(httpx.Auth, abc.ABC):
     # A request refused for its token is sent again with a new one: its body must be replayable.
     requires_request_body = True
 
@@ -141,9 +142,9 @@ class _TokenAuth(httpx.Auth):
         yield from self._renew()
         return self._access
 
+    @abc.abstractmethod
     def _renew(self) -> _Steps:
         """Get a new token (the grant is the subclass's) and keep it with `_token_request`."""
-        raise NotImplementedError
 
     def _token_request(self, form: dict[str, str]) -> _Steps:
         """POST `form` to the token endpoint with our client authentication; keep and return the answer."""
