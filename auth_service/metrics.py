@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from resource_service.metrics import CONTENT_TYPE, LatencyHistogram, LatencyMiddleware
+from resource_service.metrics import CONTENT_TYPE, LatencyHistogram, RequestTimer
 
 from .errors import OAuthError, RateLimited, Unavailable
 from .storage.keystore import KeystoreError
@@ -155,13 +155,14 @@ class _SigningKey(Collector):
         return [info, age]
 
 
-def install_metrics(app: FastAPI, metrics: AuthMetrics) -> None:
-    """Serve `GET /metrics` (outside the OpenAPI document) and time every request.
-    Call it last in `create_app`, so the timing includes the other middleware."""
+def install_metrics(app: FastAPI, metrics: AuthMetrics) -> RequestTimer:
+    """Serve `GET /metrics` (outside the OpenAPI document); the timer to pass as `observe` to
+    the app's outermost `RequestIdMiddleware`, which times every request once for its access
+    line and for the latency histogram."""
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus(request: Request) -> Response:
         await metrics.refresh(request.app.state.services.store)
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
-    app.add_middleware(LatencyMiddleware, histogram=metrics.latency, routes=app.routes)
+    return RequestTimer(metrics.latency, app.routes)

@@ -5,13 +5,14 @@ default one): tests and benchmarks build several verifiers in one process, and a
 app may already use the default registry for its own metrics. Serve it with
 `metrics_endpoint(verifier)`:
 
-    from resource_service import BearerAuthMiddleware, metrics_endpoint
+    from resource_service import BearerAuthMiddleware, RequestIdMiddleware, metrics_endpoint
     from resource_service.asgi import DEFAULT_EXEMPT
-    from resource_service.metrics import LatencyMiddleware
+    from resource_service.metrics import RequestTimer
 
     app.add_route("/metrics", metrics_endpoint(verifier), include_in_schema=False)
     app.add_middleware(BearerAuthMiddleware, verifier=verifier, exempt=(*DEFAULT_EXEMPT, "/metrics"))
-    app.add_middleware(LatencyMiddleware, histogram=verifier.metrics.latency, routes=app.routes)  # optional
+    # optional, outermost: request ids, and every request timed into the latency histogram
+    app.add_middleware(RequestIdMiddleware, observe=RequestTimer(verifier.metrics.latency, app.routes))
 
 Verification outcomes are counted by `BearerAuthMiddleware` and `Authenticated` (each
 request once; a scope refusal after a verified token counts as `insufficient_scope` too).
@@ -25,7 +26,6 @@ verifier when Prometheus scrapes, so they cost nothing between scrapes. With
 from __future__ import annotations
 
 import itertools
-import time
 from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
@@ -37,13 +37,13 @@ from prometheus_client.utils import floatToGoString
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 if TYPE_CHECKING:
     from .verifier import Verifier
 
-__all__ = ["CONTENT_TYPE", "LATENCY_BUCKETS", "LatencyHistogram", "LatencyMiddleware", "RequestTimer",
-           "ResourceMetrics", "metrics_endpoint"]
+__all__ = ["CONTENT_TYPE", "LATENCY_BUCKETS", "LatencyHistogram", "RequestTimer", "ResourceMetrics",
+           "metrics_endpoint"]
 
 # The Prometheus text format every scraper reads (exposition format 0.0.4).
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -200,8 +200,9 @@ class RequestTimer:
     The route label is the matched route's template (`/users/{id}`, never `/users/42`), or
     "other" when nothing matched, so a scan of random paths cannot grow the series count.
     A request refused before routing (a 401 from the bearer middleware) is matched against
-    `routes` here, so it is labelled with the route it was aimed at. Used by
-    `LatencyMiddleware`, or passed as `observe` to `RequestIdMiddleware` to save a layer.
+    `routes` here, so it is labelled with the route it was aimed at. Pass it as `observe`
+    to the outermost `RequestIdMiddleware`, which times every request once for its access
+    line and for this.
     """
 
     def __init__(self, histogram: LatencyHistogram, routes: Sequence[BaseRoute] = ()) -> None:
@@ -220,32 +221,3 @@ class RequestTimer:
             if match is not Match.NONE:
                 return getattr(route, "path", None)
         return None
-
-
-class LatencyMiddleware:
-    """Pure ASGI: observes every http request's duration (see `RequestTimer` for the labels).
-
-    Put it outermost, so the time includes authentication and every other middleware.
-    """
-
-    def __init__(self, app: ASGIApp, *, histogram: LatencyHistogram, routes: Sequence[BaseRoute] = ()) -> None:
-        self.app = app
-        self._timer = RequestTimer(histogram, routes)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500  # what the server sends if the app raises before answering
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            self._timer(scope, status, time.perf_counter() - start)

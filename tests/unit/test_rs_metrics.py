@@ -13,13 +13,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from resource_service import (
     Authenticated,
     BearerAuthMiddleware,
+    RequestIdMiddleware,
     ResourceSettings,
     Verifier,
     create_app,
     install_error_handlers,
     metrics_endpoint,
 )
-from resource_service.metrics import LatencyHistogram, LatencyMiddleware, ResourceMetrics
+from resource_service.metrics import LatencyHistogram, RequestTimer, ResourceMetrics
 from tests.unit import fakes
 from tests.unit.fakes import ISSUER, Issuer
 
@@ -159,7 +160,7 @@ async def test_latency_is_labelled_by_route_template_with_bounded_values(issuer:
     async def boom() -> None:
         raise RuntimeError("bug")
 
-    app.add_middleware(LatencyMiddleware, histogram=metrics.latency, routes=app.routes)
+    app.add_middleware(RequestIdMiddleware, observe=RequestTimer(metrics.latency, app.routes))
     for path in ("/items/1", "/items/2", "/items/3"):
         assert (await get(app, path)).status_code == 200
     assert (await get(app, "/items/4", method="POST")).status_code == 405
@@ -181,7 +182,7 @@ async def test_a_request_refused_before_routing_is_timed_under_its_route(issuer:
         return {"id": user_id}
 
     app.add_middleware(BearerAuthMiddleware, verifier=v)
-    app.add_middleware(LatencyMiddleware, histogram=v.metrics.latency, routes=app.routes)
+    app.add_middleware(RequestIdMiddleware, observe=RequestTimer(v.metrics.latency, app.routes))
     assert (await get(app, "/users/alice")).status_code == 401
     assert counts(v.metrics, "resource_http_request_duration_seconds_count") == {
         ("GET", "/users/{user_id}", "401"): 1}
