@@ -236,3 +236,18 @@ def eventually(check: Callable[[], bool], timeout: float = 10.0, interval: float
             return True
         time.sleep(interval)
     return check()
+
+
+def json_log_lines(text: str, where: str = "log") -> list[dict[str, Any]]:
+    """Every line of a JSON log as an object; fails the test on the first line that is not one."""
+    import json
+
+    records = []
+    for number, line in enumerate(text.splitlines(), 1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            pytest.fail(f"{where} line {number} is not JSON: {line[:300]!r}")
+        assert isinstance(record, dict), f"{where} line {number}: {line[:300]!r}"
+        records.append(record)
+    return records

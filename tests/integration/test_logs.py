@@ -16,27 +16,14 @@ from typing import Any
 import pytest
 
 from auth_service.launch import Service, cli
-from tests.conftest import PASSWORD, Stack, claims_of, eventually
+from tests.conftest import PASSWORD, Stack, claims_of, eventually, json_log_lines
 
 ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def json_lines(text: str) -> list[dict[str, Any]]:
-    """Every line of a log as JSON; fails on the first line that is not one object."""
-    out = []
-    for number, line in enumerate(text.splitlines(), 1):
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            pytest.fail(f"line {number} is not JSON: {line[:300]!r}")
-        assert isinstance(record, dict), line
-        out.append(record)
-    return out
-
-
 def log_of(service: Service) -> list[dict[str, Any]]:
-    return json_lines(service.log_path.read_text())
+    return json_log_lines(service.log_path.read_text())
 
 
 def events(records: list[dict[str, Any]], name: str, logger: str = "auth_service.security") -> list[dict[str, Any]]:
@@ -49,7 +36,7 @@ def test_every_line_of_both_services_and_the_cli_is_one_json_object_when_not_a_t
                env=stack.env, stdin=PASSWORD + "\n")
     assert done.returncode == 0, done.stderr
     assert set(json.loads(done.stdout)) == {"username", "sub", "scope"}  # command output: unchanged, on stdout
-    cli_lines = json_lines(done.stderr)
+    cli_lines = json_log_lines(done.stderr)
     [replica] = stack.start_replicas(1, RESOURCE_ACCESS_LOG="true")
     assert stack.me(replica, str(stack.login()["access_token"])).status_code == 200
     stack.stop()
@@ -167,7 +154,7 @@ def test_console_lines_at_a_terminal_and_json_in_a_pipe_by_default(stack: Stack)
         json.loads(plain.splitlines()[0])
     piped = cli(["keys", "rotate"], data=stack.tmp, env=stack.env)
     assert piped.returncode == 0, piped.stderr
-    [created] = events(json_lines(piped.stderr), "key_created")
+    [created] = events(json_log_lines(piped.stderr), "key_created")
     assert created["kid"] == json.loads(piped.stdout)["kid"] != kid
 
 
@@ -195,7 +182,7 @@ def test_security_events_carry_ids_and_never_a_secret(stack: Stack) -> None:
     rotated = cli(["keys", "rotate"], data=stack.tmp, env=stack.env)
     assert rotated.returncode == 0, rotated.stderr
     new_kid = json.loads(rotated.stdout)["kid"]
-    [created] = events(json_lines(rotated.stderr), "key_created")
+    [created] = events(json_log_lines(rotated.stderr), "key_created")
     assert (created["kid"], created["trigger"], created["activates_at"]) == (
         new_kid, "on_demand", json.loads(rotated.stdout)["activates_at"])
 
@@ -220,7 +207,7 @@ def test_security_events_carry_ids_and_never_a_secret(stack: Stack) -> None:
         sub, first_claims["sid"], claims_of(str(first["refresh_token"]))[1]["jti"])
     revoked = [(r["kind"], r.get("jti") or r.get("sid")) for r in events(log, "revoked")]
     assert ("jti", second_claims["jti"]) in revoked and ("sid", third_claims["sid"]) in revoked
-    [by_sub] = events(json_lines(by_cli.stderr), "revoked")
+    [by_sub] = events(json_log_lines(by_cli.stderr), "revoked")
     assert (by_sub["kind"], by_sub["sub"]) == ("sub", sub) and by_sub["before"] >= time.time() - 60
 
     text = auth.log_path.read_text() + by_cli.stderr + rotated.stderr

@@ -27,26 +27,13 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from auth_service.launch import cli
-from tests.conftest import Stack, claims_of, eventually
+from tests.conftest import Stack, claims_of, eventually, json_log_lines
 
 pytestmark = pytest.mark.slow
 
 # Every process of the run (issuer, replicas, CLI) logs everything, as JSON lines.
 _DEBUG_JSON = {"AUTH_LOG_LEVEL": "DEBUG", "AUTH_LOG_FORMAT": "json", "AUTH_ACCESS_LOG": "true"}
 _REPLICA_DEBUG_JSON = {"RESOURCE_LOG_LEVEL": "DEBUG", "RESOURCE_LOG_FORMAT": "json", "RESOURCE_ACCESS_LOG": "true"}
-
-
-def log_records(where: str, text: str) -> list[dict[str, object]]:
-    """Every line of a log, which must each be one JSON object."""
-    records = []
-    for number, line in enumerate(text.splitlines(), 1):
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            pytest.fail(f"{where} line {number} is not JSON: {line[:200]!r}")
-        assert isinstance(record, dict), f"{where} line {number}"
-        records.append(record)
-    return records
 
 
 def decoded(where: str, records: list[dict[str, object]]) -> Seen:
@@ -128,7 +115,7 @@ def test_no_password_secret_key_or_token_appears_in_any_log_or_answer(stack: Sta
         where = f"auth-service {' '.join(args)}"
         outputs.append(Seen(where, done.stdout + done.stderr))
         assert done.returncode == 0, done.stderr
-        cli_records.append((f"{where} stderr", log_records(f"{where} stderr", done.stderr)))
+        cli_records.append((f"{where} stderr", json_log_lines(done.stderr, f"{where} stderr")))
         return done.stdout
 
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
@@ -212,7 +199,7 @@ def test_no_password_secret_key_or_token_appears_in_any_log_or_answer(stack: Sta
 
     stack.stop()  # a graceful stop: every log line is on disk
     logs = [Seen(service.name, service.log_path.read_text()) for service in [auth, *replicas]]
-    records = [(s.where, log_records(s.where, s.text)) for s in logs]  # every line is JSON
+    records = [(s.where, json_log_lines(s.text, s.where)) for s in logs]  # every line is JSON
     logs += [decoded(where, lines) for where, lines in [*records, *cli_records]]
 
     # The capture is real: DEBUG was on, every process logged what this run did.
