@@ -18,9 +18,9 @@ from urllib.parse import unquote_plus
 
 from fastapi import Request
 
-from .errors import InvalidClient, InvalidRequest, RateLimited
+from .errors import InvalidClient, InvalidRequest
 from .passwords import PasswordHasher
-from .ratelimit import LoginLimiter
+from .ratelimit import LoginLimiter, refuse_if_limited
 from .storage import Client, Store
 
 if TYPE_CHECKING:
@@ -65,12 +65,7 @@ async def authenticate(request: Request, params: dict[str, str], store: Store, h
     if not client_id or len(client_id) > MAX_CLIENT_ID or len(secret) > 1024:
         raise InvalidClient("client authentication failed", basic=basic is not None)
     key, address = "client\0" + client_id, request.client.host if request.client else "unknown"
-    wait = await limiter.retry_after(key, address, time.time())
-    if wait:
-        security.warning("client_auth_rate_limited", extra={"client_id": client_id, "retry_after": wait})
-        if metrics is not None:
-            metrics.rate_limited("client_secret")
-        raise RateLimited(wait)
+    await refuse_if_limited(limiter, key, address, what="client_secret", client_id=client_id, metrics=metrics)
     client = await store.client(client_id)
     if not await hasher.verify(secret, client.secret_hash if client else None):
         await limiter.attempted(key, address, time.time(), failed=True)

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from .clients import Caller
 from .config import Settings
-from .errors import InvalidClient, InvalidGrant, InvalidRequest, InvalidScope, RateLimited, UnauthorizedClient
+from .errors import InvalidClient, InvalidGrant, InvalidRequest, InvalidScope, UnauthorizedClient
 from .forms import parse_scope, require
 from .passwords import MAX_PASSWORD_LENGTH, PasswordHasher
-from .ratelimit import LoginLimiter
+from .ratelimit import LoginLimiter, refuse_if_limited
 from .revocation import Revoker
 from .storage import RefreshRecord, RotateOutcome, Store
 from .storage.sql import username_key
@@ -48,12 +48,8 @@ class Grants:
             raise InvalidRequest("username or password too long")
         requested = parse_scope(params.get("scope"))
         key = username_key(username)
-        wait = await self._limiter.retry_after(key, address, time.time())
-        if wait:
-            security.warning("login_rate_limited", extra={"client_id": caller.client_id, "retry_after": wait})
-            if self._metrics is not None:
-                self._metrics.rate_limited("login")
-            raise RateLimited(wait)
+        await refuse_if_limited(self._limiter, key, address, what="login", client_id=caller.client_id,
+                                metrics=self._metrics)
         user = await self._store.user_by_name(username)
         ok = await self._hasher.verify(password, user.password_hash if user else None)
         await self._limiter.attempted(key, address, time.time(), failed=not ok)

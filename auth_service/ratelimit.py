@@ -6,11 +6,20 @@ In-process counters serve one instance; the scale-out backend shares them throug
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from collections import OrderedDict, deque
-from typing import Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from .errors import RateLimited
+
+if TYPE_CHECKING:
+    from .metrics import AuthMetrics
 
 _MAX_TRACKED = 100_000  # keys remembered at once; the oldest are forgotten first
+_EVENTS = {"login": "login_rate_limited", "client_secret": "client_auth_rate_limited"}
+security = logging.getLogger("auth_service.security")
 
 
 class LoginLimiter(Protocol):
@@ -19,6 +28,19 @@ class LoginLimiter(Protocol):
 
     async def attempted(self, username_key: str, address: str, now: float, *, failed: bool) -> None:
         """Record an attempt (and whether it failed)."""
+
+
+async def refuse_if_limited(limiter: LoginLimiter, key: str, address: str, *,
+                            what: Literal["login", "client_secret"], client_id: str,
+                            metrics: AuthMetrics | None) -> None:
+    """Raise `RateLimited` (429) when `key` or `address` is over its limit: before any hashing.
+    The refusal is logged as a security event and counted, the same way for both kinds."""
+    wait = await limiter.retry_after(key, address, time.time())
+    if wait:
+        security.warning(_EVENTS[what], extra={"client_id": client_id, "retry_after": wait})
+        if metrics is not None:
+            metrics.rate_limited(what)
+        raise RateLimited(wait)
 
 
 class _Window:
