@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import statistics
 import tempfile
 import threading
@@ -23,6 +24,7 @@ from .balancer import Nginx, find_nginx
 from .launch import Service, auth_process, cli, free_port, replica_process
 
 _PASSWORD = "correct horse battery staple"
+_USER_ROUTES = re.compile(r'route="/(token|me)"')
 _SETTINGS = {
     # Short cache and publish lead so the rotation completes in seconds, not minutes.
     "AUTH_JWKS_MAX_AGE": "1",
@@ -221,8 +223,11 @@ class _Demo:
                 continue
             for line in response.text.splitlines():
                 name_part, _, value = line.rpartition(" ")
-                if (line.startswith(("auth_", "resource_")) and "_bucket{" not in line and "_created" not in line
-                        and "_sum{" not in line and value not in ("0.0", "NaN")):
+                # Of the latency histograms, only how many requests /token and /me answered.
+                timed = "_duration_seconds" in line
+                wanted = not timed or ("_count{" in line and _USER_ROUTES.search(line) is not None)
+                if line.startswith(("auth_", "resource_")) and value not in ("0.0", "NaN") \
+                        and "_created" not in line and wanted:
                     print(f"  {name_part} {value}")
 
     def _start_balancer(self) -> None:
