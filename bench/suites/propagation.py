@@ -50,7 +50,7 @@ class Size:
     poll: float  # the pull path's interval, seconds
 
 
-SIZES = {"smoke": Size(2, 3, 0.2), "quick": Size(3, 30, 0.5), "full": Size(8, 200, 1.0)}
+SIZES = {"smoke": Size(2, 3, 0.2), "quick": Size(3, 20, 0.5), "full": Size(8, 200, 1.0)}
 
 
 @dataclass(frozen=True)

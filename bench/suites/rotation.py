@@ -26,7 +26,7 @@ from bench.suites._ops import ISSUER_ENV, login, new_issuer, summary_row
 from bench.suites._ours import segment
 
 INTERVAL = 5.0  # seconds between rotations: the 4 s publish lead plus a margin
-ROTATIONS = {"smoke": 1, "quick": 2, "full": 8}
+ROTATIONS = {"smoke": 1, "quick": 1, "full": 8}
 REPLICAS = 2
 _ENV = {"AUTH_JWKS_MAX_AGE": "1", "AUTH_LOGIN_MAX_FAILURES": "1000000",
         "AUTH_LOGIN_MAX_ATTEMPTS_PER_IP": "1000000"}

@@ -74,7 +74,8 @@ def run(ctx: Context) -> SuiteResult:
     phases: dict[str, float] = {}
     profiles: list[str] = []
     mark = _lap(phases, "issuer and token pool", started)
-    for n in sizes(ctx):
+    counts = sizes(ctx)
+    for n in counts:
         deployments = deploy_all(ctx, n, issuer)
         try:
             for d in deployments:
@@ -97,7 +98,7 @@ def run(ctx: Context) -> SuiteResult:
             rows += _login_rows(ctx, deployments, issuer)
             mark = _lap(phases, "login", mark)
             for d in deployments:
-                if d.strategy == "tokens" and ctx.mode.name != "smoke" and n != sizes(ctx)[-1]:
+                if d.strategy == "tokens" and ctx.mode.name != "smoke" and n != counts[-1]:
                     continue  # one size: each replica verifies alone, so N changes nothing it holds
                 memory[d.strategy][n] = _memory(ctx, d, pool)
                 rows.append(row(d.name, "RSS growth per replica", memory[d.strategy][n], "MB"))
