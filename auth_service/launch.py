@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -14,10 +16,58 @@ from pathlib import Path
 import httpx
 
 
-def free_port() -> int:
+_PORTS_LOCK = threading.Lock()
+_PORTS_GIVEN: set[int] = set()
+_LOWEST_PORT = 10_000
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' local ports (Linux default 32768-60999)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32_768, 60_999
+
+
+def _bindable(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_ports(n: int) -> list[int]:
+    """`n` distinct loopback ports to start servers on, none handed out before by this process.
+
+    Chosen at random below the kernel's ephemeral range. A port that `bind(0)` hands out
+    comes from that range, and between closing it and the server binding it, any outgoing
+    connection (a health check, a Redis client, wrk) may take it as its local port: the server
+    then dies with "address already in use". Below the range only another listener can hold it.
+    """
+    low, _high = _ephemeral_range()
+    pool = range(_LOWEST_PORT, low) if low - _LOWEST_PORT >= 1_000 else None
+    chosen: list[int] = []
+    with _PORTS_LOCK:
+        if pool is not None and len(_PORTS_GIVEN) > len(pool) // 2:
+            _PORTS_GIVEN.clear()  # a very long run: reuse, still checked by a bind below
+        while len(chosen) < n:
+            if pool is None:  # an unusual kernel range: fall back to the kernel's choice
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                    sock.bind(("127.0.0.1", 0))
+                    port = int(sock.getsockname()[1])
+            else:
+                port = random.choice(pool)
+            if port not in _PORTS_GIVEN and _bindable(port):
+                _PORTS_GIVEN.add(port)
+                chosen.append(port)
+    return chosen
+
+
+def free_port() -> int:
+    return free_ports(1)[0]
 
 
 class Service:

@@ -29,6 +29,8 @@ from typing import Any
 
 import httpx
 
+from auth_service.launch import free_ports
+
 from .death import DeathReport, replica_death
 from .nginx import Nginx, balancer_kind
 from .redis_store import DEFAULT_URL, delete_prefix
@@ -36,20 +38,6 @@ from .redis_store import DEFAULT_URL, delete_prefix
 __all__ = ["DeathReport", "Replica", "Run", "balancer_kind", "free_ports", "replica_death", "start"]
 
 _ROOT = Path(__file__).resolve().parents[2]  # the repository: `bench` must be importable by children
-
-
-def free_ports(n: int) -> list[int]:
-    """`n` distinct free loopback ports, all held open until chosen so none repeats."""
-    import socket
-
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
-    try:
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
 
 
 class _Process:
