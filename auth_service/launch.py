@@ -19,6 +19,7 @@ import httpx
 _PORTS_LOCK = threading.Lock()
 _PORTS_GIVEN: set[int] = set()
 _LOWEST_PORT = 10_000
+_RANDOM = random.SystemRandom()  # not the global generator, which a test may seed
 
 
 def _ephemeral_range() -> tuple[int, int]:
@@ -59,7 +60,7 @@ def free_ports(n: int) -> list[int]:
                     sock.bind(("127.0.0.1", 0))
                     port = int(sock.getsockname()[1])
             else:
-                port = random.choice(pool)
+                port = _RANDOM.choice(pool)
             if port not in _PORTS_GIVEN and _bindable(port):
                 _PORTS_GIVEN.add(port)
                 chosen.append(port)
