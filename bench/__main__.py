@@ -21,6 +21,7 @@ import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from bench import RESULTS
 from bench.harness import CONNECTIONS, MODES, THREADS, Context, Pinning, wrk_missing
@@ -57,7 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.profile is None:
         args.profile = args.mode == "full"
     profiles = RESULTS / f"{stamp}-{args.mode}-profiles" if args.profile else None
-    results = [_run_suite(name, mode_name=args.mode, pinning=pinning, stamp=stamp, profiles=profiles)
+    shared: dict[str, Any] = {}  # one suite's measurements that a later one reuses (bench.harness.Context)
+    results = [_run_suite(name, mode_name=args.mode, pinning=pinning, stamp=stamp, profiles=profiles, shared=shared)
                for name in args.only or SUITES]
     print()
     print_table(results)
@@ -71,11 +73,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _run_suite(name: str, *, mode_name: str, pinning: Pinning, stamp: str, profiles: Path | None) -> SuiteResult:
+def _run_suite(name: str, *, mode_name: str, pinning: Pinning, stamp: str, profiles: Path | None,
+               shared: dict[str, Any]) -> SuiteResult:
     started = time.monotonic()
     print(f"== {name}", flush=True)
     with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp, \
-            Context(MODES[mode_name], pinning, Path(tmp), profiles) as ctx:
+            Context(MODES[mode_name], pinning, Path(tmp), profiles, shared) as ctx:
         try:
             result = load(name).run(ctx)
         except Exception as exc:  # noqa: BLE001 - one broken suite must not hide the others' results

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 
@@ -139,11 +139,15 @@ class Context:
     Servers started through `start` are stopped when the context closes, whatever happens.
     """
 
-    def __init__(self, mode: Mode, pinning: Pinning, workdir: Path, profiles: Path | None = None) -> None:
+    def __init__(self, mode: Mode, pinning: Pinning, workdir: Path, profiles: Path | None = None,
+                 shared: dict[str, Any] | None = None) -> None:
         self.mode = mode
         self.pinning = pinning
         self.workdir = workdir
         self.profiles = profiles  # where profiles behind missed targets go; None: take none
+        # What one suite measured that a later suite of the same `python -m bench` run may use
+        # instead of measuring it again (the strategies and scaleout suites' deployments).
+        self.shared = shared if shared is not None else {}
         self.checks: list[Check] = []
         self.http = httpx.Client(timeout=10.0)
         self._services: list[Service] = []

@@ -23,6 +23,7 @@ import redis
 from auth_service.launch import Service
 from bench.harness import CLK_TCK, BenchError, Contender, Context, Mode, core_ticks, process_ticks, measure
 from bench.harness import Run as WrkRun
+from bench.profile import profile
 from bench.report import Row
 from bench.strategies.cluster_runner import Replica, Run, balancer_kind, free_ports, start
 from bench.strategies.common import COOKIE, ROUTE
@@ -30,9 +31,9 @@ from bench.strategies.nginx import Nginx
 from bench.strategies.redis_store import DEFAULT_URL
 from bench.suites._ours import USERNAME, Issuer, bearer
 
-__all__ = ["CONTROL", "STRATEGIES", "Deployment", "Lead", "Measured", "by_contender", "contender_of", "cpu_ticks",
-           "deploy", "deploy_all",
-           "full_cost", "measure_deployments", "redis_cpu", "redis_info", "row", "sizes", "stop_all"]
+__all__ = ["CONTROL", "STRATEGIES", "Deployment", "Lead", "Measured", "SizeMeasured", "by_contender", "contender_of",
+           "cpu_ticks", "deploy", "deploy_all", "full_cost", "measure_deployments", "measure_size", "measured_before",
+           "redis_cpu", "redis_info", "row", "sizes", "stop_all"]
 
 STRATEGIES = ("tokens", "redis", "sticky", "cluster")
 CONTROL = "no auth"  # the scale-out control: N no-auth apps, for what sharing one core costs by itself
@@ -202,6 +203,46 @@ class Measured:
     per_replica_us: tuple[float, ...]  # each replica's CPU over all requests: how evenly the balancer spread
 
 
+@dataclass(frozen=True)
+class SizeMeasured:
+    """Every strategy and the no-auth control measured at one size, as both deployment suites use it."""
+
+    measured: tuple[Measured, ...]
+    names: tuple[str, ...]  # the deployments' names ("tokens x2", ...), in the order they were measured
+    profile: str | None  # a note on tokens' profile at this size, taken only when profiling at x1 and the largest N
+    by_suite: str  # the suite that measured it
+
+
+def measured_before(ctx: Context, n: int) -> SizeMeasured | None:
+    """Size `n` as an earlier suite of this `python -m bench` run measured it, if one did."""
+    kept = ctx.shared.get(f"deployments x{n}")
+    return kept if isinstance(kept, SizeMeasured) else None
+
+
+def measure_size(ctx: Context, suite: str, n: int, deployments: Sequence[Deployment]) -> SizeMeasured:
+    """Measure every strategy and the control at `n` replicas once per run.
+
+    The strategies and scaleout suites judge the same runs (per-core cost against the Redis store,
+    and cost at N against cost at 1), so whichever runs first measures and keeps the result in
+    `ctx.shared`; the second uses it instead of deploying and measuring again. `deployments` must
+    hold every strategy and the control.
+    """
+    kept = measured_before(ctx, n)
+    if kept is not None:
+        return kept
+    assert {d.strategy for d in deployments} == {*STRATEGIES, CONTROL}, "measure every strategy and the control"
+    these = measure_deployments(ctx, deployments)
+    note = None
+    if ctx.profiles is not None and n in (1, sizes(ctx)[-1]):
+        # Tokens' first replica at x1 and at the largest N: the two to compare if x1 ÷ here misses.
+        (tokens,) = [d for d in deployments if d.strategy == "tokens"]
+        taken = profile(ctx, contender_of(tokens), ctx.profiles)
+        note = taken if isinstance(taken, str) else taken.note()
+    kept = SizeMeasured(tuple(these), tuple(d.name for d in deployments), note, suite)
+    ctx.shared[f"deployments x{n}"] = kept
+    return kept
+
+
 def measure_deployments(ctx: Context, deployments: Sequence[Deployment]) -> list[Measured]:
     """Warm-up, then rounds of A B C ...: each a harness `measure` of one contender, replicas' CPU summed."""
     contenders = [contender_of(d) for d in deployments]
@@ -225,8 +266,8 @@ def contender_of(deployment: Deployment) -> Contender:
 
 
 def _mode(ctx: Context) -> Mode:
-    """Shorter runs than the other suites: 16 deployments (full: 32) over two suites must fit in about
-    a minute (full: about five). CPU per request, the judged number, settles within a second."""
+    """Shorter runs than the other suites: 10 deployments (full: 20), measured once for both suites,
+    must fit in well under a minute (full: a few). CPU per request, the judged number, settles within a second."""
     if ctx.mode.name == "quick":
         return replace(ctx.mode, seconds=1)
     if ctx.mode.name == "full":

@@ -13,7 +13,8 @@ What a request costs is the CPU of every replica process summed (from /proc) ove
 requests wrk counted, plus for Redis the Redis server's own CPU (`INFO cpu`): the harness's
 `measure` times one contender per call here, with the replicas' ticks read around it.
 Then per deployment: what a login costs, what 100,000 live sessions cost a replica in
-memory, and what a replica's death costs its users. `scaleout.py` reuses the deployments.
+memory, and what a replica's death costs its users. Each size is measured once per run, with
+the no-auth control beside the strategies: `scaleout.py` reuses it (`_deployments.measure_size`).
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ from bench.harness import CLK_TCK, Contender, Context, Mode, measure
 from bench.profile import profile_missed
 from bench.report import Row, SuiteResult
 from bench.strategies.cluster_runner import Run, balancer_kind, replica_death
-from bench.suites._deployments import (STRATEGIES, Deployment, Lead, Measured, by_contender, contender_of,
-                                      cpu_ticks, deploy_all, full_cost, measure_deployments, redis_cpu, redis_info,
-                                      row, sizes, stop_all)
+from bench.suites._deployments import (CONTROL, STRATEGIES, Deployment, Lead, Measured, by_contender, contender_of,
+                                      cpu_ticks, deploy_all, full_cost, measure_size, measured_before, redis_cpu,
+                                      redis_info, row, sizes, stop_all)
 from bench.suites._ours import PASSWORD, USERNAME, Issuer, bearer, mint_pool, start_issuers
 
 __all__ = ["TOKENS_PER_CORE", "run"]
@@ -76,13 +77,19 @@ def run(ctx: Context) -> SuiteResult:
     mark = _lap(phases, "issuer and token pool", started)
     counts = sizes(ctx)
     for n in counts:
-        deployments = deploy_all(ctx, n, issuer)
+        # With the no-auth control, so that the scaleout suite can reuse this size's measurement.
+        started_all = deploy_all(ctx, n, issuer, control=measured_before(ctx, n) is None)
+        deployments = [d for d in started_all if d.strategy != CONTROL]
         try:
-            for d in deployments:
-                ctx.expect(f"{d.name} /me answers 401 without a credential", f"{d.run.url}/me", 401)
+            for d in started_all:
+                if d.strategy != CONTROL:
+                    ctx.expect(f"{d.name} /me answers 401 without a credential", f"{d.run.url}/me", 401)
                 ctx.expect(f"{d.name} /me answers 200 with its credential", f"{d.run.url}/me", 200, d.headers)
             mark = _lap(phases, "start", mark)
-            these = measure_deployments(ctx, deployments)
+            size = measure_size(ctx, "strategies", n, started_all)
+            these = [m for m in size.measured if not m.run.contender.startswith(f"{CONTROL} x")]
+            if size.by_suite != "strategies":
+                ctx.check(f"x{n} measured once, by the {size.by_suite} suite of this run", True)
             mark = _lap(phases, "measure", mark)
             measured += these
             rows += throughput_rows(these, deployments)
@@ -107,7 +114,7 @@ def run(ctx: Context) -> SuiteResult:
                 rows += [r for d in deployments for r in _death_rows(ctx, d, pool)]
                 mark = _lap(phases, "death", mark)
         finally:
-            stop_all(deployments)
+            stop_all(started_all)
         mark = _lap(phases, "stop", mark)
     rows += _constancy_rows(cost, memory)
     notes = [

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,11 +47,14 @@ def prerequisites() -> None:
     require(_redis_missing())
 
 
-def _run(name: str, tmp: Path) -> SuiteResult:
+def _run(name: str, tmp: Path, shared: dict[str, Any] | None = None) -> SuiteResult:
+    """One suite, as `python -m bench` runs it; suites given one `shared` are as one invocation's."""
     from bench.harness import MODES, Context, Pinning
     from bench.suites import load
 
-    with Context(MODES["smoke"], Pinning.detect(), tmp) as ctx:
+    work = tmp / name
+    work.mkdir()
+    with Context(MODES["smoke"], Pinning.detect(), work, shared=shared) as ctx:
         return load(name).run(ctx)
 
 
@@ -76,13 +80,28 @@ def _assert_measured_cleanly(result: SuiteResult) -> None:
 
 @pytest.mark.usefixtures("prerequisites")
 def test_strategies_suite_measures_cleanly_and_only_sticky_loses_sessions(tmp_path: Path) -> None:
-    result = _run("strategies", tmp_path)
+    shared: dict[str, Any] = {}
+    result = _run("strategies", tmp_path, shared)
 
     _assert_measured_cleanly(result)
+    assert {run.contender for run in result.runs} == {f"{s} x{n}" for s in STRATEGIES for n in (1, 2)}
     assert _value(result, "tokens x2", "death: sessions kept") == 1.0
     assert _value(result, "tokens x2", "death: failed requests") == 0
     assert _value(result, "sticky x2", "death: sessions kept") < 1.0
     assert _value(result, "sticky x2", "death: users forced to log in again") > 0
+
+    # The scaleout suite of the same run judges these very runs (and the control's, measured
+    # beside them) instead of deploying and measuring every strategy again.
+    scaleout = _run("scaleout", tmp_path, shared)
+    assert scaleout.error is None and not scaleout.broken
+    assert {c.name for c in scaleout.checks} == {"x1 measured once, by the strategies suite of this run",
+                                                 "x2 measured once, by the strategies suite of this run"}
+    control = {run.contender: run for run in scaleout.runs if run.contender.startswith("no auth")}
+    assert set(control) == {"no auth x1", "no auth x2"}
+    assert [run for run in scaleout.runs if run.contender not in control] == result.runs
+    assert {r.contender for r in scaleout.rows if r.metric == "same, ÷ no auth's (core sharing removed)"} == {
+        f"{s} x2" for s in STRATEGIES}
+    assert not list((tmp_path / "scaleout").iterdir())  # it started nothing: no issuer, no deployment
 
 
 @pytest.mark.usefixtures("prerequisites")
