@@ -25,7 +25,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import httpx
 
@@ -33,7 +33,8 @@ from auth_service.launch import Service
 from bench.harness import CLK_TCK, Contender, Context, Mode, measure
 from bench.profile import profile_missed
 from bench.report import Row, SuiteResult
-from bench.strategies.cluster_runner import Run, balancer_kind, replica_death
+from bench.strategies.cluster_runner import Run, balancer_kind
+from bench.strategies.death import areplica_death
 from bench.suites._deployments import (CONTROL, STRATEGIES, Deployment, Lead, Measured, by_contender, contender_of,
                                       cpu_ticks, deploy_all, full_cost, measure_size, measured_before, redis_cpu,
                                       redis_info, row, sizes, stop_all)
@@ -111,7 +112,7 @@ def run(ctx: Context) -> SuiteResult:
                 rows.append(row(d.name, "RSS growth per replica", memory[d.strategy][n], "MB"))
             mark = _lap(phases, "memory", mark)
             if n >= 2:
-                rows += [r for d in deployments for r in _death_rows(ctx, d, pool)]
+                rows += _death_rows(ctx, deployments, pool)
                 mark = _lap(phases, "death", mark)
         finally:
             stop_all(started_all)
@@ -133,7 +134,7 @@ def run(ctx: Context) -> SuiteResult:
         f"(sticky: split over the replicas; cluster: on every replica; redis: in Redis, Redis's growth shown "
         f"apart); tokens: after {len(pool):,} distinct tokens verified at replica 1, cache at its "
         "default size (10,000), which bounds what a replica holds",
-        "death: kill -9 of replica 1 mid-run, 30 users; tokens' users hold minted tokens (same key and claims "
+        "death: kill -9 of replica 1 mid-run, 30 users, every strategy's deployment at once; tokens' users hold minted tokens (same key and claims "
         "as the issuer's, fresh jti: bench/suites/_ours.py)",
     ]
     notes += profiles
@@ -266,17 +267,27 @@ def _verify_all(ctx: Context, d: Deployment, pool: Sequence[str]) -> None:
                       f"{wrk.requests} requests for {len(pool)} tokens, {wrk.failed} failed")
 
 
-def _death_rows(ctx: Context, d: Deployment, pool: Sequence[str]) -> list[Row]:
+def _death_rows(ctx: Context, deployments: Sequence[Deployment], pool: Sequence[str]) -> list[Row]:
+    """Kill replica 1 of every deployment mid-run, all at once: each death is counted (users, sessions,
+    failed requests), never timed, and its own deployment's users see only their own balancer."""
     after = 1.0 if ctx.mode.name == "quick" else 1.5
-    if d.strategy == "tokens":
-        report = asyncio.run(_token_death(d.run, pool[:30], after=after))
-    else:
-        report = replica_death(d.run, after=after).as_dict()
-    users = report["users"]
-    kept = (users - report["sessions_lost"]) / users
-    return [row(d.name, "death: sessions kept", [kept], "share", 1.0),
-            row(d.name, "death: users forced to log in again", [float(report["forced_relogin"])], "users"),
-            row(d.name, "death: failed requests", [float(report["failed_requests"])], "requests")]
+
+    async def death(d: Deployment) -> dict[str, Any]:
+        if d.strategy == "tokens":
+            return await _token_death(d.run, pool[:30], after=after)
+        return (await areplica_death(d.run, after=after)).as_dict()
+
+    async def all_deaths() -> list[dict[str, Any]]:
+        return list(await asyncio.gather(*(death(d) for d in deployments)))
+
+    rows = []
+    for d, report in zip(deployments, asyncio.run(all_deaths()), strict=True):
+        users = report["users"]
+        kept = (users - report["sessions_lost"]) / users
+        rows += [row(d.name, "death: sessions kept", [kept], "share", 1.0),
+                 row(d.name, "death: users forced to log in again", [float(report["forced_relogin"])], "users"),
+                 row(d.name, "death: failed requests", [float(report["failed_requests"])], "requests")]
+    return rows
 
 
 async def _token_death(run: Run, tokens: Sequence[str], before: float = 0.5, after: float = 1.5,
