@@ -134,8 +134,8 @@ def run(ctx: Context) -> SuiteResult:
         f"(sticky: split over the replicas; cluster: on every replica; redis: in Redis, Redis's growth shown "
         f"apart); tokens: after {len(pool):,} distinct tokens verified at replica 1, cache at its "
         "default size (10,000), which bounds what a replica holds",
-        "death: kill -9 of replica 1 mid-run, 30 users, every strategy's deployment at once; tokens' users hold minted tokens (same key and claims "
-        "as the issuer's, fresh jti: bench/suites/_ours.py)",
+        "death: kill -9 of replica 1 mid-run, 30 users, every strategy's deployment at once; tokens' users "
+        "hold minted tokens (same key and claims as the issuer's, fresh jti: bench/suites/_ours.py)",
     ]
     notes += profiles
     notes.append("time spent: " + ", ".join(f"{k} {v:.0f} s" for k, v in phases.items()))
