@@ -95,11 +95,6 @@ class Settings(BaseSettings):
         "request_id)."
     )
 
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _level_in_any_case(cls, value: object) -> object:
-        return value.upper() if isinstance(value, str) else value
-
     @field_validator("issuer")
     @classmethod
     def _issuer_is_base_url(cls, value: str) -> str:

@@ -122,11 +122,6 @@ class ResourceSettings(BaseSettings):
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _level_in_any_case(cls, value: object) -> object:
-        return value.upper() if isinstance(value, str) else value
-
     @field_validator("replica_id")
     @classmethod
     def _header_safe(cls, value: str) -> str:

@@ -18,15 +18,23 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
-from typing import IO, Any, Literal
+from typing import IO, Annotated, Any, Literal
 
 import structlog
+from pydantic import BeforeValidator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["LogFormat", "RequestIdMiddleware", "configure_logging", "current_request_id"]
 
 LogFormat = Literal["auto", "json", "console"]
-LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+# A settings field of this type takes the level in any case (`info`, `INFO`), as logging does.
+LogLevel = Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)]
 
 # A caller's id is kept only if it cannot break a header or a log line, nor bloat either.
 _VALID_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
