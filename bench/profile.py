@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.harness import Context, Contender, wrk_in_background
+from bench.report import Row
 
 __all__ = ["Profile", "profile", "profile_missed", "summarise"]
 
@@ -118,21 +119,21 @@ def profile(ctx: Context, contender: Contender, directory: Path, seconds: int = 
     return summarise(contender.name, out.read_text().splitlines(), out)
 
 
-def profile_missed(ctx: Context, missed: Iterable[str], behind: Mapping[str, Sequence[Contender]],
-                   directory: Path | None, done: set[str] | None = None) -> list[str]:
-    """Notes with a profile of each contender behind each missed row (each profiled once).
+def profile_missed(ctx: Context, rows: Iterable[Row], behind: Mapping[str, Sequence[Contender]]) -> list[str]:
+    """Notes with a profile of each contender behind each row that missed its target (each
+    profiled once), when the run takes profiles (`ctx.profiles`).
 
-    `missed`: the contender names of rows that missed their target; `behind`: for each, the
-    contenders whose servers explain it (a ratio has two sides: profile both)."""
-    if directory is None:
+    `behind`: for a missed row's contender name, the contenders whose servers explain it (a
+    ratio has two sides: profile both)."""
+    if ctx.profiles is None:
         return []
-    done = set() if done is None else done
+    done: set[str] = set()
     notes = []
-    for name in dict.fromkeys(missed):
+    for name in dict.fromkeys(r.contender for r in rows if r.met is False):
         for contender in behind.get(name, ()):
             if contender.name in done:
                 continue
             done.add(contender.name)
-            result = profile(ctx, contender, directory)
+            result = profile(ctx, contender, ctx.profiles)
             notes.append(result if isinstance(result, str) else result.note())
     return notes

@@ -52,7 +52,7 @@ def run(ctx: Context) -> SuiteResult:
     rows = contender_rows(runs, baseline=BASELINE, targets={}) + ratio_rows(runs, OURS, TARGETS)
     named = {c.name: c for c in contenders}
     behind = {name: [named[OURS], named[name]] for name in TARGETS}
-    notes = profile_missed(ctx, [r.contender for r in rows if r.met is False], behind, ctx.profiles)
+    notes = profile_missed(ctx, rows, behind)
     return SuiteResult("peers", rows, runs, ctx.checks, notes)
 
 

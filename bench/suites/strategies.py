@@ -100,9 +100,8 @@ def run(ctx: Context) -> SuiteResult:
             rows += per_core
             if not profiles:  # the first size that misses: tokens' and the Redis store's replica 1
                 named = {d.name: contender_of(d) for d in deployments}
-                profiles = profile_missed(ctx, [r.contender for r in per_core if r.met is False],
-                                          {f"tokens x{n}": [named[f"tokens x{n}"], named[f"redis x{n}"]]},
-                                          ctx.profiles)
+                profiles = profile_missed(ctx, per_core,
+                                          {f"tokens x{n}": [named[f"tokens x{n}"], named[f"redis x{n}"]]})
             rows += _login_rows(ctx, deployments, issuer)
             mark = _lap(phases, "login", mark)
             for d in deployments:

@@ -58,7 +58,7 @@ def run(ctx: Context) -> SuiteResult:
     named = {c.name: c for c in contenders}
     behind = {name: [named[name], named[BASELINE]] for name in TARGETS}
     behind[WARM_BARE] = [named[WARM], named[WARM_BARE]]
-    profiles = profile_missed(ctx, [r.contender for r in rows if r.met is False], behind, ctx.profiles)
+    profiles = profile_missed(ctx, rows, behind)
     return SuiteResult("verify", rows, runs, ctx.checks, notes=[
         f"cold: {ctx.mode.pool} distinct tokens per algorithm, replica cache off: every request a full verification",
         f"metrics: '{WARM}' counts and times every request for /metrics, '{WARM_BARE}' does not; "
