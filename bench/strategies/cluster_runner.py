@@ -35,7 +35,7 @@ from .death import DeathReport, replica_death
 from .nginx import Nginx, balancer_kind
 from .redis_store import DEFAULT_URL, delete_prefix
 
-__all__ = ["DeathReport", "Replica", "Run", "balancer_kind", "free_ports", "replica_death", "start"]
+__all__ = ["DeathReport", "Replica", "Run", "balancer_kind", "replica_death", "start"]
 
 _ROOT = Path(__file__).resolve().parents[2]  # the repository: `bench` must be importable by children
 

@@ -20,12 +20,12 @@ from typing import cast
 import httpx
 import redis
 
-from auth_service.launch import Service
+from auth_service.launch import Service, free_ports
 from bench.harness import CLK_TCK, BenchError, Contender, Context, Mode, core_ticks, process_ticks, measure
 from bench.harness import Run as WrkRun
 from bench.profile import profile
 from bench.report import Row
-from bench.strategies.cluster_runner import Replica, Run, balancer_kind, free_ports, start
+from bench.strategies.cluster_runner import Replica, Run, balancer_kind, start
 from bench.strategies.common import COOKIE, ROUTE
 from bench.strategies.nginx import Nginx
 from bench.strategies.redis_store import DEFAULT_URL
