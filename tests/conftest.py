@@ -184,7 +184,7 @@ class Stack:
         return response.json()  # type: ignore[no-any-return]
 
     def me(self, replica: Service, token: str) -> httpx.Response:
-        return self.http.get(f"{replica.url}/me", headers={"Authorization": f"Bearer {token}"})
+        return self.http.get(f"{replica.url}/me", headers=bearer(token))
 
     def stop(self) -> None:
         self.http.close()
@@ -212,6 +212,11 @@ def issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield s
     finally:
         s.stop()
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The request header that presents `token` (RFC 6750 section 2.1)."""
+    return {"Authorization": f"Bearer {token}"}
 
 
 def claims_of(token: str) -> tuple[dict[str, object], dict[str, object]]:

@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.attack.forge import Forger
-from tests.conftest import PASSWORD, Stack, eventually
+from tests.conftest import PASSWORD, Stack, bearer, eventually
 
 pytestmark = pytest.mark.slow
 
@@ -51,10 +51,6 @@ def moved(before: Samples, after: Samples, prefix: str) -> dict[tuple[str, ...],
 
 def labelled(samples: Samples, name: str) -> dict[tuple[tuple[str, str], ...], float]:
     return {labels: v for (n, labels), v in samples.items() if n == name}
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def tamper_signature(token: str) -> str:

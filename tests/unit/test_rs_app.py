@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from resource_service import ResourceSettings, Verifier, create_app
+from tests.conftest import bearer
 from tests.unit import fakes
 from tests.unit.fakes import ISSUER, Issuer
 
@@ -39,10 +40,6 @@ async def client(app):
     transport = httpx.ASGITransport(app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
         yield client
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {token}"}
 
 
 async def test_me_returns_the_claims_and_the_replica(client, issuer):
