@@ -21,7 +21,7 @@ from .grants import Grants
 from .keys import KeyManager
 from .metrics import AuthMetrics, install_metrics
 from .passwords import PasswordHasher
-from .ratelimit import LoginLimiter, MemoryLoginLimiter
+from .ratelimit import Limits, LoginLimiter, MemoryLoginLimiter
 from .revocation import Publisher, RevocationFeed, Revoker
 from .routes import revocations, revoke, token, wellknown
 from .services import Services, services
@@ -140,13 +140,14 @@ def _redis(settings: Settings) -> Redis | None:
 
 
 def _limiter(settings: Settings, client: Redis | None) -> LoginLimiter:
-    limits = {"max_failures": settings.login_max_failures,
-              "max_attempts_per_address": settings.login_max_attempts_per_ip, "window": settings.login_window}
+    limits = Limits(max_failures=settings.login_max_failures,
+                    max_attempts_per_address=settings.login_max_attempts_per_ip,
+                    ceiling=settings.login_max_failures_per_user, window=settings.login_window)
     if client is None:
-        return MemoryLoginLimiter(**limits)  # type: ignore[arg-type]
+        return MemoryLoginLimiter(limits)
     from .storage.redis_limits import RedisLoginLimiter
 
-    return RedisLoginLimiter(client, prefix=settings.redis_prefix, **limits)  # type: ignore[arg-type]
+    return RedisLoginLimiter(client, prefix=settings.redis_prefix, limits=limits)
 
 
 def _publisher(settings: Settings, client: Redis | None) -> Publisher | None:

@@ -2,8 +2,9 @@
 
 RFC 6749 section 2.3.1: HTTP Basic with form-encoded id and secret, or both in the body
 (`client_secret_post`), never both methods at once. Public clients send only `client_id`.
-Failed secrets count against the client id and the caller's address in the login limiter,
-so a secret cannot be guessed at any endpoint faster than a password.
+Failed secrets count against (client id, caller's address) and the address in the login
+limiter, reserved before the hash, so a secret cannot be guessed at any endpoint faster than a
+password, and a stranger's failures never refuse the client's correct secret.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from fastapi import Request
 
 from .errors import InvalidClient, InvalidRequest
 from .passwords import PasswordHasher
-from .ratelimit import LoginLimiter, refuse_if_limited
+from .ratelimit import LoginLimiter, reserve_or_refuse
 from .storage import Client, Store
 
 if TYPE_CHECKING:
@@ -64,11 +65,17 @@ async def authenticate(request: Request, params: dict[str, str], store: Store, h
         return Caller(client_id=client_id, client=None)
     if not client_id or len(client_id) > MAX_CLIENT_ID or len(secret) > 1024:
         raise InvalidClient("client authentication failed", basic=basic is not None)
-    key, address = "client\0" + client_id, request.client.host if request.client else "unknown"
-    await refuse_if_limited(limiter, key, address, what="client_secret", client_id=client_id, metrics=metrics)
-    client = await store.client(client_id)
-    if not await hasher.verify(secret, client.secret_hash if client else None):
-        await limiter.attempted(key, address, time.time(), failed=True)
+    address = request.client.host if request.client else "unknown"
+    attempt = await reserve_or_refuse(limiter, "client_secret", client_id, address, time.time(),
+                                      client_id=client_id, metrics=metrics)
+    try:
+        client = await store.client(client_id)
+        ok = await hasher.verify(secret, client.secret_hash if client else None)
+    except Exception:  # never judged (the store failed): the attempt is given back
+        await limiter.settle(attempt, failed=False)
+        raise
+    await limiter.settle(attempt, failed=not ok)
+    if not ok:
         security.info("client_auth_failure", extra={"client_id": client_id, "known_client": client is not None})
         raise InvalidClient("client authentication failed", basic=basic is not None)
     return Caller(client_id=client_id, client=client)

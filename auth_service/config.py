@@ -60,10 +60,17 @@ class Settings(BaseSettings):
         "must exceed the publish lead, 2 * AUTH_JWKS_MAX_AGE + 2 s."
     )
     login_max_failures: int = Field(
-        5, ge=1, description="Failed logins per username within the window before 429."
+        5, ge=1, description="Failed logins per (username, client address) within the window before 429 "
+        "at that address; other addresses are not affected."
+    )
+    login_max_failures_per_user: int = Field(
+        100, ge=1, description="Failed logins per username from every address within the window (NIST SP "
+        "800-63B allows 100) before the account is throttled: each address then gets one attempt per window, "
+        "so the right password from an address with no recent failure is still accepted."
     )
     login_max_attempts_per_ip: int = Field(
-        100, ge=1, description="Login attempts per client address within the window before 429."
+        100, ge=1, description="Login attempts, and failed client secrets, per client address (IPv6: per /64) "
+        "within the window before 429."
     )
     login_window: int = Field(300, ge=1, description="Rate-limit window for logins, seconds.")
     revocation_heartbeat: float = Field(

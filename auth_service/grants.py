@@ -16,7 +16,7 @@ from .config import Settings
 from .errors import InvalidClient, InvalidGrant, InvalidRequest, InvalidScope, UnauthorizedClient
 from .forms import parse_scope, require
 from .passwords import MAX_PASSWORD_LENGTH, PasswordHasher
-from .ratelimit import LoginLimiter, refuse_if_limited
+from .ratelimit import LoginLimiter, reserve_or_refuse
 from .revocation import Revoker
 from .storage import RefreshRecord, RotateOutcome, Store
 from .storage.sql import username_key
@@ -48,11 +48,15 @@ class Grants:
             raise InvalidRequest("username or password too long")
         requested = parse_scope(params.get("scope"))
         key = username_key(username)
-        await refuse_if_limited(self._limiter, key, address, what="login", client_id=caller.client_id,
-                                metrics=self._metrics)
-        user = await self._store.user_by_name(username)
-        ok = await self._hasher.verify(password, user.password_hash if user else None)
-        await self._limiter.attempted(key, address, time.time(), failed=not ok)
+        attempt = await reserve_or_refuse(self._limiter, "login", key, address, time.time(),
+                                          client_id=caller.client_id, metrics=self._metrics)
+        try:
+            user = await self._store.user_by_name(username)
+            ok = await self._hasher.verify(password, user.password_hash if user else None)
+        except Exception:  # never judged (the store failed): the attempt is given back
+            await self._limiter.settle(attempt, failed=False)
+            raise
+        await self._limiter.settle(attempt, failed=not ok)
         if not ok or user is None:
             if self._metrics is not None:
                 self._metrics.login_failed()

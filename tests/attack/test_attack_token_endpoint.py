@@ -36,13 +36,13 @@ BAD_TYPE = f"content type must be {FORM}"
 BAD_GRANT = "grant_type must be password, refresh_token or client_credentials"
 BAD_LOGIN = "invalid username or password"
 TOO_LONG = "username or password too long"
-MAX_FAILURES = 4
-MAX_PER_ADDRESS = 3
+MAX_FAILURES = 3  # per (username, address)
+MAX_PER_ADDRESS = 4  # above MAX_FAILURES, so one address can reach the pair's lockout
 
 
 @pytest.fixture(scope="module")
 def issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """alice logs in throughout (and takes at most three wrong passwords); victim gets locked out;
+    """alice logs in throughout; victim gets locked out at one address;
     svc is a confidential client.
 
     Each request comes from an address of its own, as through the balancer (uvicorn takes
@@ -283,17 +283,23 @@ def test_an_unknown_user_and_a_wrong_password_get_byte_identical_answers(issuer:
     assert_oauth_error(wrong, status=400, error="invalid_grant", description=BAD_LOGIN)
 
 
-def test_brute_force_locks_the_username_for_every_spelling_and_address_but_not_other_users(
+def test_brute_force_locks_the_guessers_address_out_of_the_username_in_every_spelling_but_no_one_else(
         issuer: Stack, alice: str) -> None:
     assert issuer.auth is not None
     ghost = f"ghost-{secrets.token_hex(4)}"  # locking out must not tell a real account from none
+
+    def login(username: str, password: str, headers: dict[str, str] | None = None) -> httpx.Response:
+        return issuer.http.post(f"{issuer.auth.url}/token", headers=headers,  # type: ignore[union-attr]
+                                data={"grant_type": "password", "username": username, "password": password})
+
+    guessers = {"victim": {"X-Forwarded-For": "198.51.100.7"}, ghost: {"X-Forwarded-For": "198.51.100.17"}}
     answers: dict[str, list[httpx.Response]] = {"victim": [], ghost: []}
     for name, sent in answers.items():
-        for attempt in range(MAX_FAILURES):  # from a new address each time: the username limit does not care
-            sent.append(issuer.token(grant_type="password", username=name, password=f"guess-{attempt}"))
+        for attempt in range(MAX_FAILURES):
+            sent.append(login(name, f"guess-{attempt}", guessers[name]))
     assert len({_answer(r) for r in answers["victim"] + answers[ghost]}) == 1
     assert_oauth_error(answers["victim"][0], status=400, error="invalid_grant", description=BAD_LOGIN)
-    locked = {name: [issuer.token(grant_type="password", username=spelling, password=PASSWORD)
+    locked = {name: [login(spelling, PASSWORD, guessers[name])
                      for spelling in (name, name.upper(), "".join(chr(ord(c) + 0xFEE0) for c in name))]
               for name in answers}  # the right password, in three spellings of the name
     for response in locked["victim"] + locked[ghost]:
@@ -301,25 +307,31 @@ def test_brute_force_locks_the_username_for_every_spelling_and_address_but_not_o
                            description="too many login attempts; retry later")
         assert 1 <= int(response.headers["retry-after"]) <= 300
     assert _answer(locked["victim"][0])[:2] == _answer(locked[ghost][0])[:2]
+    assert login("victim", PASSWORD).status_code == 200, "the victim, from her own address, logs in"
     assert claims_of(str(issuer.login("alice")["access_token"]))[1]["sub"] == alice, "another user is unaffected"
 
 
-def test_guessing_a_client_secret_at_any_endpoint_locks_that_client_but_not_others(issuer: Stack) -> None:
+def test_guessing_a_client_secret_at_any_endpoint_locks_that_address_out_of_that_client_only(
+        issuer: Stack) -> None:
     assert issuer.auth is not None
     url = issuer.auth.url
+    guesser = {"X-Forwarded-For": "198.51.100.8"}
     guesses = [("token", {"grant_type": "client_credentials"}), ("introspect", {"token": "x"}),
                ("revoke", {"token": "x"})]
-    for attempt in range(MAX_FAILURES):  # each from a new address: the client's own limit counts them
+    for attempt in range(MAX_FAILURES):  # one address, every endpoint: one count
         path, form = guesses[attempt % len(guesses)]
         wrong = issuer.http.post(f"{url}/{path}", data=form,
-                                 headers={"Authorization": _basic("guessed", f"guess-{attempt}")})
+                                 headers={**guesser, "Authorization": _basic("guessed", f"guess-{attempt}")})
         assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_client"
-    for path, form in guesses:  # now even the right secret waits
+    for path, form in guesses:  # from the guesser's address, even the right secret waits
         stopped = issuer.http.post(f"{url}/{path}", data=form,
-                                   headers={"Authorization": _basic("guessed", "guessed-secret")})
+                                   headers={**guesser, "Authorization": _basic("guessed", "guessed-secret")})
         assert_oauth_error(stopped, status=429, error="temporarily_unavailable",
                            description="too many login attempts; retry later")
         assert 1 <= int(stopped.headers["retry-after"]) <= 300
+    own = issuer.http.post(f"{url}/token", data={"grant_type": "client_credentials"},
+                           headers={"Authorization": _basic("guessed", "guessed-secret")})
+    assert own.status_code == 200, "the client, from its own address, is never refused its right secret"
     other = issuer.http.post(f"{url}/token", data={"grant_type": "client_credentials"},
                              headers={"Authorization": _basic("svc", "svc-secret")})
     assert other.status_code == 200, "another client is unaffected"
