@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import secrets
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -21,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from resource_service.logs import configure_logging
 
 from .config import Settings
-from .passwords import MAX_PASSWORD_LENGTH, hash_sync
+from .passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, MIN_SECRET_LENGTH, hash_sync
 from .storage import Conflict, SchemaBehind, open_store
 from .storage.keyfiles import KeystoreError
 
@@ -61,7 +62,11 @@ def _parser() -> argparse.ArgumentParser:
     clients = sub.add_parser("clients", help="manage OAuth clients").add_subparsers(required=True, metavar="ACTION")
     cadd = clients.add_parser("add", help="register a confidential client; the secret is read from stdin")
     cadd.add_argument("name", help="the client_id")
-    cadd.add_argument("--secret-stdin", action="store_true", required=True)
+    given = cadd.add_mutually_exclusive_group(required=True)
+    given.add_argument("--secret-stdin", action="store_true",
+                       help=f"read the secret (at least {MIN_SECRET_LENGTH} random characters) from stdin")
+    given.add_argument("--generate-secret", action="store_true",
+                       help="generate a random secret and print it, once, in the output")
     cadd.add_argument("--scope", default="")
     cadd.set_defaults(run=_clients_add)
 
@@ -176,10 +181,12 @@ def _with_keys(job: Callable[[Any], Awaitable[Any]], settings: Settings | None =
     return asyncio.run(run())
 
 
-def _read_secret(what: str) -> str:
+def _read_secret(what: str, *, shortest: int) -> str:
     value = sys.stdin.readline().rstrip("\r\n")
     if not value:
         raise ValueError(f"no {what} on standard input")
+    if len(value) < shortest:
+        raise ValueError(f"{what} shorter than {shortest} characters")
     if len(value) > MAX_PASSWORD_LENGTH:
         raise ValueError(f"{what} longer than {MAX_PASSWORD_LENGTH} characters")
     return value
@@ -197,7 +204,7 @@ def _with_store(job: Callable[[Any], Awaitable[Any]]) -> Any:
 
 
 def _users_add(args: argparse.Namespace) -> None:
-    password_hash = hash_sync(_read_secret("password"))
+    password_hash = hash_sync(_read_secret("password", shortest=MIN_PASSWORD_LENGTH))
     user = _with_store(lambda store: store.add_user(args.name, password_hash, args.scope, int(time.time())))
     print(json.dumps({"username": user.username, "sub": user.id, "scope": user.scope}))
 
@@ -213,7 +220,7 @@ def _revoker(store: Any) -> Any:
 
 
 def _users_set_password(args: argparse.Namespace) -> int:
-    password_hash = hash_sync(_read_secret("password"))
+    password_hash = hash_sync(_read_secret("password", shortest=MIN_PASSWORD_LENGTH))
 
     async def job(store: Any) -> Any:
         user = await store.user_by_name(args.name)
@@ -232,9 +239,11 @@ def _users_set_password(args: argparse.Namespace) -> int:
 
 
 def _clients_add(args: argparse.Namespace) -> None:
-    secret_hash = hash_sync(_read_secret("secret"))
+    secret = secrets.token_urlsafe(32) if args.generate_secret else _read_secret("secret", shortest=MIN_SECRET_LENGTH)
+    secret_hash = hash_sync(secret)
     client = _with_store(lambda store: store.add_client(args.name, secret_hash, args.scope, int(time.time())))
-    print(json.dumps({"client_id": client.client_id, "scope": client.scope}))
+    out = {"client_id": client.client_id, "scope": client.scope}
+    print(json.dumps(out | {"client_secret": secret} if args.generate_secret else out))
 
 
 def _keys_list(_: argparse.Namespace) -> None:

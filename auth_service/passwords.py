@@ -24,6 +24,8 @@ from .errors import Unavailable
 _HASHER = argon2.using(type="ID", memory_cost=19_456, rounds=2, parallelism=1)
 
 MAX_PASSWORD_LENGTH = 1024  # characters: a bound on work per request, far above any real passphrase
+MIN_PASSWORD_LENGTH = 8  # characters, NIST SP 800-63B's floor for a password the user chose
+MIN_SECRET_LENGTH = 32  # characters of a client secret: a random value, so about 190 bits or more
 _QUEUE_PER_WORKER = 32  # hashes waiting per worker before logins are shed
 _NICENESS = 10  # added to the process's own: a service already run under `nice` keeps the gap
 

@@ -27,7 +27,7 @@ from tests.conftest import claims_of, eventually
 
 pytestmark = pytest.mark.slow
 
-SVC = ("svc", "svc-secret")
+SVC = ("svc", "svc-secret-of-at-least-32-characters")
 
 
 @pytest.fixture(scope="module")

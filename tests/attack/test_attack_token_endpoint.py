@@ -54,8 +54,8 @@ def issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         stack.start_auth(AUTH_LOGIN_MAX_FAILURES=str(MAX_FAILURES), AUTH_LOGIN_MAX_ATTEMPTS_PER_IP=str(MAX_PER_ADDRESS))
         with concurrent.futures.ThreadPoolExecutor() as pool:  # each is a Python start and a hash
             added = [pool.submit(stack.add_user, name) for name in ("alice", "victim")]
-            added.append(pool.submit(stack.add_client, "svc", "svc-secret", scope="reports:read"))
-            added.append(pool.submit(stack.add_client, "guessed", "guessed-secret"))
+            added.append(pool.submit(stack.add_client, "svc", "svc-secret-of-at-least-32-characters", scope="reports:read"))
+            added.append(pool.submit(stack.add_client, "guessed", "guessed-secret-of-at-least-32-chars"))
             for job in added:
                 job.result()
         stack.http.event_hooks = {"request": [_own_address]}
@@ -134,15 +134,15 @@ ABUSE: dict[str, tuple[dict[str, Any], int, str, str]] = {
                                               "client authentication failed"),
     # RFC 9110 section 5.3: Authorization is a singleton; a proxy and the app may read different ones.
     "two Authorization headers, the real client's first": (
-        {"data": {"grant_type": "client_credentials"}, "headers": [("Authorization", _basic("svc", "svc-secret")),
+        {"data": {"grant_type": "client_credentials"}, "headers": [("Authorization", _basic("svc", "svc-secret-of-at-least-32-characters")),
                                                                    ("Authorization", _basic("evil", "x"))]},
         400, "invalid_request", "several Authorization headers were sent"),
     "two Authorization headers, the real client's last": (
         {"data": {"grant_type": "client_credentials"}, "headers": [("Authorization", _basic("evil", "x")),
-                                                                   ("Authorization", _basic("svc", "svc-secret"))]},
+                                                                   ("Authorization", _basic("svc", "svc-secret-of-at-least-32-characters"))]},
         400, "invalid_request", "several Authorization headers were sent"),
     "two client authentication methods at once": (
-        {**login_form("alice", client_id="svc", client_secret="svc-secret"), "auth": ("svc", "svc-secret")}, 400,
+        {**login_form("alice", client_id="svc", client_secret="svc-secret-of-at-least-32-characters"), "auth": ("svc", "svc-secret-of-at-least-32-characters")}, 400,
         "invalid_request", "use one client authentication method, not two"),
     # RFC 6749 section 3.2: request and response parameters MUST NOT be included more than once.
     **{f"{name} twice": (raw(body), 400, "invalid_request", f"parameter '{name}' repeated") for name, body in (
@@ -325,15 +325,15 @@ def test_guessing_a_client_secret_at_any_endpoint_locks_that_address_out_of_that
         assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_client"
     for path, form in guesses:  # from the guesser's address, even the right secret waits
         stopped = issuer.http.post(f"{url}/{path}", data=form,
-                                   headers={**guesser, "Authorization": _basic("guessed", "guessed-secret")})
+                                   headers={**guesser, "Authorization": _basic("guessed", "guessed-secret-of-at-least-32-chars")})
         assert_oauth_error(stopped, status=429, error="temporarily_unavailable",
                            description="too many login attempts; retry later")
         assert 1 <= int(stopped.headers["retry-after"]) <= 300
     own = issuer.http.post(f"{url}/token", data={"grant_type": "client_credentials"},
-                           headers={"Authorization": _basic("guessed", "guessed-secret")})
+                           headers={"Authorization": _basic("guessed", "guessed-secret-of-at-least-32-chars")})
     assert own.status_code == 200, "the client, from its own address, is never refused its right secret"
     other = issuer.http.post(f"{url}/token", data={"grant_type": "client_credentials"},
-                             headers={"Authorization": _basic("svc", "svc-secret")})
+                             headers={"Authorization": _basic("svc", "svc-secret-of-at-least-32-characters")})
     assert other.status_code == 200, "another client is unaffected"
 
 

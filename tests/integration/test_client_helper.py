@@ -130,7 +130,7 @@ def connect(request: pytest.FixtureRequest) -> Iterator[Callable[[httpx.Auth], S
 @pytest.fixture(scope="module")
 def replica(issuer: Stack) -> Service:
     issuer.add_user("mallory")  # wrong passwords go to her: alice must not get rate limited
-    issuer.add_client("locked", "right-secret")  # the same for wrong client secrets
+    issuer.add_client("locked", "right-secret-of-at-least-32-chars")  # the same for wrong client secrets
     return issuer.start_replicas(1)[0]
 
 
@@ -146,7 +146,7 @@ def _revoke(issuer: Stack, replica: Service, token: str, client: tuple[str, str]
 
 def test_client_credentials_token_is_fetched_once_and_shared(issuer: Stack, replica: Service, connect: Any) -> None:
     assert issuer.auth is not None
-    session = connect(ClientCredentials(issuer.auth.url, "svc", "svc-secret"))
+    session = connect(ClientCredentials(issuer.auth.url, "svc", "svc-secret-of-at-least-32-characters"))
     # The first burst is concurrent: its requests wait for one token fetch instead of each making one.
     responses = session.get_many(f"{replica.url}/me", 20) + [session.get(f"{replica.url}/me") for _ in range(5)]
     assert [r.status_code for r in responses] == [200] * 25
@@ -159,7 +159,7 @@ def test_client_credentials_token_is_fetched_once_and_shared(issuer: Stack, repl
 def test_client_credentials_renews_shortly_before_expiry(issuer: Stack, replica: Service, connect: Any) -> None:
     assert issuer.auth is not None
     now = [1000.0]
-    session = connect(ClientCredentials(issuer.auth.url, "svc", "svc-secret", clock=lambda: now[0]))
+    session = connect(ClientCredentials(issuer.auth.url, "svc", "svc-secret-of-at-least-32-characters", clock=lambda: now[0]))
     assert session.get(f"{replica.url}/me").status_code == 200
     now[0] += TTL - 60 - 1  # one second before the 60 s margin: still the same token
     assert session.get(f"{replica.url}/me").status_code == 200
@@ -174,10 +174,10 @@ def test_client_credentials_renews_shortly_before_expiry(issuer: Stack, replica:
 def test_client_credentials_replaces_a_revoked_token_once_and_retries(issuer: Stack, replica: Service,
                                                                        connect: Any) -> None:
     assert issuer.auth is not None
-    session = connect(ClientCredentials(issuer.auth.url, "svc", "svc-secret", scope="reports:read"))
+    session = connect(ClientCredentials(issuer.auth.url, "svc", "svc-secret-of-at-least-32-characters", scope="reports:read"))
     assert session.get(f"{replica.url}/reports").status_code == 200
     revoked = session.bearers[-1]
-    _revoke(issuer, replica, revoked, client=("svc", "svc-secret"))
+    _revoke(issuer, replica, revoked, client=("svc", "svc-secret-of-at-least-32-characters"))
     response = session.get(f"{replica.url}/reports")
     assert response.status_code == 200
     assert session.grants == ["client_credentials"] * 2
@@ -189,9 +189,9 @@ def test_client_credentials_replaces_a_revoked_token_once_and_retries(issuer: St
 def test_a_request_refused_for_its_token_is_sent_again_with_its_body(issuer: Stack, replica: Service,
                                                                      connect: Any) -> None:
     assert issuer.auth is not None
-    session = connect(ClientCredentials(issuer.auth.url, "svc", "svc-secret"))
+    session = connect(ClientCredentials(issuer.auth.url, "svc", "svc-secret-of-at-least-32-characters"))
     assert session.get(f"{replica.url}/me").status_code == 200
-    _revoke(issuer, replica, session.bearers[-1], client=("svc", "svc-secret"))
+    _revoke(issuer, replica, session.bearers[-1], client=("svc", "svc-secret-of-at-least-32-characters"))
     response = session.post_streamed(f"{replica.url}/me", [b"part one, ", b"part two"])
     assert response.status_code == 405  # past the token check: /me has no POST
     posts = [sent for sent in session.seen if sent.path == "/me" and sent.content]
@@ -214,7 +214,7 @@ def test_client_credentials_with_a_wrong_secret_raises_invalid_client(issuer: St
 def test_metadata_naming_another_issuer_is_refused_before_any_token_request(issuer: Stack, replica: Service,
                                                                              connect: Any) -> None:
     assert issuer.auth is not None
-    session = connect(ClientCredentials(issuer.auth.url + "/", "svc", "svc-secret"))  # not exactly the issuer
+    session = connect(ClientCredentials(issuer.auth.url + "/", "svc", "svc-secret-of-at-least-32-characters"))  # not exactly the issuer
     with pytest.raises(TokenRequestError) as caught:
         session.get(f"{replica.url}/me")
     assert caught.value.error == "invalid_metadata"
@@ -235,11 +235,11 @@ def test_user_login_logs_in_once_and_calls_the_api(issuer: Stack, replica: Servi
 
 def test_user_login_of_a_confidential_client_authenticates_it(issuer: Stack, replica: Service, connect: Any) -> None:
     assert issuer.auth is not None
-    session = connect(UserLogin(issuer.auth.url, "alice", PASSWORD, client_id="svc", client_secret="svc-secret"))
+    session = connect(UserLogin(issuer.auth.url, "alice", PASSWORD, client_id="svc", client_secret="svc-secret-of-at-least-32-characters"))
     response = session.get(f"{replica.url}/me")
     assert response.status_code == 200 and response.json()["claims"]["client_id"] == "svc"
     token_request = next(r for r in session.seen if r.path == "/token")
-    assert token_request.authorization.startswith("Basic ") and b"svc-secret" not in token_request.content
+    assert token_request.authorization.startswith("Basic ") and b"svc-secret-of-at-least-32-characters" not in token_request.content
 
 
 def test_user_login_refreshes_once_on_a_revoked_token_then_logs_in_again_after_reuse(

@@ -105,7 +105,7 @@ def test_twenty_concurrent_refreshes_of_one_token_yield_exactly_one_success(issu
 def test_client_credentials_needs_client_authentication_and_gets_no_refresh_token(issuer: Stack) -> None:
     assert issuer.auth is not None
     ok = issuer.http.post(f"{issuer.auth.url}/token", data={"grant_type": "client_credentials"},
-                          auth=("svc", "svc-secret"))
+                          auth=("svc", "svc-secret-of-at-least-32-characters"))
     assert ok.status_code == 200 and "refresh_token" not in ok.json()
     claims = claims_of(ok.json()["access_token"])[1]
     assert claims["sub"] == claims["client_id"] == "svc" and "sid" not in claims
@@ -128,7 +128,7 @@ def test_empty_basic_credentials_name_no_client_as_swagger_ui_sends_them(issuer:
     # They authenticate no one: a confidential grant is still refused, and so is a secret without an id.
     assert issuer.http.post(url, data={"grant_type": "client_credentials"}, auth=("", "")).status_code == 401
     no_id = issuer.http.post(url, data={"grant_type": "password", "username": "alice", "password": PASSWORD},
-                             auth=("", "svc-secret"))
+                             auth=("", "svc-secret-of-at-least-32-characters"))
     assert no_id.status_code == 401 and no_id.json()["error"] == "invalid_client"
 
 
@@ -137,11 +137,11 @@ def test_introspection_needs_a_client_and_reports_revocation(issuer: Stack) -> N
     token = issuer.login()["access_token"]
     url = f"{issuer.auth.url}/introspect"
     assert issuer.http.post(url, data={"token": token}).status_code == 401
-    active = issuer.http.post(url, data={"token": token}, auth=("svc", "svc-secret")).json()
+    active = issuer.http.post(url, data={"token": token}, auth=("svc", "svc-secret-of-at-least-32-characters")).json()
     assert active["active"] is True and active["username"] == "alice" and active["token_type"] == "Bearer"
     assert issuer.http.post(f"{issuer.auth.url}/revoke", data={"token": token}).status_code == 200
-    assert issuer.http.post(url, data={"token": token}, auth=("svc", "svc-secret")).json() == {"active": False}
-    assert issuer.http.post(url, data={"token": "garbage"}, auth=("svc", "svc-secret")).json() == {"active": False}
+    assert issuer.http.post(url, data={"token": token}, auth=("svc", "svc-secret-of-at-least-32-characters")).json() == {"active": False}
+    assert issuer.http.post(url, data={"token": "garbage"}, auth=("svc", "svc-secret-of-at-least-32-characters")).json() == {"active": False}
 
 
 def test_revoking_a_refresh_token_ends_its_session(issuer: Stack) -> None:
@@ -162,7 +162,7 @@ def test_revoking_garbage_or_unknown_tokens_answers_200_per_rfc7009(issuer: Stac
 def test_a_client_cannot_revoke_another_clients_token(issuer: Stack) -> None:
     assert issuer.auth is not None
     token = issuer.login()["access_token"]  # issued to the public client
-    response = issuer.http.post(f"{issuer.auth.url}/revoke", data={"token": token}, auth=("svc", "svc-secret"))
+    response = issuer.http.post(f"{issuer.auth.url}/revoke", data={"token": token}, auth=("svc", "svc-secret-of-at-least-32-characters"))
     assert response.status_code == 400 and response.json()["error"] == "unauthorized_client"
 
 

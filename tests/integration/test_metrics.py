@@ -65,7 +65,7 @@ def metered(stack: Stack) -> Stack:
     stack.start_auth(AUTH_LOGIN_MAX_FAILURES="2")
     stack.add_user("alice", scope="reports:read profile")
     stack.add_user("bob", scope="profile")
-    stack.add_client("svc", "svc-secret", scope="reports:read")
+    stack.add_client("svc", "svc-secret-of-at-least-32-characters", scope="reports:read")
     stack.start_replicas(1)
     return stack
 
@@ -86,7 +86,7 @@ def test_a_scripted_run_moves_every_counter_by_exactly_what_happened(metered: St
     assert [s.token(grant_type="password", username="mallory", password="wrong").status_code
             for _ in range(3)] == [400, 400, 429]
     assert http.post(f"{auth}/token", data={"grant_type": "client_credentials"},
-                     auth=("svc", "svc-secret")).status_code == 200
+                     auth=("svc", "svc-secret-of-at-least-32-characters")).status_code == 200
     assert [http.post(f"{auth}/token", data={"grant_type": "client_credentials"},
                       auth=("ghost", "guess")).status_code for _ in range(3)] == [401, 401, 429]
     assert s.token(grant_type="refresh_token", refresh_token=str(a1["refresh_token"])).status_code == 200
@@ -192,7 +192,7 @@ def test_a_scripted_run_moves_every_counter_by_exactly_what_happened(metered: St
     assert sum(value(replica_after, "resource_jwks_fetches_total", outcome=o)
                - value(replica_before, "resource_jwks_fetches_total", outcome=o) for o in ("ok", "not_modified")) > 0
 
-    secrets = [PASSWORD, "svc-secret", "guess", "mallory", "carol", "ghost", d, e, f,
+    secrets = [PASSWORD, "svc-secret-of-at-least-32-characters", "guess", "mallory", "carol", "ghost", d, e, f,
                *(str(t[k]) for t in (a1, a2, b1, c1) for k in ("access_token", "refresh_token"))]
     for text in (auth_text, replica_text):
         assert not [secret for secret in secrets if secret in text]

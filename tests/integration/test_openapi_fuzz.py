@@ -44,7 +44,7 @@ EXAMPLES = 40  # per operation and run
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
                 suppress_health_check=list(HealthCheck))
 FORM = "application/x-www-form-urlencoded"
-BASIC = {"Authorization": "Basic " + base64.b64encode(b"svc:svc-secret").decode()}
+BASIC = {"Authorization": "Basic " + base64.b64encode(b"svc:svc-secret-of-at-least-32-characters").decode()}
 
 # An SSE stream never ends, so no request to it completes: the push feed is covered by
 # tests/unit/test_rs_revocation_sync.py and tests/integration/test_replicas.py.
@@ -66,7 +66,7 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         s.start_auth(AUTH_LOGIN_MAX_FAILURES="1000000", AUTH_LOGIN_MAX_ATTEMPTS_PER_IP="1000000")
         s.add_user("alice", scope="reports:read profile")
-        s.add_client("svc", "svc-secret", scope="reports:read")
+        s.add_client("svc", "svc-secret-of-at-least-32-characters", scope="reports:read")
         s.start_replicas(1)
         yield s
     finally:

@@ -40,12 +40,12 @@ def authlib_client(request: pytest.FixtureRequest) -> Iterator[tuple[Any, Callab
     """An authlib client of the confidential client `svc` (HTTP Basic, authlib's default), and
     `run(method, *args, **kwargs)` that calls its methods and waits for them, sync or async."""
     if request.param == "OAuth2Client":
-        client = OAuth2Client(client_id="svc", client_secret="svc-secret", timeout=10)
+        client = OAuth2Client(client_id="svc", client_secret="svc-secret-of-at-least-32-characters", timeout=10)
         yield client, lambda method, *args, **kwargs: method(*args, **kwargs)
         client.close()
         return
     with anyio.from_thread.start_blocking_portal() as portal:
-        aclient = AsyncOAuth2Client(client_id="svc", client_secret="svc-secret", timeout=10)
+        aclient = AsyncOAuth2Client(client_id="svc", client_secret="svc-secret-of-at-least-32-characters", timeout=10)
 
         def run(method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
             return portal.call(functools.partial(method, *args, **kwargs))
