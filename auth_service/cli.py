@@ -58,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     passwd.add_argument("name")
     passwd.add_argument("--password-stdin", action="store_true", required=True)
     passwd.set_defaults(run=_users_set_password)
+    for action, what in (("disable", "refuse the user's logins and refreshes and revoke their tokens"),
+                         ("enable", "let a disabled user log in again"),
+                         ("remove", "delete the user and revoke their tokens")):
+        change = users.add_parser(action, help=what)
+        change.add_argument("name")
+        change.set_defaults(run=_users_change, action=action)
 
     clients = sub.add_parser("clients", help="manage OAuth clients").add_subparsers(required=True, metavar="ACTION")
     cadd = clients.add_parser("add", help="register a confidential client; the secret is read from stdin")
@@ -235,6 +241,29 @@ def _users_set_password(args: argparse.Namespace) -> int:
         print(f"auth-service: no user {args.name!r}", file=sys.stderr)
         return 1
     print(json.dumps({"username": user.username, "sub": user.id, "tokens_revoked_before": int(time.time()) + 1}))
+    return 0
+
+
+def _users_change(args: argparse.Namespace) -> int:
+    """disable, enable or remove; disable and remove end every session of the user."""
+
+    async def job(store: Any) -> Any:
+        user = await store.user_by_name(args.name)
+        if user is None:
+            return None
+        if args.action == "remove":
+            await store.remove_user(user.id)
+        else:
+            await store.set_disabled(user.id, int(time.time()) if args.action == "disable" else None)
+        if args.action != "enable":
+            await _revoker(store).sub(user.id)
+        return user
+
+    user = _with_store(job)
+    if user is None:
+        print(f"auth-service: no user {args.name!r}", file=sys.stderr)
+        return 1
+    print(json.dumps({"username": user.username, "sub": user.id, "action": args.action}))
     return 0
 
 

@@ -49,6 +49,14 @@ class Settings(BaseSettings):
     refresh_token_ttl: int = Field(
         1_209_600, ge=60, le=31_536_000, description="Refresh token lifetime, seconds."
     )
+    session_max_lifetime: int = Field(
+        2_592_000, ge=60, le=31_536_000, description="Absolute lifetime of a login session, seconds: refresh "
+        "tokens never outlive its start by more, however often they are rotated."
+    )
+    refresh_rate: int = Field(
+        10, ge=1, description="Refresh tokens issued per login session per minute (the login's included) "
+        "before refreshes of that session get 429."
+    )
     leeway: int = Field(
         30, ge=0, le=300, description="Clock skew tolerated on exp/nbf/iat, seconds (must match the replicas')."
     )

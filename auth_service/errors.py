@@ -94,8 +94,8 @@ class RateLimited(OAuthError):
     error = "temporarily_unavailable"
     status_code = 429
 
-    def __init__(self, retry_after: int) -> None:
-        super().__init__("too many login attempts; retry later", headers={"Retry-After": str(max(1, retry_after))})
+    def __init__(self, retry_after: int, description: str = "too many login attempts; retry later") -> None:
+        super().__init__(description, headers={"Retry-After": str(max(1, retry_after))})
 
 
 class Unavailable(OAuthError):

@@ -39,7 +39,7 @@ log = logging.getLogger("auth_service")
 
 GRANT_TYPES = ("password", "refresh_token", "client_credentials")
 REVOCATION_KINDS = ("jti", "sid", "sub")
-RATE_LIMITED = ("login", "client_secret")
+RATE_LIMITED = ("login", "client_secret", "refresh")
 
 
 def token_outcome(exc: BaseException) -> str:
@@ -66,7 +66,8 @@ class AuthMetrics:
         self._login_failures = Counter("auth_login_failures", "Password logins refused for bad credentials",
                                        registry=r)
         self._rate_limited = Counter("auth_rate_limited", "Requests refused with 429 for too many failed "
-                                     "logins (login) or client secrets (client_secret)", ["what"], registry=r)
+                                     "logins (login) or client secrets (client_secret), or refreshes of one "
+                                     "session (refresh)", ["what"], registry=r)
         self._reuse = Counter("auth_refresh_reuse_detected", "Retired refresh tokens presented again "
                               "(each revokes its login session)", registry=r)
         self._revocations = Counter("auth_revocations", "Entries this instance added to the revocation list, "

@@ -51,10 +51,11 @@ class TokenMinter:
                           ttl=self._settings.access_token_ttl)
 
     def refresh_token(self, *, sub: str, client_id: str, scope: str, sid: str, now: int,
-                      iat_floor: int | None) -> Minted:
+                      iat_floor: int | None, not_after: int) -> Minted:
+        """`not_after` caps `exp`: the end of the login session (AUTH_SESSION_MAX_LIFETIME)."""
         claims = {"aud": self._settings.issuer, "client_id": client_id, "scope": scope, "sid": sid}
         return self._mint(claims, typ=REFRESH_TYP, sub=sub, now=now, iat_floor=iat_floor,
-                          ttl=self._settings.refresh_token_ttl)
+                          ttl=self._settings.refresh_token_ttl, not_after=not_after)
 
     def read_refresh(self, token: str, now: float) -> dict[str, Any]:
         return decode(token, self._public_keys(), typ=REFRESH_TYP, issuer=self._settings.issuer,
@@ -66,15 +67,16 @@ class TokenMinter:
                       audience=self._settings.audience, now=now, leeway=self._settings.leeway)
 
     def _mint(self, claims: dict[str, Any], *, typ: str, sub: str, now: int, iat_floor: int | None,
-              ttl: int) -> Minted:
+              ttl: int, not_after: int | None = None) -> Minted:
         # A `sub` + `before` revocation revokes tokens with iat < before. A token minted in
         # the same second after it would carry iat < before too: lift its iat to `before`.
         iat = max(now, iat_floor or 0)
+        exp = iat + ttl if not_after is None else min(iat + ttl, not_after)
         jti = new_id()
         kid, alg, key = self._keys.signing_key(now)
-        payload = {"iss": self._settings.issuer, "sub": sub, **claims, "iat": iat, "exp": iat + ttl, "jti": jti}
+        payload = {"iss": self._settings.issuer, "sub": sub, **claims, "iat": iat, "exp": exp, "jti": jti}
         token = jwt.encode(payload, key, algorithm=alg, headers={"kid": kid, "typ": typ})  # type: ignore[arg-type]
-        return Minted(token=token, jti=jti, iat=iat, exp=iat + ttl)
+        return Minted(token=token, jti=jti, iat=iat, exp=exp)
 
     def _public_keys(self) -> dict[str, Key]:
         _, etag = self._keys.jwks()

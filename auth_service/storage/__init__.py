@@ -5,6 +5,7 @@ from __future__ import annotations
 from .protocols import (
     Client,
     Conflict,
+    Credential,
     RefreshRecord,
     RevocationEntry,
     Revoked,
@@ -45,5 +46,5 @@ def migration_engine(url: str) -> AsyncEngine:
     return pg_engine(url)
 
 
-__all__ = ["Client", "Conflict", "SchemaBehind", "migration_engine", "RefreshRecord", "RevocationEntry", "Revoked", "RotateOutcome", "SqlStore",
+__all__ = ["Client", "Conflict", "Credential", "SchemaBehind", "migration_engine", "RefreshRecord", "RevocationEntry", "Revoked", "RotateOutcome", "SqlStore",
            "Store", "User", "open_store"]

@@ -22,6 +22,7 @@ class User:
     password_hash: str
     scope: str
     password_changed_at: int
+    disabled_at: int | None = None  # set: the user can neither log in nor refresh
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,18 @@ class RefreshRecord:
     expires_at: int
     used_at: int | None
     family_revoked_at: int | None
+    # When the family (the login session) began; filled in when read, ignored on write
+    # (a new family begins at its first token's issued_at).
+    session_started_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """What a login checked: the stored hash it verified, and the feed head when the check
+    began. Its session starts only if both still hold when the family is stored."""
+
+    password_hash: str
+    feed_head: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +94,17 @@ class UserStore(Protocol):
 
     async def user_by_id(self, sub: str) -> User | None: ...
 
-    async def set_password_hash(self, sub: str, password_hash: str, changed_at: int | None) -> None:
+    async def set_password_hash(self, sub: str, password_hash: str, changed_at: int | None,
+                                *, replaces: str | None = None) -> None:
         """Store a new hash. `changed_at` is set for a password change, None for a rehash
-        of the same password with new parameters."""
+        of the same password with new parameters. With `replaces`, the hash is stored only
+        if the current one is still that (a rehash never undoes a password change)."""
+
+    async def set_disabled(self, sub: str, disabled_at: int | None) -> bool:
+        """Disable (a time) or enable (None) a user; False when there is no such user."""
+
+    async def remove_user(self, sub: str) -> bool:
+        """Delete the user; False when there is no such user."""
 
 
 class ClientStore(Protocol):
@@ -96,8 +117,12 @@ class ClientStore(Protocol):
 class FamilyStore(Protocol):
     """Refresh families (sid = one login session) and their refresh tokens (by jti)."""
 
-    async def start_family(self, record: RefreshRecord) -> None:
-        """Store a new family and its first refresh token."""
+    async def start_family(self, record: RefreshRecord, checked: Credential) -> bool:
+        """Store a new family and its first refresh token, in one transaction with a check
+        that the login still stands: the user exists, is enabled, still has the password
+        hash `checked` verified, and no `sub` entry for it was appended after
+        `checked.feed_head`. False (nothing stored) when it does not stand. Serialised
+        with `revoke_subject` and password changes of the same user."""
 
     async def refresh_record(self, jti: str) -> RefreshRecord | None: ...
 
@@ -108,13 +133,18 @@ class FamilyStore(Protocol):
         Exactly one of any number of concurrent callers with the same `old_jti` gets
         ROTATED. A token already retired means replay: the family is revoked and a `sid`
         entry (expiring at `revocation_expires_at`) is appended to the feed, in the same
-        transaction, and REUSED is returned."""
+        transaction, and REUSED is returned. A family that began before a `sub` entry's
+        `before` for its subject is revoked the same way and REVOKED returned."""
+
+    async def refresh_times(self, sid: str, since: int) -> list[int]:
+        """`issued_at` of the family's refresh tokens issued after `since`, oldest first."""
 
     async def revoke_family(self, sid: str, now: int, revocation_expires_at: int) -> Revoked:
         """Revoke the family and append a `sid` entry to the feed, atomically; idempotent."""
 
     async def revoke_subject(self, sub: str, now: int, before: int, revocation_expires_at: int) -> Revoked:
-        """Revoke every family of `sub` and append a `sub` + `before` entry, atomically."""
+        """Revoke every family of `sub` and append a `sub` + `before` entry, atomically
+        (and after any `start_family` of the same user in flight)."""
 
     async def prune_families(self, now: int) -> int:
         """Delete refresh tokens and families past their expiry; returns rows removed."""

@@ -17,7 +17,7 @@ from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from .protocols import Client, Conflict, RefreshRecord, RevocationEntry, Revoked, RotateOutcome, User
+from .protocols import Client, Conflict, Credential, RefreshRecord, RevocationEntry, Revoked, RotateOutcome, User
 from .tables import clients, families, feed, refresh_tokens, revocations, users
 
 
@@ -81,12 +81,26 @@ class SqlStore:
             row = (await conn.execute(select(users).where(users.c.id == sub))).first()
         return _user(row) if row else None
 
-    async def set_password_hash(self, sub: str, password_hash: str, changed_at: int | None) -> None:
+    async def set_password_hash(self, sub: str, password_hash: str, changed_at: int | None,
+                                *, replaces: str | None = None) -> None:
         values: dict[str, object] = {"password_hash": password_hash}
         if changed_at is not None:
             values["password_changed_at"] = changed_at
+        which = users.c.id == sub
+        if replaces is not None:
+            which = and_(which, users.c.password_hash == replaces)
         async with self._writer.begin() as conn:
-            await conn.execute(update(users).where(users.c.id == sub).values(**values))
+            await conn.execute(update(users).where(which).values(**values))
+
+    async def set_disabled(self, sub: str, disabled_at: int | None) -> bool:
+        async with self._writer.begin() as conn:
+            changed = await conn.execute(update(users).where(users.c.id == sub).values(disabled_at=disabled_at))
+        return changed.rowcount == 1
+
+    async def remove_user(self, sub: str) -> bool:
+        async with self._writer.begin() as conn:
+            removed = await conn.execute(delete(users).where(users.c.id == sub))
+        return removed.rowcount == 1
 
     # -- clients -----------------------------------------------------------------------
 
@@ -106,14 +120,17 @@ class SqlStore:
 
     # -- refresh families --------------------------------------------------------------
 
-    async def start_family(self, record: RefreshRecord) -> None:
+    async def start_family(self, record: RefreshRecord, checked: Credential) -> bool:
         async with self._writer.begin() as conn:
+            if not await _login_stands(conn, record.sub, checked):
+                return False
             await conn.execute(insert(families).values(
                 sid=record.sid, sub=record.sub, client_id=record.client_id, created_at=record.issued_at,
                 expires_at=record.expires_at, revoked_at=None))
             await conn.execute(insert(refresh_tokens).values(
                 jti=record.jti, sid=record.sid, scope=record.scope, issued_at=record.issued_at,
                 expires_at=record.expires_at, used_at=None))
+        return True
 
     async def refresh_record(self, jti: str) -> RefreshRecord | None:
         async with self._read() as conn:
@@ -129,6 +146,9 @@ class SqlStore:
                 return RotateOutcome.REVOKED
             if old.expires_at <= now:
                 return RotateOutcome.EXPIRED
+            if await _subject_revoked_since(conn, old):
+                await _revoke_family(conn, old.sid, now, revocation_expires_at)
+                return RotateOutcome.REVOKED
             retired = await conn.execute(
                 update(refresh_tokens)
                 .where(and_(refresh_tokens.c.jti == old_jti, refresh_tokens.c.used_at.is_(None)))
@@ -144,12 +164,20 @@ class SqlStore:
                                .values(expires_at=new.expires_at))
             return RotateOutcome.ROTATED
 
+    async def refresh_times(self, sid: str, since: int) -> list[int]:
+        async with self._read() as conn:
+            return list((await conn.execute(
+                select(refresh_tokens.c.issued_at)
+                .where(and_(refresh_tokens.c.sid == sid, refresh_tokens.c.issued_at > since))
+                .order_by(refresh_tokens.c.issued_at))).scalars())
+
     async def revoke_family(self, sid: str, now: int, revocation_expires_at: int) -> Revoked:
         async with self._writer.begin() as conn:
             return Revoked(await _revoke_family(conn, sid, now, revocation_expires_at))
 
     async def revoke_subject(self, sub: str, now: int, before: int, revocation_expires_at: int) -> Revoked:
         async with self._writer.begin() as conn:
+            await _lock_user(conn, sub)  # a login storing its family now waits, or is seen below
             await conn.execute(update(families)
                                .where(and_(families.c.sub == sub, families.c.revoked_at.is_(None)))
                                .values(revoked_at=now))
@@ -212,14 +240,41 @@ class SqlStore:
 
 async def _refresh_record(conn: AsyncConnection, jti: str) -> RefreshRecord | None:
     row = (await conn.execute(
-        select(refresh_tokens, families.c.sub, families.c.client_id, families.c.revoked_at)
+        select(refresh_tokens, families.c.sub, families.c.client_id, families.c.revoked_at,
+               families.c.created_at.label("session_started_at"))
         .join(families, families.c.sid == refresh_tokens.c.sid)
         .where(refresh_tokens.c.jti == jti))).first()
     if row is None:
         return None
     return RefreshRecord(jti=row.jti, sid=row.sid, sub=row.sub, client_id=row.client_id, scope=row.scope,
                          issued_at=row.issued_at, expires_at=row.expires_at, used_at=row.used_at,
-                         family_revoked_at=row.revoked_at)
+                         family_revoked_at=row.revoked_at, session_started_at=row.session_started_at)
+
+
+async def _lock_user(conn: AsyncConnection, sub: str) -> object:
+    """The user's row, locked until the transaction ends (PostgreSQL; SQLite's writer is
+    serial already): logins, password changes and subject revocations of one user queue."""
+    return (await conn.execute(select(users.c.password_hash, users.c.disabled_at)
+                               .where(users.c.id == sub).with_for_update())).first()
+
+
+async def _login_stands(conn: AsyncConnection, sub: str, checked: Credential) -> bool:
+    user = await _lock_user(conn, sub)
+    if user is None or user.disabled_at is not None or user.password_hash != checked.password_hash:  # type: ignore[attr-defined]
+        return False
+    newer = (await conn.execute(select(revocations.c.seq).where(and_(
+        revocations.c.kind == "sub", revocations.c.value == sub, revocations.c.seq > checked.feed_head))
+        .limit(1))).first()
+    return newer is None
+
+
+async def _subject_revoked_since(conn: AsyncConnection, record: RefreshRecord) -> bool:
+    """Whether a `sub` entry revokes what its subject had before this family began."""
+    started = record.session_started_at or record.issued_at
+    row = (await conn.execute(select(revocations.c.seq).where(and_(
+        revocations.c.kind == "sub", revocations.c.value == record.sub, revocations.c.before > started))
+        .limit(1))).first()
+    return row is not None
 
 
 async def _revoke_family(conn: AsyncConnection, sid: str, now: int, expires_at: int) -> RevocationEntry | None:
@@ -253,7 +308,8 @@ async def _append(conn: AsyncConnection, kind: str, value: str, before: int | No
 
 def _user(row: object) -> User:
     return User(id=row.id, username=row.username, password_hash=row.password_hash,  # type: ignore[attr-defined]
-                scope=row.scope, password_changed_at=row.password_changed_at)  # type: ignore[attr-defined]
+                scope=row.scope, password_changed_at=row.password_changed_at,  # type: ignore[attr-defined]
+                disabled_at=row.disabled_at)  # type: ignore[attr-defined]
 
 
 def _entry(row: object) -> RevocationEntry:

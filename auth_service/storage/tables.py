@@ -17,6 +17,7 @@ users = Table(
     Column("scope", Text, nullable=False, default=""),
     Column("created_at", BigInteger, nullable=False),
     Column("password_changed_at", BigInteger, nullable=False),
+    Column("disabled_at", BigInteger, nullable=True),  # set: no login, no refresh
 )
 
 clients = Table(
@@ -34,6 +35,7 @@ families = Table(
     Column("sid", String(64), primary_key=True),
     Column("sub", String(128), nullable=False, index=True),
     Column("client_id", String(128), nullable=False),
+    # The login that started the session: AUTH_SESSION_MAX_LIFETIME counts from it.
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger, nullable=True),

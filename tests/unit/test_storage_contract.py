@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from auth_service.storage import Conflict, RefreshRecord, RotateOutcome, SqlStore, open_store
+from auth_service.storage import Conflict, Credential, RefreshRecord, RotateOutcome, SqlStore, User, open_store
 
 NOW = 1_800_000_000
 
@@ -27,9 +27,24 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         await s.close()
 
 
-def refresh(jti: str, sid: str = "s1", sub: str = "u1", expires_at: int = NOW + 1000) -> RefreshRecord:
-    return RefreshRecord(jti=jti, sid=sid, sub=sub, client_id="public", scope="a", issued_at=NOW,
+def refresh(jti: str, sid: str = "s1", sub: str = "u1", expires_at: int = NOW + 1000,
+            issued_at: int = NOW) -> RefreshRecord:
+    return RefreshRecord(jti=jti, sid=sid, sub=sub, client_id="public", scope="a", issued_at=issued_at,
                          expires_at=expires_at, used_at=None, family_revoked_at=None)
+
+
+async def user_named(store: SqlStore, name: str) -> User:
+    return await store.user_by_name(name) or await store.add_user(name, f"hash-of-{name}", "a", NOW)
+
+
+async def login(store: SqlStore, jti: str, sid: str = "s1", username: str = "u1", **record: int) -> str:
+    """Start a family for `username` (created if need be) as a login that checked its hash
+    just now; returns the user's sub."""
+    user = await user_named(store, username)
+    _, head = await store.feed_head()
+    checked = Credential(user.password_hash, head)
+    assert await store.start_family(refresh(jti, sid=sid, sub=user.id, **record), checked)
+    return user.id
 
 
 pytestmark = pytest.mark.anyio
@@ -53,14 +68,14 @@ async def test_clients_are_unique_by_id(store: SqlStore) -> None:
 
 
 async def test_of_concurrent_rotations_of_one_token_exactly_one_wins(store: SqlStore) -> None:
-    await store.start_family(refresh("r0"))
+    await login(store, "r0")
     outcomes = await asyncio.gather(*[store.rotate("r0", refresh(f"n{i}"), NOW, NOW + 60) for i in range(20)])
     assert outcomes.count(RotateOutcome.ROTATED) == 1
     assert RotateOutcome.REUSED in outcomes  # the losers are replays: the family is revoked
 
 
 async def test_presenting_a_retired_token_revokes_the_family_and_appends_a_sid_entry(store: SqlStore) -> None:
-    await store.start_family(refresh("r0"))
+    await login(store, "r0")
     assert await store.rotate("r0", refresh("r1"), NOW, NOW + 60) is RotateOutcome.ROTATED
     assert await store.rotate("r0", refresh("r2"), NOW, NOW + 60) is RotateOutcome.REUSED
     assert await store.rotate("r1", refresh("r3"), NOW, NOW + 60) is RotateOutcome.REVOKED
@@ -69,7 +84,7 @@ async def test_presenting_a_retired_token_revokes_the_family_and_appends_a_sid_e
 
 
 async def test_expired_and_unknown_refresh_tokens_do_not_rotate(store: SqlStore) -> None:
-    await store.start_family(refresh("old", expires_at=NOW - 1))
+    await login(store, "old", expires_at=NOW - 1)
     assert await store.rotate("old", refresh("n"), NOW, NOW + 60) is RotateOutcome.EXPIRED
     assert await store.rotate("never-issued", refresh("n"), NOW, NOW + 60) is RotateOutcome.UNKNOWN
 
@@ -88,20 +103,20 @@ async def test_feed_seq_numbers_are_consecutive_and_the_head_follows(store: SqlS
 async def test_revoking_twice_appends_once(store: SqlStore) -> None:
     first = await store.revoke_jti("j1", NOW + 10, NOW)
     assert await store.revoke_jti("j1", NOW + 10, NOW) == first
-    await store.start_family(refresh("r0"))
+    await login(store, "r0")
     assert (await store.revoke_family("s1", NOW, NOW + 10)).entry is not None
     assert (await store.revoke_family("s1", NOW, NOW + 10)).entry is None
     assert len(await store.entries_after(0)) == 2
 
 
 async def test_revoking_a_subject_revokes_its_families_and_records_before(store: SqlStore) -> None:
-    await store.start_family(refresh("r0", sid="s1", sub="u1"))
-    await store.start_family(refresh("x0", sid="s2", sub="u2"))
-    await store.revoke_subject("u1", NOW, NOW + 1, NOW + 100)
+    u1 = await login(store, "r0", sid="s1", username="u1")
+    u2 = await login(store, "x0", sid="s2", username="u2")
+    await store.revoke_subject(u1, NOW, NOW + 1, NOW + 100)
     assert (await store.refresh_record("r0")).family_revoked_at == NOW  # type: ignore[union-attr]
     assert (await store.refresh_record("x0")).family_revoked_at is None  # type: ignore[union-attr]
-    assert await store.revoked_before("u1") == NOW + 1
-    assert await store.revoked_before("u2") is None
+    assert await store.revoked_before(u1) == NOW + 1
+    assert await store.revoked_before(u2) is None
 
 
 async def test_is_revoked_matches_by_jti_sid_and_subject_issued_before(store: SqlStore) -> None:
@@ -121,8 +136,8 @@ async def test_is_revoked_matches_by_jti_sid_and_subject_issued_before(store: Sq
 async def test_pruning_removes_exactly_the_entries_and_tokens_past_expiry(store: SqlStore) -> None:
     await store.revoke_jti("gone", NOW + 5, NOW)
     await store.revoke_jti("kept", NOW + 50, NOW)
-    await store.start_family(refresh("r-old", sid="s-old", expires_at=NOW + 5))
-    await store.start_family(refresh("r-new", sid="s-new", expires_at=NOW + 50))
+    await login(store, "r-old", sid="s-old", expires_at=NOW + 5)
+    await login(store, "r-new", sid="s-new", expires_at=NOW + 50)
     assert await store.prune_revocations(NOW + 10) == 1
     assert [e.value for e in await store.entries_after(0)] == ["kept"]
     await store.prune_families(NOW + 10)
@@ -154,3 +169,84 @@ async def test_database_errors_do_not_quote_stored_values(store: SqlStore) -> No
                                                     password_hash="another-secret-hash", scope="",
                                                     created_at=NOW, password_changed_at=NOW))
     assert "another-secret-hash" not in str(failed.value)
+
+
+async def test_a_login_whose_password_changed_during_its_check_stores_no_family(store: SqlStore) -> None:
+    user = await user_named(store, "carol")
+    _, head = await store.feed_head()
+    checked = Credential(user.password_hash, head)  # what a login verified, before its hash finished
+    await store.set_password_hash(user.id, "new-hash", changed_at=NOW + 1)
+    assert await store.start_family(refresh("r0", sub=user.id), checked) is False
+    assert await store.refresh_record("r0") is None
+    assert await store.start_family(refresh("r1", sub=user.id), Credential("new-hash", head)) is True
+
+
+async def test_a_login_checked_before_a_subject_revocation_stores_no_family(store: SqlStore) -> None:
+    user = await user_named(store, "carol")
+    _, head = await store.feed_head()
+    await store.revoke_subject(user.id, NOW, NOW + 1, NOW + 100)
+    assert await store.start_family(refresh("r0", sub=user.id), Credential(user.password_hash, head)) is False
+    # A login that began after the revocation (it saw the entry) stands, in the same second too,
+    # and entries of other kinds or subjects void no login.
+    _, after = await store.feed_head()
+    await store.revoke_jti("j1", NOW + 10, NOW)
+    await store.revoke_subject("someone-else", NOW, NOW + 1, NOW + 100)
+    assert await store.start_family(refresh("r1", sub=user.id, issued_at=NOW + 1),
+                                    Credential(user.password_hash, after)) is True
+
+
+async def test_disabled_and_removed_users_start_no_family(store: SqlStore) -> None:
+    user = await user_named(store, "carol")
+    _, head = await store.feed_head()
+    checked = Credential(user.password_hash, head)
+    assert await store.set_disabled(user.id, NOW) is True
+    assert (await store.user_by_id(user.id)).disabled_at == NOW  # type: ignore[union-attr]
+    assert await store.start_family(refresh("r0", sub=user.id), checked) is False
+    assert await store.set_disabled(user.id, None) is True
+    assert await store.start_family(refresh("r0", sub=user.id), checked) is True
+    assert await store.remove_user(user.id) is True
+    assert await store.user_by_id(user.id) is None
+    assert await store.start_family(refresh("r1", sid="s2", sub=user.id), checked) is False
+    assert await store.remove_user(user.id) is False
+    assert await store.set_disabled(user.id, NOW) is False
+
+
+async def test_a_rehash_does_not_overwrite_a_changed_password(store: SqlStore) -> None:
+    user = await user_named(store, "carol")
+    await store.set_password_hash(user.id, "changed", changed_at=NOW + 1)
+    await store.set_password_hash(user.id, "rehash-of-old", changed_at=None, replaces=user.password_hash)
+    assert (await store.user_by_id(user.id)).password_hash == "changed"  # type: ignore[union-attr]
+
+
+async def test_a_family_that_began_before_a_subject_revocation_never_rotates(store: SqlStore) -> None:
+    sub = await login(store, "r0")
+    await store.revoke_subject(sub, NOW, NOW + 5, NOW + 100)
+    # A family stored after the revocation yet begun before its `before` (an issuer whose
+    # clock is behind, or one that lifted an old login over the entry) must not rotate.
+    user = await user_named(store, "u1")
+    _, head = await store.feed_head()
+    assert await store.start_family(refresh("late", sid="s2", sub=sub), Credential(user.password_hash, head))
+    assert await store.rotate("late", refresh("n", sid="s2", sub=sub), NOW + 1, NOW + 60) is RotateOutcome.REVOKED
+    assert (await store.refresh_record("late")).family_revoked_at == NOW + 1  # type: ignore[union-attr]
+    assert [(e.kind, e.value) for e in await store.entries_after(0)][-1] == ("sid", "s2")
+    assert await store.refresh_record("n") is None
+
+
+async def test_refresh_times_are_a_family_s_issue_times_after_a_moment(store: SqlStore) -> None:
+    await login(store, "r0", issued_at=NOW)
+    assert await store.rotate("r0", refresh("r1", issued_at=NOW + 10), NOW + 10, NOW + 60) is RotateOutcome.ROTATED
+    assert await store.rotate("r1", refresh("r2", issued_at=NOW + 20), NOW + 20, NOW + 60) is RotateOutcome.ROTATED
+    assert await store.refresh_times("s1", NOW) == [NOW + 10, NOW + 20]
+    assert await store.refresh_times("s1", NOW - 1) == [NOW, NOW + 10, NOW + 20]
+    assert await store.refresh_times("other", NOW - 1) == []
+    assert (await store.refresh_record("r2")).session_started_at == NOW  # type: ignore[union-attr]
+
+
+async def test_logins_racing_a_subject_revocation_leave_no_unrevoked_family(store: SqlStore) -> None:
+    user = await user_named(store, "carol")
+    _, head = await store.feed_head()
+    checked = Credential(user.password_hash, head)  # every login's check began before the revocation
+    logins = [store.start_family(refresh(f"r{i}", sid=f"s{i}", sub=user.id), checked) for i in range(20)]
+    await asyncio.gather(*logins[:10], store.revoke_subject(user.id, NOW, NOW + 1, NOW + 100), *logins[10:])
+    records = [await store.refresh_record(f"r{i}") for i in range(20)]
+    assert all(r is None or r.family_revoked_at is not None for r in records)
