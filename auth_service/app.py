@@ -69,9 +69,9 @@ def create_app(settings: Settings) -> FastAPI:
         keys = open_keys(settings, store)
         await keys.maintain(int(time.time()))
         redis_client = _redis(settings)
-        feed = RevocationFeed(store, heartbeat=settings.revocation_heartbeat,
-                              publisher=_publisher(settings, redis_client))
         minter = TokenMinter(settings, keys)
+        feed = RevocationFeed(store, heartbeat=settings.revocation_heartbeat,
+                              publisher=_publisher(settings, redis_client, minter))
         hasher = PasswordHasher(settings.password_hash_concurrency)
         limiter = _limiter(settings, redis_client)
         revoker = Revoker(store, feed, access_ttl=settings.access_token_ttl, leeway=settings.leeway,
@@ -150,12 +150,12 @@ def _limiter(settings: Settings, client: Redis | None) -> LoginLimiter:
     return RedisLoginLimiter(client, prefix=settings.redis_prefix, limits=limits)
 
 
-def _publisher(settings: Settings, client: Redis | None) -> Publisher | None:
+def _publisher(settings: Settings, client: Redis | None, minter: TokenMinter) -> Publisher | None:
     if client is None:
         return None
     from .storage.redis_bus import RedisPublisher
 
-    return RedisPublisher(client, settings.redis_prefix)
+    return RedisPublisher(client, settings.redis_prefix, minter.signed_event)
 
 
 async def _readiness(s: Services) -> dict[str, str]:

@@ -32,7 +32,7 @@ class Publisher(Protocol):
 
     async def entry(self, feed_id: str, entry: RevocationEntry) -> None: ...
 
-    async def heartbeat(self, feed_id: str, cursor: int) -> None: ...
+    async def heartbeat(self, feed_id: str, cursor: int, read_at: float) -> None: ...
 
 
 class RevocationFeed:
@@ -48,6 +48,7 @@ class RevocationFeed:
         self._subscribers: set[asyncio.Queue[str | None]] = set()
         self._feed_id = ""
         self._cursor = 0
+        self._read_at: float | None = None  # when the store last answered the tail
 
     def notify(self) -> None:
         """A local write appended to the feed: push it now rather than at the next poll."""
@@ -69,7 +70,8 @@ class RevocationFeed:
     async def subscribe(self) -> AsyncIterator[str]:
         """Server-sent events: a heartbeat first, then entries and heartbeats as they come."""
         queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=_QUEUE_LIMIT)
-        queue.put_nowait(self._heartbeat_event())
+        if self._read_at is not None:
+            queue.put_nowait(self._heartbeat_event())
         self._subscribers.add(queue)
         try:
             while (item := await queue.get()) is not None:
@@ -79,7 +81,9 @@ class RevocationFeed:
 
     async def run(self) -> None:
         """Tail the feed (and fan it out, when a publisher is set) until cancelled."""
+        started = time.time()
         self._feed_id, self._cursor = await self._store.feed_head()
+        self._read_at = started
         if self._publisher is None:
             await self._tail_forever()
             return
@@ -99,13 +103,19 @@ class RevocationFeed:
                 pass
             self._wake.clear()
             try:
+                started = time.time()  # the read vouches for the feed as of its start
                 await self._tail()
+                self._read_at, read = started, True
             except Exception as exc:  # a database hiccup must not end the push stream
                 log.warning("revocation feed tail failed: %s", type(exc).__name__)
-            if time.monotonic() >= next_heartbeat:
+                read = False
+            # A heartbeat vouches for a read: while the store does not answer, none goes
+            # out, and replicas fall back to pulling (through the balancer, from an
+            # instance that can read) or report stale past their bound.
+            if read and time.monotonic() >= next_heartbeat:
                 self._broadcast(self._heartbeat_event())
                 next_heartbeat = time.monotonic() + self._heartbeat
-                self._send_out("heartbeat", self._cursor)
+                self._send_out("heartbeat", (self._cursor, self._read_at))
 
     def close(self) -> None:
         for queue in list(self._subscribers):
@@ -141,12 +151,12 @@ class RevocationFeed:
                 if kind == "entry":
                     await self._publisher.entry(self._feed_id, item)
                 else:
-                    await self._publisher.heartbeat(self._feed_id, item)
+                    await self._publisher.heartbeat(self._feed_id, *item)
             except Exception as exc:  # replicas still pull: an outage must not stop the feed
                 log.warning("revocation fan-out failed: %s", type(exc).__name__)
 
     def _heartbeat_event(self) -> str:
-        data = {"feed": self._feed_id, "cursor": self._cursor, "time": int(time.time())}
+        data = {"feed": self._feed_id, "cursor": self._cursor, "time": round(self._read_at or 0.0, 3)}
         return f"event: heartbeat\ndata: {json.dumps(data)}\n\n"
 
     def _broadcast(self, event: str) -> None:

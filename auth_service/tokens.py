@@ -7,12 +7,14 @@ its own tokens to the same rules as every replica does.
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
 
 from resource_service.jose import Key, TokenError, decode, key_from_jwk
+from resource_service.revocation_sync import PUSH_AUDIENCE, PUSH_LIFETIME, PUSH_TYP
 
 from .config import Settings
 from .keys import KeyManager
@@ -77,6 +79,14 @@ class TokenMinter:
         payload = {"iss": self._settings.issuer, "sub": sub, **claims, "iat": iat, "exp": exp, "jti": jti}
         token = jwt.encode(payload, key, algorithm=alg, headers={"kid": kid, "typ": typ})  # type: ignore[arg-type]
         return Minted(token=token, jti=jti, iat=iat, exp=exp)
+
+    def signed_event(self, event: str, data: dict[str, Any], now: int | None = None) -> str:
+        """A revocation push (event and data) as a JWS of its own `typ`, valid for a minute."""
+        now = int(time.time()) if now is None else now
+        kid, alg, key = self._keys.signing_key(now)
+        payload = {"iss": self._settings.issuer, "aud": PUSH_AUDIENCE, "iat": now, "exp": now + PUSH_LIFETIME,
+                   "event": event, "data": data}
+        return jwt.encode(payload, key, algorithm=alg, headers={"kid": kid, "typ": PUSH_TYP})  # type: ignore[arg-type]
 
     def _public_keys(self) -> dict[str, Key]:
         _, etag = self._keys.jwks()

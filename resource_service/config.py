@@ -55,6 +55,11 @@ class ResourceSettings(BaseSettings):
         description="Seconds between JWKS refetches caused by unknown kids; "
         "below 1 s junk kids would turn requests into fetches at the issuer.",
     )
+    revocation_snapshot_interval: float = Field(
+        default=600.0, gt=0, le=86_400,
+        description="Seconds between full snapshot pulls of the revocation list. A snapshot is "
+        "authoritative: anything this copy holds that the feed does not is dropped with it.",
+    )
     revocation_poll_interval: float = Field(
         default=5.0, gt=0, le=3600,
         description="Seconds between pulls of the revocation feed while push has not confirmed "

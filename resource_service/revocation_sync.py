@@ -14,6 +14,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import httpx
 from httpx_sse import SSEError, aconnect_sse
@@ -23,9 +24,19 @@ from redis.exceptions import RedisError
 from ._backoff import Backoff
 from .revocations import RevocationList
 
-__all__ = ["RevocationSync"]
+__all__ = ["PUSH_AUDIENCE", "PUSH_LIFETIME", "PUSH_TYP", "RevocationSync"]
 
 logger = logging.getLogger(__name__)
+security = logging.getLogger("resource_service.security")
+
+# A Redis push is a JWS signed by one of the issuer's keys (docs/wire.md): anyone who can
+# reach Redis can PUBLISH, so an unsigned or badly signed message is dropped.
+PUSH_TYP = "revocation-push+jwt"
+PUSH_AUDIENCE = "urn:stateless-auth:revocation-push"
+PUSH_LIFETIME = 60  # seconds a signed push is accepted for
+
+# Opens a signed push: its (event, data), or raises ValueError naming why it was refused.
+OpenPush = Callable[[str], Awaitable[tuple[str, Any]]]
 
 # Entries per pulled page. Each page is parsed into short-lived dicts before it lands in
 # the compact list; 2,000 (not the issuer's maximum of 10,000) keeps that transient at a
@@ -35,6 +46,7 @@ PULL_PAGE = 2000
 # The issuer heartbeats on the stream (every 60 s at most); if nothing at all arrives
 # for this long the connection is presumed dead and reopened.
 _STREAM_READ_TIMEOUT = 90.0
+_MAX_PUSH_BYTES = 16_384  # a signed entry or heartbeat is well under 2 KB
 
 
 class RevocationSync:
@@ -51,6 +63,7 @@ class RevocationSync:
         push: bool = True,
         redis_client: Redis | None = None,
         redis_channel: str = "auth:revocations",
+        open_push: OpenPush | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -62,6 +75,10 @@ class RevocationSync:
         self._push = push
         self._redis = redis_client
         self._redis_channel = redis_channel
+        self._open_push = open_push
+        if redis_client is not None and open_push is None:
+            raise ValueError("a Redis push needs open_push to check its signatures")
+        self.refused_pushes = 0  # messages on the channel that were not signed by the issuer
         self.push_connected = False
         self.pushed = 0  # entries that arrived by push (SSE or Redis)
         self.pulled = 0  # entries that arrived by pull
@@ -85,7 +102,7 @@ class RevocationSync:
         try:
             while True:
                 feed_before, cursor_before = self._revocations.feed, self._revocations.cursor
-                params = {**self._revocations.pull_params(), "limit": str(PULL_PAGE)}
+                params = {**self._revocations.pull_params(self._clock()), "limit": str(PULL_PAGE)}
                 response = await self._client.get(self._list_uri, params=params)
                 response.raise_for_status()
                 body = response.json()
@@ -148,7 +165,8 @@ class RevocationSync:
         return handled
 
     async def _listen_redis(self, client: Redis) -> int:
-        """Subscribe to the issuers' Redis channel; messages are {"event", "data"} JSON."""
+        """Subscribe to the issuers' Redis channel; each message is a signed push."""
+        assert self._open_push is not None
         handled = 0
         async with client.pubsub() as pubsub:
             await pubsub.subscribe(self._redis_channel)
@@ -158,12 +176,16 @@ class RevocationSync:
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
                         continue
+                    data = message["data"]
                     try:
-                        envelope = json.loads(message["data"])
-                        event, payload = envelope["event"], envelope["data"]
-                    except (ValueError, KeyError, TypeError):
-                        logger.warning("revocation channel sent a message that is not an event")
-                        self.request_pull()
+                        if len(data) > _MAX_PUSH_BYTES:
+                            raise ValueError("too_large")
+                        event, payload = await self._open_push(
+                            data.decode("ascii") if isinstance(data, bytes) else str(data))
+                    except (ValueError, UnicodeDecodeError) as exc:
+                        self.refused_pushes += 1
+                        reason = str(exc) if isinstance(exc, ValueError) else "not_ascii"
+                        security.warning("revocation_push_refused", extra={"reason": reason, "source": "redis"})
                         continue
                     if event in ("heartbeat", "revocation"):
                         self._apply_event(event, payload)

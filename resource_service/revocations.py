@@ -2,8 +2,10 @@
 
 Pure: no I/O and no clock of its own; `revocation_sync.py` moves the bytes.
 The feed (docs/wire.md) is an ordered sequence with a cursor; a snapshot pull
-replaces the copy, a delta pull or an in-order push extends it, and a gap, a
-heartbeat ahead of us or a new feed id asks for a pull.
+replaces the copy (read into fresh tables, swapped in at its last page), a delta pull
+or an in-order push extends it, and a gap, a heartbeat ahead of us or a new feed id
+asks for a pull. A snapshot is taken again every `snapshot_interval`, so an entry that
+was never in the feed cannot stay.
 
 Storage is kept flat because the copy may hold a million entries: each kind is an
 open-addressing table of 63-bit hashes in `array`s (no Python object per entry), with
@@ -161,18 +163,21 @@ class _Expiring:
 class RevocationList:
     """Which access tokens are revoked, and how far this copy trails the feed."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, snapshot_interval: float = 600.0) -> None:
         self.feed: str | None = None
         self.cursor = 0
         self._in_sync_at: float | None = None
-        self._reset()
+        self._snapshot_interval = snapshot_interval
+        self._snapshot_at: float | None = None  # when the last snapshot was taken in
+        self._live = _Tables()
+        self._staged: _Tables | None = None  # a snapshot being read, page by page
+        self._use(self._live)
 
-    def _reset(self) -> None:
-        self._entries = {kind: _Expiring() for kind in _KINDS}
-        self._jti, self._sid = self._entries["jti"], self._entries["sid"]
-        # _key(sub) -> the latest `before`: iat < before is revoked. Merging entries by
-        # max is exact for live tokens: an older, smaller `before` expires no later.
-        self._before: dict[int, float] = {}
+    def _use(self, tables: _Tables) -> None:
+        self._live = tables
+        self._entries = tables.entries
+        self._jti, self._sid = tables.entries["jti"], tables.entries["sid"]
+        self._before = tables.before
 
     def __len__(self) -> int:
         return sum(len(entries) for entries in self._entries.values())
@@ -193,9 +198,13 @@ class RevocationList:
         """Seconds since this copy was last known in sync; None if it never was."""
         return None if self._in_sync_at is None else max(0.0, now - self._in_sync_at)
 
-    def pull_params(self) -> dict[str, str]:
-        """Query for the next pull: a delta after our cursor, or a snapshot."""
+    def pull_params(self, now: float | None = None) -> dict[str, str]:
+        """Query for the next pull: a delta after our cursor, or a snapshot (the first time,
+        and every `snapshot_interval` seconds, so anything wrongly held is dropped)."""
         if self.feed is None:
+            return {}
+        if self._staged is None and now is not None and self._snapshot_at is not None \
+                and now - self._snapshot_at >= self._snapshot_interval:
             return {}
         return {"after": str(self.cursor), "feed": self.feed}
 
@@ -219,17 +228,22 @@ class RevocationList:
         if not snapshot and feed != self.feed:
             raise ValueError("revocation delta is for another feed")
         if snapshot:
-            if feed != self.feed:
-                self._reset()  # another feed: nothing we hold is meaningful any more
-            # Same feed: keep what we hold. Entries missing from the snapshot either
-            # expired or arrived by push after it was taken; either way harmless.
+            # Authoritative for everything at or below its cursor: it is read into fresh
+            # tables and replaces what we hold at its last page, so an entry that never was
+            # in the feed (a forged push) does not outlive it. Until then we answer from
+            # what we hold, and pushes go into both.
+            self._staged = _Tables()
             self.feed, self.cursor = feed, cursor
+            self._snapshot_at = now
         else:
             self.cursor = max(self.cursor, cursor)  # pushes may have run ahead meanwhile
         for entry in entries:
-            if not self._add(entry, now):
+            if not self._add(entry, now, self._staged):
                 logger.warning("revocation entry skipped: not a valid entry")
         if not more:
+            if self._staged is not None:
+                self._use(self._staged)
+                self._staged = None
             self._in_sync_at = now
         self.prune(now)
         return more
@@ -248,34 +262,44 @@ class RevocationList:
         if not self._add(entry, now):
             logger.warning("pushed revocation entry is not valid; pulling instead")
             return True
+        if self._staged is not None:
+            self._add(entry, now, self._staged)
         if seq != self.cursor + 1:
             return True  # applied, but the entries in between are missing
         self.cursor = seq
         return False
 
     def apply_heartbeat(self, data: Any, now: float) -> bool:
-        """Handle a heartbeat; True if the copy needs a pull."""
+        """Handle a heartbeat; True if the copy needs a pull.
+
+        A heartbeat vouches for the issuer's read of its feed at `time`, not for the moment
+        it arrived: an issuer that cannot read its database sends none, and one replayed or
+        delayed vouches only for when it was read. Never later than our own clock."""
         feed = data.get("feed") if isinstance(data, dict) else None
         cursor = data.get("cursor") if isinstance(data, dict) else None
-        if not isinstance(feed, str) or not _is_int(cursor):
+        read_at = data.get("time") if isinstance(data, dict) else None
+        if not isinstance(feed, str) or not _is_int(cursor) or not _is_number(read_at):
             logger.warning("revocation heartbeat is not valid; pulling instead")
             return True
         if feed != self.feed or cursor != self.cursor:
             # Ahead: we missed entries. Behind: the issuer lost some; its snapshot
             # tells us where it stands.
             return True
-        self._in_sync_at = now
+        read_at = min(read_at, now)
+        if self._in_sync_at is None or read_at > self._in_sync_at:
+            self._in_sync_at = read_at
         return False
 
     def prune(self, now: float) -> None:
         """Drop entries after which no token they match can still be valid."""
-        for kind, entries in self._entries.items():
-            removed = entries.prune(now)
-            if kind == "sub":
-                for sub in removed:
-                    del self._before[sub]
+        self._live.prune(now)
+        if self._staged is not None:
+            self._staged.prune(now)
 
-    def _add(self, entry: Any, now: float) -> bool:
+    def _add(self, entry: Any, now: float, tables: _Tables | None = None) -> bool:
+        """Hold a feed entry in `tables` (None: what we answer from); False if invalid."""
+        if tables is None:
+            tables = self._live
         if not isinstance(entry, dict):
             return False
         kind, value, expires_at = entry.get("kind"), entry.get("value"), entry.get("expires_at")
@@ -285,10 +309,27 @@ class RevocationList:
         if kind == "sub" and not _is_number(before):
             return False
         if expires_at > now:  # else valid, but it can no longer match a live token
-            key = self._entries[kind].add(value, expires_at)
+            key = tables.entries[kind].add(value, expires_at)
             if kind == "sub" and _is_number(before):
-                self._before[key] = max(before, self._before.get(key, before))
+                tables.before[key] = max(before, tables.before.get(key, before))
         return True
+
+
+class _Tables:
+    """One full copy of the revoked values: what we answer from, or a snapshot being read."""
+
+    def __init__(self) -> None:
+        self.entries = {kind: _Expiring() for kind in _KINDS}
+        # _key(sub) -> the latest `before`: iat < before is revoked. Merging entries by
+        # max is exact for live tokens: an older, smaller `before` expires no later.
+        self.before: dict[int, float] = {}
+
+    def prune(self, now: float) -> None:
+        for kind, entries in self.entries.items():
+            removed = entries.prune(now)
+            if kind == "sub":
+                for sub in removed:
+                    del self.before[sub]
 
 
 def _is_int(value: Any) -> TypeGuard[int]:

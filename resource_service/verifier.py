@@ -27,7 +27,7 @@ from .errors import InvalidToken, Unavailable
 from .jose import Key, TokenError, decode_with_key, header_kid
 from .jwks import JwksCache
 from .metrics import ResourceMetrics
-from .revocation_sync import RevocationSync
+from .revocation_sync import PUSH_AUDIENCE, PUSH_TYP, RevocationSync
 from .revocations import RevocationList
 
 __all__ = ["Verifier"]
@@ -36,6 +36,9 @@ logger = logging.getLogger(__name__)
 security = logging.getLogger("resource_service.security")
 
 ACCESS_TOKEN_TYP = "at+jwt"  # RFC 9068 section 2.1
+_ACCESS_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "jti", "client_id")
+_Rule = tuple[str, str, tuple[str, ...]]  # typ, audience, required claims
+_PUSH_RULE: _Rule = (PUSH_TYP, PUSH_AUDIENCE, ("iss", "aud", "exp", "iat", "event", "data"))
 _HTTP_TIMEOUT = httpx.Timeout(5.0)
 
 
@@ -55,7 +58,7 @@ class Verifier:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.settings = settings
-        self.revocations = RevocationList()
+        self.revocations = RevocationList(snapshot_interval=settings.revocation_snapshot_interval)
         self.metadata: Metadata | None = None
         self._clock = clock
         self._sleep = sleep  # between retries; injected so tests need not wait
@@ -135,6 +138,7 @@ class Verifier:
             "revocation_push": None if self._sync is None else {
                 "source": self._sync.push_source, "connected": self._sync.push_connected,
                 "pushed": self._sync.pushed, "pulled": self._sync.pulled,
+                "refused": self._sync.refused_pushes,
             },
         }
 
@@ -183,10 +187,10 @@ class Verifier:
             security.warning("fail_closed", extra={"state": "refusing", "reason": reason, **fields})
 
     async def _decode(
-        self, token: str, jwks: JwksCache, now: float
+        self, token: str, jwks: JwksCache, now: float, rule: _Rule | None = None
     ) -> tuple[dict[str, Any], Key]:
         try:
-            return self._decode_with(token, jwks, now)
+            return self._decode_with(token, jwks, now, rule)
         except TokenError as exc:
             if exc.reason != "unknown_kid":
                 raise self._refusal(exc) from None
@@ -194,22 +198,37 @@ class Verifier:
             if kid is None or await jwks.get_or_refetch(kid) is None:
                 raise self._refusal(exc) from None
         try:
-            return self._decode_with(token, jwks, self._clock())
+            return self._decode_with(token, jwks, self._clock(), rule)
         except TokenError as exc:
             raise self._refusal(exc) from None
 
     def _decode_with(
-        self, token: str, jwks: JwksCache, now: float
+        self, token: str, jwks: JwksCache, now: float, rule: _Rule | None
     ) -> tuple[dict[str, Any], Key]:
+        typ, audience, required = rule or (ACCESS_TOKEN_TYP, self.settings.audience, _ACCESS_CLAIMS)
         return decode_with_key(
             token,
             jwks.keys,
-            typ=ACCESS_TOKEN_TYP,
+            typ=typ,
             issuer=self.settings.expected_issuer,
-            audience=self.settings.audience,
+            audience=audience,
             now=now,
             leeway=self.settings.leeway,
+            required=required,
         )
+
+    async def _open_push(self, message: str) -> tuple[str, Any]:
+        """A Redis push's (event, data) if one of the issuer's keys signed it, else ValueError."""
+        if self._jwks is None:
+            raise ValueError("no_keys_yet")
+        try:
+            claims, _ = await self._decode(message, self._jwks, self._clock(), _PUSH_RULE)
+        except InvalidToken as exc:
+            raise ValueError(exc.reason) from None
+        event, data = claims.get("event"), claims.get("data")
+        if not isinstance(event, str):
+            raise ValueError("bad_claim")
+        return event, data
 
     @staticmethod
     def _refusal(exc: TokenError) -> InvalidToken:
@@ -245,6 +264,7 @@ class Verifier:
             push=settings.revocation_push,
             redis_client=self._redis,
             redis_channel=f"{settings.redis_prefix}revocations",
+            open_push=self._open_push,
             clock=self._clock,
             sleep=self._sleep,
         )

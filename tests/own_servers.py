@@ -5,6 +5,7 @@ other tests and other people."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pwd
 import random
@@ -141,3 +142,74 @@ class OwnPostgres:
 
         asyncio.run(create())
         return url
+
+
+class CuttableProxy:
+    """A TCP proxy on a free port in front of `target`: `cut()` drops every connection and
+    refuses new ones, as a network partition between one service and its database would;
+    `mend()` lets connections through again."""
+
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
+        import socket
+        import threading
+
+        self.port = free_port()
+        self._target = (target_host, target_port)
+        self._open = True
+        self._sockets: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            if not self._open:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self._target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._sockets |= {client, upstream}
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    def _pump(self, source: object, sink: object) -> None:
+        import socket
+
+        assert isinstance(source, socket.socket) and isinstance(sink, socket.socket)
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        for sock in (source, sink):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        import socket
+
+        self._open = False
+        with self._lock:
+            sockets, self._sockets = self._sockets, set()
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def mend(self) -> None:
+        self._open = True
+
+    def close(self) -> None:
+        self.cut()
+        self._listener.close()

@@ -116,3 +116,44 @@ def test_a_rotation_triggered_at_one_instance_is_honoured_by_both_and_every_repl
         assert claims_of(new)[0]["kid"] == rotated["kid"] != claims_of(old)[0]["kid"]
         assert [stack.me(rep, new).status_code for rep in replicas] == [200, 200, 200]
     assert [stack.me(rep, old).status_code for rep in replicas] == [200, 200, 200]  # the retiring key still verifies
+
+
+def test_anyone_can_publish_on_the_channel_but_only_the_issuers_signed_pushes_are_applied(
+        scaled: tuple[Stack, list[str], OwnRedis]) -> None:
+    import json
+
+    import jwt
+    import redis
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from tests.conftest import claims_of
+
+    stack, _, own = scaled
+    replicas = stack.replicas[1:]
+    assert eventually(lambda: all(s["connected"] for s in push_status(stack)))
+    token = str(stack.login()["access_token"])
+    header, claims = claims_of(token)
+    now = int(time.time())
+    forged = {"seq": 10_000, "kind": "sub", "value": claims["sub"], "before": now + 60, "expires_at": now + 600}
+    heartbeat = {"feed": "whatever", "cursor": 10_000, "time": now}
+    mallory = ec.generate_private_key(ec.SECP256R1())
+    signed_by_mallory = {"iss": claims["iss"], "aud": "urn:stateless-auth:revocation-push", "iat": now,
+                         "exp": now + 60, "event": "revocation", "data": forged}
+    messages = {
+        "unsigned, as pushes used to be": json.dumps({"event": "revocation", "data": forged}),
+        "an unsigned heartbeat": json.dumps({"event": "heartbeat", "data": heartbeat}),
+        "signed by another key, its kid": jwt.encode(signed_by_mallory, mallory, algorithm="ES256",
+                                                      headers={"kid": header["kid"], "typ": "revocation-push+jwt"}),
+        "an access token of the issuer's": token,  # signed by the issuer, but not a push
+        "garbage": "\x00\xff" * 10,
+    }
+    refused = [s["refused"] for s in push_status(stack)]
+    client = redis.Redis.from_url(own.url)
+    for message in messages.values():
+        assert client.publish("auth:revocations", message) == len(replicas)
+    client.close()
+    assert eventually(lambda: all(s["refused"] - n == len(messages)
+                                  for s, n in zip(push_status(stack), refused, strict=True)), timeout=5)
+    assert [stack.me(rep, token).status_code for rep in replicas] == [200, 200, 200]
+    stack.http.post(f"{stack.auth.url}/revoke", data={"token": token})  # the issuer's own push still works
+    assert eventually(lambda: all(stack.me(rep, token).status_code == 401 for rep in replicas), timeout=2)

@@ -60,6 +60,7 @@ def test_values_are_read_from_resource_prefixed_environment(monkeypatch):
         "audience": "reports-api",
         "replica_id": "r7",
         "jwks_min_refetch_interval": 20.0,
+        "revocation_snapshot_interval": 600.0,
         "revocation_poll_interval": 2.0,
         "revocation_push": False,
         "redis_url": "redis://127.0.0.1:6379/1",

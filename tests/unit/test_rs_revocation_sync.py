@@ -83,14 +83,15 @@ async def test_events_that_show_a_gap_ask_for_a_pull(client, clock):
     copy = RevocationList()
     copy.apply_pull({"feed": "F1", "cursor": 3, "snapshot": True, "entries": []}, NOW)
     sync = make_sync(copy, client, clock)
-    sync.handle_event("heartbeat", json.dumps({"feed": "F1", "cursor": 3}))
+    sync.handle_event("heartbeat", json.dumps({"feed": "F1", "cursor": 3, "time": NOW}))
     sync.handle_event("revocation", json.dumps(
         {"seq": 4, "kind": "jti", "value": "j-4", "before": None, "expires_at": NOW + 60}))
     sync.handle_event("ping", "whatever")
     assert not sync.pull_wanted
     for event, data in [
         ("heartbeat", json.dumps({"feed": "F1", "cursor": 9})),
-        ("heartbeat", json.dumps({"feed": "F2", "cursor": 4})),
+        ("heartbeat", json.dumps({"feed": "F2", "cursor": 4, "time": NOW})),
+        ("heartbeat", json.dumps({"feed": "F1", "cursor": 4})),  # vouches for no read time
         ("revocation", json.dumps({"seq": 6, "kind": "jti", "value": "j-6", "expires_at": NOW + 60})),
         ("revocation", "{not json"),
     ]:

@@ -67,10 +67,36 @@ def test_snapshot_of_another_feed_replaces_the_copy(copy):
     assert copy.is_revoked(token(jti="j-new"))
 
 
-def test_snapshot_of_the_same_feed_keeps_what_we_hold(copy):
-    copy.apply_pull(pull("F", 1, [entry(1, "jti", "j-1")], snapshot=True), NOW)
-    assert copy.cursor == 1
-    assert copy.is_revoked(token(sid="s-1"))
+def test_a_snapshot_is_authoritative_and_drops_what_the_feed_does_not_hold(copy):
+    assert copy.apply_push(entry(3, "sub", "victim", before=NOW + 1), NOW) is False  # a forged push
+    assert copy.is_revoked(token(sub="victim"))
+    copy.apply_pull(pull("F", 3, [entry(1, "jti", "j-1"), entry(2, "sid", "s-1")], snapshot=True), NOW)
+    assert not copy.is_revoked(token(sub="victim"))  # healed
+    assert copy.is_revoked(token(jti="j-1")) and copy.is_revoked(token(sid="s-1"))
+
+
+def test_a_paged_snapshot_answers_from_the_old_copy_until_its_last_page(copy):
+    first = {**pull("F", 1, [entry(1, "jti", "j-1")], snapshot=True), "more": True}
+    assert copy.apply_pull(first, NOW) is True
+    assert copy.is_revoked(token(sid="s-1"))  # not yet re-read: still held
+    assert copy.apply_push(entry(3, "jti", "j-3"), NOW) is True  # arrives mid-snapshot (a gap)
+    copy.apply_pull(pull("F", 2, [entry(2, "sid", "s-1")], snapshot=False), NOW)
+    assert copy.is_revoked(token(sid="s-1")) and copy.is_revoked(token(jti="j-1"))
+    assert copy.is_revoked(token(jti="j-3")), "a push during the snapshot survives the swap"
+
+
+def test_a_snapshot_is_asked_for_again_every_snapshot_interval():
+    copy = RevocationList(snapshot_interval=600)
+    copy.apply_pull(pull("F", 2, [], snapshot=True), NOW)
+    assert copy.pull_params(NOW + 599) == {"after": "2", "feed": "F"}
+    assert copy.pull_params(NOW + 600) == {}
+
+
+def test_a_heartbeat_vouches_for_its_read_time_not_its_arrival(copy):
+    assert copy.apply_heartbeat({"feed": "F", "cursor": 2, "time": NOW + 10}, NOW + 100) is False
+    assert copy.staleness(NOW + 100) == 90
+    assert copy.apply_heartbeat({"feed": "F", "cursor": 2, "time": NOW + 500}, NOW + 100) is False
+    assert copy.staleness(NOW + 100) == 0  # a clock ahead of ours vouches for no later than now
 
 
 def test_delta_for_another_feed_is_refused(copy):
