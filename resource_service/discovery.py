@@ -13,9 +13,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from ._bounded import fetch, parse_json
+
 __all__ = ["Metadata", "discover", "parse_metadata"]
 
 WELL_KNOWN = "/.well-known/oauth-authorization-server"
+MAX_METADATA_BYTES = 256 * 1024  # an issuer's metadata is a few KB
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,6 @@ def parse_metadata(document: Any, expected_issuer: str) -> Metadata:
 
 async def discover(client: httpx.AsyncClient, auth_url: str, expected_issuer: str) -> Metadata:
     """Fetch and check the issuer's metadata; raises `httpx.HTTPError` or `ValueError`."""
-    response = await client.get(auth_url + WELL_KNOWN)
+    response, content = await fetch(client, auth_url + WELL_KNOWN, max_bytes=MAX_METADATA_BYTES)
     response.raise_for_status()
-    return parse_metadata(response.json(), expected_issuer)
+    return parse_metadata(parse_json(content, "issuer metadata"), expected_issuer)

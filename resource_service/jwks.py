@@ -18,12 +18,16 @@ from typing import Any
 
 import httpx
 
+from ._bounded import fetch, parse_json
+
 from ._backoff import Backoff
 from .jose import Key, key_from_jwk
 
 __all__ = ["JwksCache"]
 
 logger = logging.getLogger(__name__)
+
+MAX_JWKS_BYTES = 1024 * 1024  # a key set of a few keys is a few KB; room for many
 
 _DEFAULT_MAX_AGE = 300.0  # when the issuer sends no Cache-Control max-age
 _LONGEST_MAX_AGE = 86_400.0
@@ -131,7 +135,7 @@ class JwksCache:
         self._attempted_at = self._clock()
         headers = {"If-None-Match": self._etag} if self._etag and self._keys else {}
         try:
-            response = await self._client.get(self._uri, headers=headers)
+            response, content = await fetch(self._client, self._uri, headers=headers, max_bytes=MAX_JWKS_BYTES)
             if response.status_code == 304 and self._keys:
                 self._confirm(response)
                 return "not_modified"
@@ -139,7 +143,7 @@ class JwksCache:
                 logger.warning("JWKS fetch answered %s; keeping the last key set",
                                response.status_code)
                 return "error"
-            keys = self._parse(response.json())
+            keys = self._parse(parse_json(content, "JWKS"))
         except (httpx.HTTPError, ValueError) as exc:
             logger.warning("JWKS fetch failed (%s); keeping the last key set", exc)
             return "error"

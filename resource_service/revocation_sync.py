@@ -10,18 +10,17 @@ restarted) is reconnected with capped backoff, forever.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
-from httpx_sse import SSEError, aconnect_sse
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from ._backoff import Backoff
+from ._bounded import fetch, parse_json, sse_events
 from .revocations import RevocationList
 
 __all__ = ["PUSH_AUDIENCE", "PUSH_LIFETIME", "PUSH_TYP", "RevocationSync"]
@@ -47,6 +46,8 @@ PULL_PAGE = 2000
 # for this long the connection is presumed dead and reopened.
 _STREAM_READ_TIMEOUT = 90.0
 _MAX_PUSH_BYTES = 16_384  # a signed entry or heartbeat is well under 2 KB
+_MAX_EVENT_BYTES = 16_384  # one SSE line or event: an entry or a heartbeat is a few hundred bytes
+_MAX_PAGE_BYTES = 16 * 1024 * 1024  # one pull page: 2,000 entries are about 400 KB, the issuer's cap 10,000
 
 
 class RevocationSync:
@@ -103,9 +104,10 @@ class RevocationSync:
             while True:
                 feed_before, cursor_before = self._revocations.feed, self._revocations.cursor
                 params = {**self._revocations.pull_params(self._clock()), "limit": str(PULL_PAGE)}
-                response = await self._client.get(self._list_uri, params=params)
+                response, content = await fetch(self._client, self._list_uri, params=params,
+                                                max_bytes=_MAX_PAGE_BYTES)
                 response.raise_for_status()
-                body = response.json()
+                body = parse_json(content, "revocation pull")
                 more = self._revocations.apply_pull(body, self._clock())
                 self.pulled += len(body["entries"])
                 if not more:
@@ -129,7 +131,7 @@ class RevocationSync:
         if event not in ("heartbeat", "revocation"):
             return
         try:
-            payload = json.loads(data)
+            payload = parse_json(data, "revocation event")
         except ValueError:
             logger.warning("revocation stream sent a %s that is not JSON", event)
             self.request_pull()
@@ -151,14 +153,18 @@ class RevocationSync:
         if self._redis is not None:
             return await self._listen_redis(self._redis)
         timeout = httpx.Timeout(10.0, read=_STREAM_READ_TIMEOUT)
-        async with aconnect_sse(self._client, "GET", self._stream_uri, timeout=timeout) as source:
-            source.response.raise_for_status()
+        headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
+        async with self._client.stream("GET", self._stream_uri, timeout=timeout, headers=headers) as response:
+            response.raise_for_status()
+            if response.headers.get("content-type", "").partition(";")[0].strip() != "text/event-stream":
+                raise ValueError("the revocation stream is not text/event-stream")
             self.push_connected = True
             self.request_pull()  # no backlog on the stream: catch up by pull
             handled = 0
             try:
-                async for sse in source.aiter_sse():
-                    self.handle_event(sse.event, sse.data)
+                async for event, data in sse_events(response.aiter_bytes(), max_line=_MAX_EVENT_BYTES,
+                                                    max_event=_MAX_EVENT_BYTES):
+                    self.handle_event(event, data)
                     handled += 1
             finally:
                 self.push_connected = False
@@ -208,7 +214,7 @@ class RevocationSync:
                 if await self.listen():
                     backoff.reset()  # it worked for a while: reconnect promptly
                 logger.info("revocation stream ended; reconnecting")
-            except (httpx.HTTPError, SSEError, RedisError, OSError) as exc:
+            except (httpx.HTTPError, ValueError, RedisError, OSError) as exc:
                 logger.warning("revocation push (%s) failed: %s", self.push_source, type(exc).__name__)
             except Exception:
                 logger.exception("revocation stream handler failed")
