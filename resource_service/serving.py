@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -137,7 +138,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._disarm()
         super().on_message_complete()
 
-    def _arm(self, seconds: float, expired: Any) -> None:
+    def _arm(self, seconds: float, expired: Callable[[], None]) -> None:
         self._disarm()
         self._deadline = self.loop.call_later(seconds, expired)
 
