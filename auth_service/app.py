@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.middleware.cors import CORSMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from resource_service.logs import RequestIdMiddleware
 
@@ -28,6 +29,7 @@ from .services import Services, services
 from .storage import SqlStore, Store, open_store
 from .storage.keyfiles import FileKeyStore
 from .storage.keystore import KeyStore, KeystoreError
+from .streams import StreamSlots
 from .tokens import TokenMinter
 
 if TYPE_CHECKING:
@@ -81,6 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.services = Services(
             settings=settings, store=store, keys=keys, minter=minter, hasher=hasher, feed=feed, revoker=revoker,
             grants=Grants(settings, store, minter, hasher, limiter, revoker, metrics=metrics), limiter=limiter,
+            streams=StreamSlots(settings.revocation_streams_max, settings.revocation_streams_per_address),
             redis=redis_client, metrics=metrics)
         tasks = [asyncio.create_task(feed.run(), name="revocation-feed"),
                  asyncio.create_task(_every(_KEY_RELOAD_EVERY, _key_keeper(keys, settings)), name="keys"),
@@ -98,7 +101,9 @@ def create_app(settings: Settings) -> FastAPI:
                 await redis_client.aclose()
             await store.close()
 
-    app = FastAPI(title="auth-service", version="0.1.0", lifespan=lifespan,
+    # No slash redirects: Starlette builds them from the request's Host, so `POST /token/` with
+    # `Host: evil.example` would send the client (and its credentials) there.
+    app = FastAPI(title="auth-service", version="0.1.0", lifespan=lifespan, redirect_slashes=False,
                   description="Issues signed JWT access and refresh tokens; see docs/wire.md.")
     install_handlers(app)
     if settings.cors_origins:
@@ -127,6 +132,10 @@ def create_app(settings: Settings) -> FastAPI:
     # and the one timing of each request feeds both the access line and the latency histogram.
     app.add_middleware(RequestIdMiddleware, access_log=settings.access_log, logger="auth_service.access",
                        observe=timer)
+    if settings.trusted_proxies:
+        # Outermost of all: the client address every limit and log line sees is the forwarded one,
+        # believed only from these peers (uvicorn's own proxy_headers is off, see resource_service.serving).
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     return app
 
 

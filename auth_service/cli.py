@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from resource_service.logs import configure_logging
+from resource_service.serving import ServerConfig, limits_of, raise_open_file_limit
 
 from .config import Settings
 from .passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, MIN_SECRET_LENGTH, hash_sync
@@ -111,9 +112,9 @@ def _serve(args: argparse.Namespace) -> None:
     app = create_app(settings)
     # log_config=None: uvicorn's loggers go through our handler (configure_logging), and its
     # access log stays off: ours (AUTH_ACCESS_LOG) leaves out the query string.
-    config = uvicorn.Config(app, host=args.host, port=args.port, loop="uvloop", http="httptools",
-                            access_log=False, timeout_graceful_shutdown=3, log_config=None,
-                            log_level=settings.log_level.lower())
+    config = ServerConfig(app, limits=limits_of(settings), host=args.host, port=args.port, access_log=False,
+                          timeout_graceful_shutdown=3, log_config=None, log_level=settings.log_level.lower())
+    raise_open_file_limit()
     _Server(config, app).run()
 
 

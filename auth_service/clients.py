@@ -20,6 +20,7 @@ from urllib.parse import unquote_plus
 from fastapi import Request
 
 from .errors import InvalidClient, InvalidRequest
+from .forms import has_control_characters
 from .passwords import PasswordHasher
 from .ratelimit import LoginLimiter, reserve_or_refuse
 from .storage import Client, Store
@@ -98,4 +99,7 @@ def _basic_credentials(request: Request) -> tuple[str, str] | None:
     client_id, sep, secret = decoded.partition(":")
     if not sep:
         raise InvalidClient("malformed HTTP Basic credentials", basic=True)
-    return unquote_plus(client_id), unquote_plus(secret)
+    client_id, secret = unquote_plus(client_id), unquote_plus(secret)
+    if has_control_characters(client_id) or has_control_characters(secret):  # the form's rule
+        raise InvalidClient("malformed HTTP Basic credentials", basic=True)
+    return client_id, secret

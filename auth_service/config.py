@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Literal
@@ -109,6 +110,34 @@ class Settings(BaseSettings):
         True, description="One log line per request (method, path without the query, status, duration_ms, "
         "request_id)."
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="Addresses or networks (JSON list, e.g. `[\"10.0.0.5\", \"10.1.0.0/16\"]`) "
+        "of the balancers whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed; default: none, "
+        "the client address is the connection's peer."
+    )
+    http_header_timeout: float = Field(
+        10.0, gt=0, le=300, description="Seconds a connection has to send a request's headers (slow clients "
+        "get 408 and are closed)."
+    )
+    http_body_timeout: float = Field(
+        30.0, gt=0, le=3600, description="Seconds a request has, after its headers, to send its whole body; "
+        "a stalled body is closed."
+    )
+    http_max_header_bytes: int = Field(
+        16_384, ge=1_024, le=1_048_576, description="Largest request line and headers together, bytes; "
+        "larger requests get 431."
+    )
+    http_limit_concurrency: int = Field(
+        1_000, ge=2, description="Open connections (push streams included) before new requests get 503."
+    )
+    http_backlog: int = Field(2_048, ge=1, description="Connections the kernel queues before accepting them.")
+    revocation_streams_max: int = Field(
+        256, ge=1, description="Push streams (`GET /revocations/stream`) open at once; beyond, 429 "
+        "with Retry-After. Must stay below AUTH_HTTP_LIMIT_CONCURRENCY."
+    )
+    revocation_streams_per_address: int = Field(
+        16, ge=1, description="Push streams open at once from one client address; beyond, 429 with Retry-After."
+    )
 
     @field_validator("issuer")
     @classmethod
@@ -116,6 +145,20 @@ class Settings(BaseSettings):
         if not value.startswith(("https://", "http://")) or "?" in value or "#" in value:
             raise ValueError("issuer must be an http(s) URL without query or fragment")
         return value.rstrip("/")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_network(item, strict=False)  # ValueError names the bad entry
+        return value
+
+    @model_validator(mode="after")
+    def _streams_leave_room(self) -> Settings:
+        if self.revocation_streams_max >= self.http_limit_concurrency:
+            raise ValueError("revocation_streams_max must stay below http_limit_concurrency, "
+                             "or streams alone could fill every connection")
+        return self
 
     @model_validator(mode="after")
     def _lifetimes_fit_rotation(self) -> Settings:

@@ -10,8 +10,9 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from resource_service.logs import current_request_id
 
@@ -19,6 +20,8 @@ from .storage.unavailable import CANDIDATES as STORAGE_FAILURES
 from .storage.unavailable import database_unavailable
 
 log = logging.getLogger("auth_service")
+
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for a request whose client went away
 
 
 class OAuthError(Exception):
@@ -98,6 +101,15 @@ class RateLimited(OAuthError):
         super().__init__(description, headers={"Retry-After": str(max(1, retry_after))})
 
 
+class TooManyStreams(OAuthError):
+    error = "temporarily_unavailable"
+    status_code = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("too many revocation streams open; pull /revocations meanwhile",
+                         headers={"Retry-After": str(retry_after)})
+
+
 class Unavailable(OAuthError):
     error = "temporarily_unavailable"
     status_code = 503
@@ -127,6 +139,13 @@ def install_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_request")
         return JSONResponse({"error": code, "error_description": str(exc.detail)}, status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, _: ClientDisconnect) -> Response:
+        # The client hung up before its body was read: nobody reads an answer. 499 is nginx's
+        # "client closed request", so the access line and the metrics tell it from a failure.
+        log.debug("client disconnected during %s %s", request.method, request.url.path)
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

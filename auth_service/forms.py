@@ -42,10 +42,15 @@ async def read_form(request: Request) -> dict[str, str]:
             raise InvalidRequest(f"parameter {name!r} repeated"[:100])
         if len(value) > MAX_VALUE:
             raise InvalidRequest(f"parameter {name!r} too long"[:100])
-        if any(ord(c) < 0x20 and c not in "\t" or c == "\x7f" for c in value):
+        if has_control_characters(value):
             raise InvalidRequest(f"parameter {name!r} contains control characters"[:100])
         params[name] = value
     return params
+
+
+def has_control_characters(value: str) -> bool:
+    """C0 controls but tab, and DEL: never in a parameter, and NUL is refused by PostgreSQL."""
+    return any(ord(c) < 0x20 and c != "\t" or c == "\x7f" for c in value)
 
 
 def require(params: dict[str, str], name: str) -> str:

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from .app import create_app
 from .config import ResourceSettings
 from .logs import configure_logging
+from .serving import ServerConfig, limits_of, raise_open_file_limit
 
 __all__ = ["main", "server_config"]
 
@@ -50,14 +51,13 @@ def settings_from_args(args: argparse.Namespace) -> ResourceSettings:
 
 
 def server_config(settings: ResourceSettings) -> uvicorn.Config:
-    """One worker on uvloop and httptools, no uvicorn access log: ours (RESOURCE_ACCESS_LOG)
-    leaves the query string out, and stays off by default on the hot path."""
-    return uvicorn.Config(
+    """One worker on uvloop and httptools (guarded: see `serving`), no uvicorn access log: ours
+    (RESOURCE_ACCESS_LOG) leaves the query string out, and stays off by default on the hot path."""
+    return ServerConfig(
         create_app(settings),
+        limits=limits_of(settings),
         host=settings.host,
         port=settings.port,
-        loop="uvloop",
-        http="httptools",
         workers=1,
         lifespan="on",
         access_log=False,
@@ -81,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_format, settings.log_level)
     # uvicorn handles SIGTERM and SIGINT: stop accepting, finish open requests,
     # run the lifespan shutdown (which stops the verifier's background tasks).
+    raise_open_file_limit()
     uvicorn.Server(server_config(settings)).run()
     return 0
 

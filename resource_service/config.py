@@ -109,6 +109,22 @@ class ResourceSettings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Interface `resource-service serve` binds.")
     port: int = Field(default=8001, ge=1, le=65535, description="Port `resource-service serve` binds.")
+    http_header_timeout: float = Field(
+        default=10.0, gt=0, le=300,
+        description="Seconds a connection has to send a request's headers (slow clients get 408 and are closed).",
+    )
+    http_body_timeout: float = Field(
+        default=30.0, gt=0, le=3600,
+        description="Seconds a request has, after its headers, to send its whole body; a stalled body is closed.",
+    )
+    http_max_header_bytes: int = Field(
+        default=16_384, ge=1_024, le=1_048_576,
+        description="Largest request line and headers together, bytes; larger requests get 431.",
+    )
+    http_limit_concurrency: int = Field(
+        default=1_000, ge=1, description="Open connections before new requests get 503.",
+    )
+    http_backlog: int = Field(default=2_048, ge=1, description="Connections the kernel queues before accepting them.")
 
     @field_validator("auth_url", "issuer")
     @classmethod

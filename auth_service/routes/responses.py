@@ -21,7 +21,8 @@ _ERROR_CODES: dict[int, list[str]] = {
 _DESCRIPTIONS = {
     400: "Refused: the request is malformed or the grant is invalid (RFC 6749 section 5.2)",
     401: "Client authentication failed, or the bearer token is missing or invalid",
-    429: "Too many failed logins or client secrets; retry after `Retry-After` seconds",
+    429: "Too many failed logins or client secrets, or too many open push streams; "
+         "retry after `Retry-After` seconds",
     503: "Busy; retry after `Retry-After` seconds",
 }
 _RETRY_AFTER = {"Retry-After": {"required": True, "description": "Seconds to wait before retrying",

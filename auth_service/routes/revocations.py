@@ -5,14 +5,21 @@ Public like a JWKS or an X.509 CRL: entries carry opaque ids and times, nothing 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
+from ..errors import TooManyStreams
 from ..revocation import PAGE_LIMIT
 from ..services import services
 from .responses import REVOCATION_PULL, errors, ok
 
 router = APIRouter(tags=["revocation"])
+
+STREAM_RETRY_AFTER = 10  # seconds; meanwhile a replica pulls, as it does whenever push is down
 
 
 @router.get("/revocations", summary="Revocation entries after a cursor, or a full snapshot",
@@ -29,7 +36,26 @@ async def pull(request: Request,
 @router.get("/revocations/stream", summary="Server-sent events: new entries and heartbeats",
             response_class=StreamingResponse,
             responses={200: {"description": "`heartbeat` and `revocation` events (docs/wire.md, \"Push\")",
-                             "content": {"text/event-stream": {"schema": {"type": "string"}}}}})
+                             "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                       **errors(429)})
 async def stream(request: Request) -> StreamingResponse:
-    return StreamingResponse(services(request).feed.subscribe(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    s = services(request)
+    address = request.client.host if request.client else "unknown"
+    if not s.streams.take(address):
+        raise TooManyStreams(STREAM_RETRY_AFTER)
+    return _HeldStream(s.feed.subscribe(), release=lambda: s.streams.give_back(address),
+                       media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+class _HeldStream(StreamingResponse):
+    """A stream that gives its slot back however it ends (client gone, shutdown, error)."""
+
+    def __init__(self, *args: Any, release: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()

@@ -45,13 +45,14 @@ def issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """alice logs in throughout; victim gets locked out at one address;
     svc is a confidential client.
 
-    Each request comes from an address of its own, as through the balancer (uvicorn takes
-    X-Forwarded-For from a loopback peer), so the per-address limit can be small here without
-    starving the other tests; the spraying test sends from one fixed address.
+    Each request comes from an address of its own, as through a balancer on loopback (trusted
+    with AUTH_TRUSTED_PROXIES), so the per-address limit can be small here without starving the
+    other tests; the spraying test sends from one fixed address.
     """
     stack = Stack(tmp_path_factory.mktemp("attack-token"))
     try:
-        stack.start_auth(AUTH_LOGIN_MAX_FAILURES=str(MAX_FAILURES), AUTH_LOGIN_MAX_ATTEMPTS_PER_IP=str(MAX_PER_ADDRESS))
+        stack.start_auth(AUTH_LOGIN_MAX_FAILURES=str(MAX_FAILURES), AUTH_LOGIN_MAX_ATTEMPTS_PER_IP=str(MAX_PER_ADDRESS),
+                         AUTH_TRUSTED_PROXIES='["127.0.0.1"]')
         with concurrent.futures.ThreadPoolExecutor() as pool:  # each is a Python start and a hash
             added = [pool.submit(stack.add_user, name) for name in ("alice", "victim")]
             added.append(pool.submit(stack.add_client, "svc", "svc-secret-of-at-least-32-characters", scope="reports:read"))

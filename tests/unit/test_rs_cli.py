@@ -10,6 +10,7 @@ import pytest
 import uvicorn
 
 from resource_service import cli
+from resource_service.serving import GuardedHttpToolsProtocol
 
 
 @pytest.fixture(autouse=True)
@@ -56,12 +57,15 @@ def test_invalid_settings_exit_with_a_message_instead_of_a_traceback(capsys):
     assert "invalid settings" in capsys.readouterr().err
 
 
-def test_server_runs_one_uvloop_httptools_worker_without_access_log():
+def test_server_runs_one_uvloop_guarded_httptools_worker_without_access_log_or_proxy_headers():
     args = cli._parser().parse_args(["serve", "--auth-url", "http://a:1", "--port", "8123", "--host", "127.0.0.2"])
     config = cli.server_config(cli.settings_from_args(args))
     assert isinstance(config, uvicorn.Config)
     assert (config.host, config.port, config.workers) == ("127.0.0.2", 8123, 1)
-    assert (config.loop, config.http, config.access_log, config.lifespan) == ("uvloop", "httptools", False, "on")
+    assert (config.loop, config.http, config.access_log, config.lifespan) == (
+        "uvloop", GuardedHttpToolsProtocol, False, "on")
+    assert config.proxy_headers is False  # X-Forwarded-For from loopback is not the client
+    assert (config.limit_concurrency, config.backlog) == (1_000, 2_048)
     assert config.timeout_graceful_shutdown is not None
 
 

@@ -32,6 +32,8 @@ def test_defaults():
     assert (settings.host, settings.port) == ("127.0.0.1", 8001)
     assert settings.replica_id  # hostname-pid
     assert (settings.log_format, settings.log_level, settings.access_log) == ("auto", "INFO", False)
+    assert (settings.http_header_timeout, settings.http_body_timeout, settings.http_max_header_bytes) == (
+        10.0, 30.0, 16_384)
 
 
 def test_values_are_read_from_resource_prefixed_environment(monkeypatch):
@@ -53,6 +55,11 @@ def test_values_are_read_from_resource_prefixed_environment(monkeypatch):
     monkeypatch.setenv("RESOURCE_ACCESS_LOG", "true")
     monkeypatch.setenv("RESOURCE_HOST", "0.0.0.0")
     monkeypatch.setenv("RESOURCE_PORT", "9000")
+    monkeypatch.setenv("RESOURCE_HTTP_HEADER_TIMEOUT", "5")
+    monkeypatch.setenv("RESOURCE_HTTP_BODY_TIMEOUT", "6")
+    monkeypatch.setenv("RESOURCE_HTTP_MAX_HEADER_BYTES", "8192")
+    monkeypatch.setenv("RESOURCE_HTTP_LIMIT_CONCURRENCY", "100")
+    monkeypatch.setenv("RESOURCE_HTTP_BACKLOG", "64")
     settings = ResourceSettings()
     assert settings.model_dump() == {
         "auth_url": AUTH,
@@ -74,6 +81,11 @@ def test_values_are_read_from_resource_prefixed_environment(monkeypatch):
         "access_log": True,
         "host": "0.0.0.0",
         "port": 9000,
+        "http_header_timeout": 5.0,
+        "http_body_timeout": 6.0,
+        "http_max_header_bytes": 8192,
+        "http_limit_concurrency": 100,
+        "http_backlog": 64,
     }
     assert settings.expected_issuer == "https://auth.example"
 
