@@ -29,7 +29,7 @@ from .services import Services, services
 from .storage import SqlStore, Store, open_store
 from .storage.keyfiles import FileKeyStore
 from .storage.keystore import KeyStore, KeystoreError
-from .streams import StreamSlots
+from .streams import PullBudget, StreamSlots
 from .tokens import TokenMinter
 
 if TYPE_CHECKING:
@@ -84,6 +84,7 @@ def create_app(settings: Settings) -> FastAPI:
             settings=settings, store=store, keys=keys, minter=minter, hasher=hasher, feed=feed, revoker=revoker,
             grants=Grants(settings, store, minter, hasher, limiter, revoker, metrics=metrics), limiter=limiter,
             streams=StreamSlots(settings.revocation_streams_max, settings.revocation_streams_per_address),
+            pull_budget=PullBudget(settings.revocation_pull_budget),
             redis=redis_client, metrics=metrics)
         tasks = [asyncio.create_task(feed.run(), name="revocation-feed"),
                  asyncio.create_task(_every(_KEY_RELOAD_EVERY, _key_keeper(keys, settings)), name="keys"),

@@ -131,6 +131,11 @@ class Settings(BaseSettings):
         1_000, ge=2, description="Open connections (push streams included) before new requests get 503."
     )
     http_backlog: int = Field(2_048, ge=1, description="Connections the kernel queues before accepting them.")
+    revocation_pull_budget: int = Field(
+        1_000_000, ge=10_000, description="Revocation entries per client address (IPv6: per /64) and minute "
+        "that the issuer renders for pull pages not in its page cache; cached pages are free. Beyond it, "
+        "429 with Retry-After. A fleet at one cursor asks for the same pages, each rendered once per feed head."
+    )
     revocation_streams_max: int = Field(
         256, ge=1, description="Push streams (`GET /revocations/stream`) open at once; beyond, 429 "
         "with Retry-After. Must stay below AUTH_HTTP_LIMIT_CONCURRENCY."

@@ -14,7 +14,7 @@ from .passwords import PasswordHasher
 from .ratelimit import LoginLimiter
 from .revocation import RevocationFeed, Revoker
 from .storage import Store
-from .streams import StreamSlots
+from .streams import PullBudget, StreamSlots
 from .tokens import TokenMinter
 
 if TYPE_CHECKING:
@@ -33,6 +33,7 @@ class Services:
     grants: Grants
     limiter: LoginLimiter  # logins, and client secrets guessed at any endpoint
     streams: StreamSlots  # open revocation push streams
+    pull_budget: PullBudget  # revocation pull pages rendered per address
     redis: Any = None  # redis.asyncio.Redis when AUTH_REDIS_URL is set
     metrics: AuthMetrics | None = None  # None when AUTH_METRICS_ENABLED is false
 

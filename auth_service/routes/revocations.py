@@ -9,11 +9,12 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from ..errors import TooManyStreams
-from ..revocation import PAGE_LIMIT
+from ..errors import TooManyPulls, TooManyStreams
+from ..ratelimit import address_bucket
+from ..revocation import PAGE_DEFAULT, PAGE_LIMIT
 from ..services import services
 from .responses import REVOCATION_PULL, errors, ok
 
@@ -23,14 +24,18 @@ STREAM_RETRY_AFTER = 10  # seconds; meanwhile a replica pulls, as it does whenev
 
 
 @router.get("/revocations", summary="Revocation entries after a cursor, or a full snapshot",
-            responses={**ok(REVOCATION_PULL), **errors(400, 503)})
+            responses={**ok(REVOCATION_PULL), **errors(400, 429, 503)})
 async def pull(request: Request,
                after: int | None = Query(None, ge=0, le=2**62, description="cursor of the last entry applied"),
                feed: str | None = Query(None, max_length=64, description="the feed id the cursor belongs to"),
-               limit: int = Query(PAGE_LIMIT, ge=1, le=PAGE_LIMIT, description="most entries in this answer"),
-               ) -> JSONResponse:
-    body = await services(request).feed.pull(after, feed, limit)
-    return JSONResponse(body, headers={"Cache-Control": "no-cache"})
+               limit: int = Query(PAGE_DEFAULT, ge=1, le=PAGE_LIMIT, description="most entries in this answer"),
+               ) -> Response:
+    s = services(request)
+    address = address_bucket(request.client.host if request.client else "unknown")
+    body = await s.feed.pull_rendered(after, feed, limit, may_render=lambda n: s.pull_budget.spend(address, n))
+    if body is None:
+        raise TooManyPulls(s.pull_budget.retry_after(address))
+    return Response(body, media_type="application/json", headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/revocations/stream", summary="Server-sent events: new entries and heartbeats",
@@ -40,7 +45,7 @@ async def pull(request: Request,
                        **errors(429)})
 async def stream(request: Request) -> StreamingResponse:
     s = services(request)
-    address = request.client.host if request.client else "unknown"
+    address = address_bucket(request.client.host if request.client else "unknown")
     if not s.streams.take(address):
         raise TooManyStreams(STREAM_RETRY_AFTER)
     return _HeldStream(s.feed.subscribe(), release=lambda: s.streams.give_back(address),
