@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from resource_service.config import plain_http_off_loopback
 from resource_service.logs import LogFormat, LogLevel
 
 SigningAlg = Literal["RS256", "ES256", "EdDSA"]
@@ -34,6 +35,10 @@ class Settings(BaseSettings):
         "http://127.0.0.1:8000",
         description="Public base URL of this service; every URL in the metadata is built from it. "
         "When unset, `auth-service serve` uses `http://HOST:PORT` of its --host and --port.",
+    )
+    allow_insecure_issuer: bool = Field(
+        False, description="Accept an `http://` issuer on a host other than loopback (127.0.0.0/8, ::1, "
+        "localhost): replicas would then fetch keys and revocations unprotected. Off: refused."
     )
     audience: str = Field("api", description="The `aud` of access tokens: the resource servers' identifier.")
     data_dir: Path = Field(Path("data"), description="Directory of the embedded SQLite database.")
@@ -101,6 +106,15 @@ class Settings(BaseSettings):
         if not value.startswith(("https://", "http://")) or "?" in value or "#" in value:
             raise ValueError("issuer must be an http(s) URL without query or fragment")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _issuer_is_protected(self) -> Settings:
+        if plain_http_off_loopback(self.issuer) and not self.allow_insecure_issuer:
+            raise ValueError(
+                "AUTH_ISSUER is plain http:// on a host that is not loopback: use https, "
+                "or set AUTH_ALLOW_INSECURE_ISSUER=true"
+            )
+        return self
 
     @model_validator(mode="after")
     def _lifetimes_fit_rotation(self) -> Settings:
