@@ -15,6 +15,7 @@ from resource_service.logs import LogFormat, LogLevel
 SigningAlg = Literal["RS256", "ES256", "EdDSA"]
 
 KEYSTORE_RELOAD_MARGIN = 2  # seconds; instances re-read the keystore every second
+MIN_PASSPHRASE_LENGTH = 16  # characters of AUTH_KEYS_PASSPHRASE
 
 
 def _cores() -> int:
@@ -47,7 +48,8 @@ class Settings(BaseSettings):
     )
     keys_dir: Path = Field(Path("keys"), description="Directory of the signing keystore.")
     keys_passphrase: SecretStr | None = Field(
-        None, description="When set, private keys are stored encrypted with it (PKCS#8, best available)."
+        None, description="When set, private keys are stored encrypted with it: scrypt derives the "
+        "key-encryption key, AES-256-GCM seals the key (keys/README.md). At least 16 characters."
     )
     signing_alg: SigningAlg = Field("RS256", description="Algorithm of newly generated signing keys.")
     access_token_ttl: int = Field(900, ge=30, le=86_400, description="Access token lifetime, seconds.")
@@ -106,6 +108,13 @@ class Settings(BaseSettings):
         if not value.startswith(("https://", "http://")) or "?" in value or "#" in value:
             raise ValueError("issuer must be an http(s) URL without query or fragment")
         return value.rstrip("/")
+
+    @field_validator("keys_passphrase")
+    @classmethod
+    def _passphrase_is_long(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_PASSPHRASE_LENGTH:
+            raise ValueError(f"AUTH_KEYS_PASSPHRASE must be at least {MIN_PASSPHRASE_LENGTH} characters")
+        return value
 
     @model_validator(mode="after")
     def _issuer_is_protected(self) -> Settings:

@@ -34,3 +34,12 @@ def test_the_insecure_opt_in_is_read_from_the_environment(monkeypatch):
     monkeypatch.setenv("AUTH_ISSUER", "http://auth.internal:8000")
     monkeypatch.setenv("AUTH_ALLOW_INSECURE_ISSUER", "true")
     assert Settings().issuer == "http://auth.internal:8000"
+
+
+def test_a_keys_passphrase_under_16_characters_is_refused_naming_the_setting():
+    with pytest.raises(ValidationError, match="AUTH_KEYS_PASSPHRASE must be at least 16 characters"):
+        Settings(keys_passphrase="a")
+    with pytest.raises(ValidationError, match="AUTH_KEYS_PASSPHRASE"):
+        Settings(keys_passphrase="fifteen chars!!")
+    assert Settings(keys_passphrase="sixteen chars!!!").keys_passphrase is not None
+    assert Settings().keys_passphrase is None
