@@ -123,10 +123,11 @@ def create_app(settings: Settings) -> FastAPI:
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
     timer = install_metrics(app, metrics) if metrics is not None else None  # GET /metrics
-    # Added last, so outermost: every log line of a request (a CORS preflight's too) carries its id,
-    # and the one timing of each request feeds both the access line and the latency histogram.
+    # Added last, so outermost: every log line of a request (a CORS preflight's too) carries its id
+    # and the client address (security events above all), and the one timing of each request feeds
+    # both the access line and the latency histogram.
     app.add_middleware(RequestIdMiddleware, access_log=settings.access_log, logger="auth_service.access",
-                       observe=timer)
+                       observe=timer, client_address=True)
     return app
 
 
