@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.middleware.cors import CORSMiddleware
 
+from resource_service.apidocs import install_docs
 from resource_service.logs import RequestIdMiddleware
 
 from .config import Settings
@@ -98,8 +99,9 @@ def create_app(settings: Settings) -> FastAPI:
                 await redis_client.aclose()
             await store.close()
 
-    app = FastAPI(title="auth-service", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="auth-service", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Issues signed JWT access and refresh tokens; see docs/wire.md.")
+    install_docs(app)  # Swagger UI and ReDoc from the package, not a CDN
     install_handlers(app)
     if settings.cors_origins:
         # Swagger UI's token request sends X-Requested-With; without it the preflight fails.

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .apidocs import STATIC_PATHS
 from .errors import AuthError, InvalidRequest, MissingCredentials, render
 from .jose import MAX_TOKEN_LENGTH
 
@@ -20,7 +21,7 @@ __all__ = ["BearerAuthMiddleware", "ReplicaIdMiddleware", "TokenVerifier", "bear
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_EXEMPT = ("/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc")
+DEFAULT_EXEMPT = ("/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc", *STATIC_PATHS)
 
 # RFC 6750 section 2.1: credentials = "Bearer" 1*SP b64token, where
 # b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=";
