@@ -30,7 +30,9 @@ class Settings(BaseSettings):
     that would make the service insecure are refused at start-up rather than tolerated.
     """
 
-    model_config = SettingsConfigDict(env_prefix="AUTH_", extra="ignore")
+    # hide_input_in_errors: a refused value (or, for a check across fields, every value) would
+    # be echoed in the error, and the passphrase or a Redis password with it.
+    model_config = SettingsConfigDict(env_prefix="AUTH_", extra="ignore", hide_input_in_errors=True)
 
     issuer: str = Field(
         "http://127.0.0.1:8000",

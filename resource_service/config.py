@@ -51,7 +51,8 @@ def _default_replica_id() -> str:
 class ResourceSettings(BaseSettings):
     """One replica's configuration; see the configuration reference for each name."""
 
-    model_config = SettingsConfigDict(env_prefix="RESOURCE_", extra="forbid")
+    # hide_input_in_errors: a check across fields would echo every value, a Redis password too.
+    model_config = SettingsConfigDict(env_prefix="RESOURCE_", extra="forbid", hide_input_in_errors=True)
 
     auth_url: str = Field(description="Base URL at which this replica reaches the issuer.")
     issuer: str | None = Field(

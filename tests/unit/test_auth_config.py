@@ -43,3 +43,12 @@ def test_a_keys_passphrase_under_16_characters_is_refused_naming_the_setting():
         Settings(keys_passphrase="fifteen chars!!")
     assert Settings(keys_passphrase="sixteen chars!!!").keys_passphrase is not None
     assert Settings().keys_passphrase is None
+
+
+@pytest.mark.parametrize("values", [{"keys_passphrase": "short-secret"},
+                                    {"issuer": "http://auth.example", "keys_passphrase": "a-long-enough-secret"}],
+                         ids=["the refused passphrase", "another refused value"])
+def test_a_refusal_never_echoes_the_passphrase(values):
+    with pytest.raises(ValidationError) as refused:
+        Settings(**values)
+    assert values["keys_passphrase"] not in str(refused.value)

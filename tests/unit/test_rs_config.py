@@ -148,3 +148,9 @@ def test_internal_http_address_is_fine_when_the_issuer_is_https():
     # the internal address cannot redirect trust.
     settings = ResourceSettings(auth_url="http://auth.internal:8000", issuer="https://auth.example")
     assert settings.expected_issuer == "https://auth.example"
+
+
+def test_a_refusal_never_echoes_a_redis_password():
+    with pytest.raises(ValidationError) as refused:
+        ResourceSettings(auth_url="http://auth.example", redis_url="redis://:hunter2-secret@redis:6379/0")
+    assert "hunter2-secret" not in str(refused.value)
