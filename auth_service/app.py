@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from fastapi.middleware.cors import CORSMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from resource_service.apidocs import install_docs
 from resource_service.logs import RequestIdMiddleware
 
 from .config import Settings
@@ -105,7 +106,9 @@ def create_app(settings: Settings) -> FastAPI:
     # No slash redirects: Starlette builds them from the request's Host, so `POST /token/` with
     # `Host: evil.example` would send the client (and its credentials) there.
     app = FastAPI(title="auth-service", version="0.1.0", lifespan=lifespan, redirect_slashes=False,
+                  docs_url=None, redoc_url=None,
                   description="Issues signed JWT access and refresh tokens; see docs/wire.md.")
+    install_docs(app)  # Swagger UI and ReDoc from the package, not a CDN
     install_handlers(app)
     if settings.cors_origins:
         # Swagger UI's token request sends X-Requested-With; without it the preflight fails.
@@ -129,10 +132,11 @@ def create_app(settings: Settings) -> FastAPI:
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
     timer = install_metrics(app, metrics) if metrics is not None else None  # GET /metrics
-    # Added last, so outermost: every log line of a request (a CORS preflight's too) carries its id,
-    # and the one timing of each request feeds both the access line and the latency histogram.
+    # Added last, so outermost: every log line of a request (a CORS preflight's too) carries its id
+    # and the client address (security events above all), and the one timing of each request feeds
+    # both the access line and the latency histogram.
     app.add_middleware(RequestIdMiddleware, access_log=settings.access_log, logger="auth_service.access",
-                       observe=timer)
+                       observe=timer, client_address=True)
     if settings.trusted_proxies:
         # Outermost of all: the client address every limit and log line sees is the forwarded one,
         # believed only from these peers (uvicorn's own proxy_headers is off, see resource_service.serving).

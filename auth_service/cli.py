@@ -105,7 +105,7 @@ def _serve(args: argparse.Namespace) -> None:
 
     settings = Settings()
     if "issuer" not in settings.model_fields_set:
-        settings = settings.model_copy(update={"issuer": f"http://{args.host}:{args.port}"})
+        settings = Settings(issuer=f"http://{args.host}:{args.port}")  # validated: loopback or refused
     # A schema that needs `db upgrade` or a keystore that cannot be read is said plainly,
     # in one line, before serving.
     _with_keys(lambda keys: keys.reload_if_changed(), settings)

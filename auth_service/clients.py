@@ -34,18 +34,38 @@ PUBLIC_CLIENT = "public"  # client_id of a caller that does not identify itself 
 MAX_CLIENT_ID = 128  # characters, for public and confidential clients alike
 
 
+INTROSPECT_SCOPE = "introspect"  # a confidential client registered with it may introspect any token
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
     client_id: str
     client: Client | None  # None: a public client, not authenticated
+    # A caller that named a confidential client without its secret, where that is answered
+    # as for an unknown id (`/revoke`): it owns no token.
+    unproven: bool = False
 
     @property
     def confidential(self) -> bool:
         return self.client is not None
 
+    @property
+    def may_introspect_any(self) -> bool:
+        return self.client is not None and INTROSPECT_SCOPE in self.client.scope.split()
+
+    def owns(self, claims: dict[str, object]) -> bool:
+        """True if the token these claims come from was issued to this caller."""
+        return not self.unproven and claims.get("client_id") == self.client_id
+
 
 async def authenticate(request: Request, params: dict[str, str], store: Store, hasher: PasswordHasher,
-                       limiter: LoginLimiter, *, metrics: AuthMetrics | None = None) -> Caller:
+                       limiter: LoginLimiter, *, metrics: AuthMetrics | None = None,
+                       hide_confidential: bool = False) -> Caller:
+    """The caller of a client-authenticated endpoint; raises `InvalidClient` or `InvalidRequest`.
+
+    `hide_confidential`: a confidential client id sent without a secret is answered as an
+    unknown id would be (an unproven public caller), so the endpoint does not tell which
+    ids are confidential."""
     basic = _basic_credentials(request)
     if basic == ("", ""):  # Swagger UI's default "Authorization header" when no client was typed:
         basic = None  # it names no client, so the caller is public, as if it sent no header
@@ -61,9 +81,9 @@ async def authenticate(request: Request, params: dict[str, str], store: Store, h
         if len(client_id) > MAX_CLIENT_ID:  # no such client; and its tokens would outgrow what we accept back
             raise InvalidClient("client authentication failed")
         client = await store.client(client_id)
-        if client is not None:  # a confidential client must prove who it is
+        if client is not None and not hide_confidential:  # a confidential client must prove who it is
             raise InvalidClient("client authentication required")
-        return Caller(client_id=client_id, client=None)
+        return Caller(client_id=client_id, client=None, unproven=client is not None)
     if not client_id or len(client_id) > MAX_CLIENT_ID or len(secret) > 1024:
         raise InvalidClient("client authentication failed", basic=basic is not None)
     address = request.client.host if request.client else "unknown"

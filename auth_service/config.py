@@ -10,11 +10,13 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from resource_service.config import plain_http_off_loopback
 from resource_service.logs import LogFormat, LogLevel
 
 SigningAlg = Literal["RS256", "ES256", "EdDSA"]
 
 KEYSTORE_RELOAD_MARGIN = 2  # seconds; instances re-read the keystore every second
+MIN_PASSPHRASE_LENGTH = 16  # characters of AUTH_KEYS_PASSPHRASE
 
 
 def _cores() -> int:
@@ -29,12 +31,18 @@ class Settings(BaseSettings):
     that would make the service insecure are refused at start-up rather than tolerated.
     """
 
-    model_config = SettingsConfigDict(env_prefix="AUTH_", extra="ignore")
+    # hide_input_in_errors: a refused value (or, for a check across fields, every value) would
+    # be echoed in the error, and the passphrase or a Redis password with it.
+    model_config = SettingsConfigDict(env_prefix="AUTH_", extra="ignore", hide_input_in_errors=True)
 
     issuer: str = Field(
         "http://127.0.0.1:8000",
         description="Public base URL of this service; every URL in the metadata is built from it. "
         "When unset, `auth-service serve` uses `http://HOST:PORT` of its --host and --port.",
+    )
+    allow_insecure_issuer: bool = Field(
+        False, description="Accept an `http://` issuer on a host other than loopback (127.0.0.0/8, ::1, "
+        "localhost): replicas would then fetch keys and revocations unprotected. Off: refused."
     )
     audience: str = Field("api", description="The `aud` of access tokens: the resource servers' identifier.")
     data_dir: Path = Field(Path("data"), description="Directory of the embedded SQLite database.")
@@ -43,7 +51,8 @@ class Settings(BaseSettings):
     )
     keys_dir: Path = Field(Path("keys"), description="Directory of the signing keystore.")
     keys_passphrase: SecretStr | None = Field(
-        None, description="When set, private keys are stored encrypted with it (PKCS#8, best available)."
+        None, description="When set, private keys are stored encrypted with it: scrypt derives the "
+        "key-encryption key, AES-256-GCM seals the key (keys/README.md). At least 16 characters."
     )
     signing_alg: SigningAlg = Field("RS256", description="Algorithm of newly generated signing keys.")
     access_token_ttl: int = Field(900, ge=30, le=86_400, description="Access token lifetime, seconds.")
@@ -163,6 +172,22 @@ class Settings(BaseSettings):
         if self.revocation_streams_max >= self.http_limit_concurrency:
             raise ValueError("revocation_streams_max must stay below http_limit_concurrency, "
                              "or streams alone could fill every connection")
+        return self
+
+    @field_validator("keys_passphrase")
+    @classmethod
+    def _passphrase_is_long(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_PASSPHRASE_LENGTH:
+            raise ValueError(f"AUTH_KEYS_PASSPHRASE must be at least {MIN_PASSPHRASE_LENGTH} characters")
+        return value
+
+    @model_validator(mode="after")
+    def _issuer_is_protected(self) -> Settings:
+        if plain_http_off_loopback(self.issuer) and not self.allow_insecure_issuer:
+            raise ValueError(
+                "AUTH_ISSUER is plain http:// on a host that is not loopback: use https, "
+                "or set AUTH_ALLOW_INSECURE_ISSUER=true"
+            )
         return self
 
     @model_validator(mode="after")

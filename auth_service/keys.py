@@ -24,8 +24,9 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from .storage.keystore import KeyRecord, KeyStore, KeystoreError
 
-# Key lifecycle events (key_created, key_activated, key_retired, key_removed) are security
-# events: ids and times only, never key material.
+# Key lifecycle events (key_created, key_activated, key_retired, key_removed, and
+# key_rewrapped: an older-format key re-encrypted at a rotation) are security events: ids and
+# times only, never key material.
 security = logging.getLogger("auth_service.security")
 
 
@@ -183,6 +184,7 @@ class KeyManager:
                 kid = await self._create(now, activates_at)
                 events.append(("key_created", {"kid": kid, "alg": self._alg, "activates_at": activates_at,
                                                "trigger": "schedule"}))
+                events.extend(("key_rewrapped", {"kid": old}) for old in await self._store.rewrap())
             await self._reload()
         for event, fields in events:
             security.info(event, extra=fields)
@@ -190,7 +192,8 @@ class KeyManager:
 
     async def rotate(self, now: int) -> KeyRecord:
         """On-demand rotation: a new key, published now, signing after the publish lead.
-        Idempotent while a rotation is pending: returns the pending key."""
+        Idempotent while a rotation is pending: returns the pending key. Every rotation also
+        re-encrypts keys stored in an older format."""
         async with self._store.locked():
             await self._reload()
             pending = [r for r in self.records() if r.activates_at > now]
@@ -198,9 +201,12 @@ class KeyManager:
                 return pending[0]
             activates_at = now + self._lead if self._keys else now
             kid = await self._create(now, activates_at)
+            rewrapped = await self._store.rewrap()
             await self._reload()
         security.info("key_created", extra={"kid": kid, "alg": self._alg, "activates_at": activates_at,
                                             "trigger": "on_demand"})
+        for old in rewrapped:
+            security.info("key_rewrapped", extra={"kid": old})
         return self._keys[kid][0]
 
     async def _reload(self) -> None:

@@ -82,7 +82,7 @@ def measure(backend: str, args: argparse.Namespace) -> dict[str, float]:
         name = None
         if backend == "postgresql":
             name, url = asyncio.run(_new_database())
-            env |= {"AUTH_DATABASE_URL": url, "AUTH_KEYS_PASSPHRASE": "bench passphrase"}
+            env |= {"AUTH_DATABASE_URL": url, "AUTH_KEYS_PASSPHRASE": "a bench keys passphrase"}
         try:
             cli(["users", "add", "bench", "--password-stdin"], data=data, env=env, stdin=_PASSWORD + "\n")
             auth = auth_process(data=data, env=env).start()

@@ -28,7 +28,7 @@ from resource_service import ResourceSettings, Verifier, create_app
 from resource_service.jose import key_from_jwk
 from resource_service.jwks import JwksCache
 
-_ISSUER = "http://issuer.invalid"
+_ISSUER = "https://issuer.invalid"
 
 
 def _token_and_key() -> tuple[str, dict[str, Any]]:

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Security
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
+from .apidocs import install_docs
 from .asgi import DEFAULT_EXEMPT, BearerAuthMiddleware, current_claims
 from .config import ResourceSettings
 from .deps import Authenticated, install_error_handlers
@@ -75,7 +76,8 @@ def create_app(settings: ResourceSettings, *, verifier: Verifier | None = None) 
         finally:
             await verifier.stop()
 
-    app = FastAPI(title="Resource service (demo)", lifespan=lifespan)
+    app = FastAPI(title="Resource service (demo)", lifespan=lifespan, docs_url=None, redoc_url=None)
+    install_docs(app)  # Swagger UI and ReDoc from this package, not a CDN
     # The browser talks to the issuer's public URL, not the address we reach it at.
     auth = Authenticated(verifier, token_url=f"{settings.expected_issuer}/token", scopes=SCOPES)
     app.state.verifier = verifier

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .apidocs import STATIC_PATHS
 from .errors import AuthError, InvalidRequest, MissingCredentials, render
 from .jose import MAX_TOKEN_LENGTH
 
@@ -20,13 +21,15 @@ __all__ = ["BearerAuthMiddleware", "ReplicaIdMiddleware", "TokenVerifier", "bear
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_EXEMPT = ("/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc")
+DEFAULT_EXEMPT = ("/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc", *STATIC_PATHS)
 
 # RFC 6750 section 2.1: credentials = "Bearer" 1*SP b64token, where
 # b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=";
 # the scheme name is case-insensitive (RFC 9110 section 11.1).
 _B64TOKEN_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/"
 _MAX_AUTHORIZATION = len(b"Bearer ") + MAX_TOKEN_LENGTH
+
+_POLICY_VIOLATION = 1008  # RFC 6455 section 7.4.1
 
 _claims: ContextVar[dict[str, Any] | None] = ContextVar("resource_service_claims", default=None)
 
@@ -76,8 +79,12 @@ class BearerAuthMiddleware:
     """Refuses http requests without a valid bearer token; puts the claims in
     `scope["auth"]` and in `current_claims()`.
 
-    Paths in `exempt` (health checks, API docs) pass untouched. Lifespan and
-    websocket scopes pass untouched too: a websocket endpoint authenticates itself.
+    Websocket handshakes are held to the same rule, by their Authorization header:
+    a refused one is answered before accept, with the 401/403 and its challenge when
+    the server offers the `websocket.http.response` extension, else closed with 1008
+    (policy violation; the server then answers the handshake with 403). Paths in
+    `exempt` (health checks, API docs) pass untouched, websocket ones included; so do
+    lifespan scopes.
     """
 
     def __init__(
@@ -93,7 +100,7 @@ class BearerAuthMiddleware:
         self._count_refused = metrics.refused if metrics is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.exempt:
+        if scope["type"] not in ("http", "websocket") or scope["path"] in self.exempt:
             await self.app(scope, receive, send)
             return
         try:
@@ -102,7 +109,7 @@ class BearerAuthMiddleware:
             logger.debug("request refused: %s", exc.reason)
             if self._count_refused is not None:
                 self._count_refused(exc.reason)
-            await render(exc)(scope, receive, send)
+            await _refuse(exc, scope, receive, send)
             return
         if self._count_ok is not None:
             self._count_ok()
@@ -111,6 +118,15 @@ class BearerAuthMiddleware:
             await self.app(scope, receive, send)
         finally:
             _claims.reset(reset)
+
+
+async def _refuse(exc: AuthError, scope: Scope, receive: Receive, send: Send) -> None:
+    """The refusal as an HTTP response, or, for a websocket server that cannot send one,
+    a close before accept."""
+    if scope["type"] == "websocket" and "websocket.http.response" not in scope.get("extensions", {}):
+        await send({"type": "websocket.close", "code": _POLICY_VIOLATION, "reason": exc.error or "unauthorized"})
+        return
+    await render(exc)(scope, receive, send)
 
 
 class ReplicaIdMiddleware:

@@ -7,6 +7,7 @@ rather than discovered in production.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import socket
@@ -18,11 +19,27 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .logs import LogFormat, LogLevel
 
-__all__ = ["ResourceSettings"]
+__all__ = ["ResourceSettings", "plain_http_off_loopback"]
 
 # The replica id travels in a response header: keep it to characters that cannot
 # break one.
 _REPLICA_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def plain_http_off_loopback(url: str) -> bool:
+    """True for an `http://` URL whose host is not loopback (127.0.0.0/8, ::1, localhost):
+    anyone on the path could hand out keys or revocations in the issuer's name."""
+    parts = urlsplit(url)
+    return parts.scheme == "http" and not _is_loopback(parts.hostname or "")
 
 
 def _default_replica_id() -> str:
@@ -34,11 +51,23 @@ def _default_replica_id() -> str:
 class ResourceSettings(BaseSettings):
     """One replica's configuration; see the configuration reference for each name."""
 
-    model_config = SettingsConfigDict(env_prefix="RESOURCE_", extra="forbid")
+    # hide_input_in_errors: a check across fields would echo every value, a Redis password too.
+    model_config = SettingsConfigDict(env_prefix="RESOURCE_", extra="forbid", hide_input_in_errors=True)
 
     auth_url: str = Field(description="Base URL at which this replica reaches the issuer.")
     issuer: str | None = Field(
         default=None, description="Expected `iss` and metadata issuer; defaults to auth_url."
+    )
+    allow_insecure_issuer: bool = Field(
+        default=False,
+        description="Accept an `http://` issuer on a host other than loopback (127.0.0.0/8, ::1, "
+        "localhost): keys and revocations then travel unprotected. Off: such an issuer is refused.",
+    )
+    allowed_metadata_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts (`host` or `host:port`) besides the issuer's own that the issuer metadata may "
+        "point `jwks_uri` and the revocation feed at; by default they must share the issuer's scheme, "
+        "host and port.",
     )
     audience: str = Field(
         default="api", min_length=1,
@@ -143,6 +172,13 @@ class ResourceSettings(BaseSettings):
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
+    @field_validator("allowed_metadata_hosts")
+    @classmethod
+    def _host_names(cls, value: list[str]) -> list[str]:
+        if any(not host or "/" in host or "@" in host for host in value):
+            raise ValueError("must be host names, or host:port, without scheme or path")
+        return [host.lower() for host in value]
+
     @field_validator("replica_id")
     @classmethod
     def _header_safe(cls, value: str) -> str:
@@ -154,6 +190,11 @@ class ResourceSettings(BaseSettings):
     def _consistent(self) -> Self:
         if self.issuer is None:
             self.issuer = self.auth_url
+        if plain_http_off_loopback(self.issuer) and not self.allow_insecure_issuer:
+            raise ValueError(
+                "RESOURCE_ISSUER (default: RESOURCE_AUTH_URL) is plain http:// on a host that is not "
+                "loopback: use https, or set RESOURCE_ALLOW_INSECURE_ISSUER=true"
+            )
         bound = self.max_revocation_staleness
         if bound is not None and bound <= self.revocation_poll_interval:
             # Without push, the copy is only refreshed once per poll: a tighter

@@ -247,7 +247,9 @@ class Verifier:
         if self._jwks is not None and self._sync is not None:
             return self._jwks, self._sync
         settings = self.settings
-        self.metadata = await discover(self._client, settings.auth_url, settings.expected_issuer)
+        self.metadata = await discover(
+            self._client, settings.auth_url, settings.expected_issuer, settings.allowed_metadata_hosts
+        )
         self._jwks = JwksCache(
             self._client,
             self.metadata.jwks_uri,

@@ -38,7 +38,8 @@ async def revoke(request: Request) -> Response:
     s = services(request)
     params = await read_form(request)
     token = require(params, "token")
-    caller = await authenticate(request, params, s.store, s.hasher, s.limiter, metrics=s.metrics)
+    caller = await authenticate(request, params, s.store, s.hasher, s.limiter, metrics=s.metrics,
+                                hide_confidential=True)
     now = time.time()
     # RFC 7009 section 2.2: an invalid, expired or unknown token is answered 200 all the same.
     if (claims := _read(s.minter.read_refresh, token, now)) is not None:
@@ -61,7 +62,7 @@ async def introspect(request: Request) -> JSONResponse:
     if not caller.confidential:
         raise InvalidClient("introspection requires client authentication")
     token = require(params, "token")
-    return JSONResponse(await _introspect(s, token), headers=NO_STORE)
+    return JSONResponse(await _introspect(s, token, caller), headers=NO_STORE)
 
 
 @router.post("/logout", status_code=204, summary="End the caller's login session", response_class=Response,
@@ -87,19 +88,25 @@ async def logout(request: Request, _: str | None = Depends(_bearer)) -> Response
     return Response(status_code=204, headers=NO_STORE)
 
 
-async def _introspect(s: Services, token: str) -> dict[str, Any]:
+async def _introspect(s: Services, token: str, caller: Caller) -> dict[str, Any]:
+    """RFC 7662 section 2.2: a token the caller may not learn about is answered inactive.
+    A client learns about its own tokens; one registered with the `introspect` scope, about any."""
     now = time.time()
     if (claims := _read(s.minter.read_refresh, token, now)) is not None:
-        record = await s.store.refresh_record(claims["jti"])
+        record = await s.store.refresh_record(claims["jti"]) if _may_see(caller, claims) else None
         if record is None or record.used_at is not None or record.family_revoked_at is not None:
             return {"active": False}
         return {"active": True, "token_type": "refresh_token", **_public(claims)}
     if (claims := _read(s.minter.read_access, token, now)) is not None:
-        if await s.store.is_revoked(jti=claims["jti"], sid=claims.get("sid"), sub=claims["sub"],
-                                    iat=int(claims["iat"]), now=int(now)):
+        if not _may_see(caller, claims) or await s.store.is_revoked(
+                jti=claims["jti"], sid=claims.get("sid"), sub=claims["sub"], iat=int(claims["iat"]), now=int(now)):
             return {"active": False}
         return {"active": True, "token_type": "Bearer", **_public(claims)}
     return {"active": False}
+
+
+def _may_see(caller: Caller, claims: dict[str, Any]) -> bool:
+    return caller.may_introspect_any or caller.owns(claims)
 
 
 def _public(claims: dict[str, Any]) -> dict[str, Any]:
@@ -119,5 +126,5 @@ def _read(reader: Any, token: str, now: float) -> dict[str, Any] | None:
 
 def _owned(claims: dict[str, Any], caller: Caller) -> None:
     """RFC 7009 section 2.1: a client revokes only tokens issued to it."""
-    if claims.get("client_id") != caller.client_id:
+    if not caller.owns(claims):
         raise UnauthorizedClient("the token was not issued to this client")

@@ -7,14 +7,15 @@ so of several instances whose schedules fire together exactly one creates the ne
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
-from sqlalchemy import delete, insert, select, text
+from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .keystore import KeyRecord, KeystoreError, from_pem, to_pem
+from .keystore import KeyRecord, KeystoreError, decode_key, encode_key, is_legacy
 from .tables import signing_keys
 
 _LOCK_ID = 0x6B657973  # an arbitrary constant naming "the keystore" among advisory locks
@@ -27,6 +28,7 @@ class SqlKeyStore:
         self._engine = engine
         self._passphrase = passphrase
         self._decrypted: dict[str, PrivateKeyTypes] = {}  # decrypting is slow on purpose: once per key
+        self._legacy: dict[str, str] = {}  # kid -> the stored text, for keys in the older format
 
     @asynccontextmanager
     async def locked(self) -> AsyncIterator[None]:
@@ -48,19 +50,34 @@ class SqlKeyStore:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(select(signing_keys))).all()
         keys: dict[str, tuple[KeyRecord, PrivateKeyTypes]] = {}
+        self._legacy = {row.kid: row.private_key for row in rows if is_legacy(row.private_key)}
         for row in rows:
             if row.kid not in self._decrypted:
-                self._decrypted[row.kid] = from_pem(row.private_key, self._passphrase, f"signing key {row.kid}")
+                self._decrypted[row.kid] = await asyncio.to_thread(  # scrypt: off the event loop
+                    decode_key, row.private_key, self._passphrase, f"signing key {row.kid}")
             keys[row.kid] = (KeyRecord(row.kid, row.alg, row.created_at, row.activates_at), self._decrypted[row.kid])
         return keys
 
     async def write(self, record: KeyRecord, key: PrivateKeyTypes) -> None:
+        stored = await asyncio.to_thread(encode_key, key, self._passphrase)
         async with self._engine.begin() as conn:
             await conn.execute(insert(signing_keys).values(
                 kid=record.kid, alg=record.alg, created_at=record.created_at, activates_at=record.activates_at,
-                private_key=to_pem(key, self._passphrase)))
+                private_key=stored))
 
     async def delete(self, kid: str) -> None:
         async with self._engine.begin() as conn:
             await conn.execute(delete(signing_keys).where(signing_keys.c.kid == kid))
         self._decrypted.pop(kid, None)
+
+    async def rewrap(self) -> list[str]:
+        rewritten = []
+        for kid, old in self._legacy.items():
+            new = await asyncio.to_thread(encode_key, self._decrypted[kid], self._passphrase)
+            async with self._engine.begin() as conn:
+                done = await conn.execute(update(signing_keys).values(private_key=new).where(
+                    signing_keys.c.kid == kid, signing_keys.c.private_key == old))
+            if done.rowcount:
+                rewritten.append(kid)
+        self._legacy = {}
+        return rewritten

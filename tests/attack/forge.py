@@ -206,7 +206,7 @@ def start_target(tmp: Path, *, users: tuple[str, ...] = ("alice",), clients: tup
         stack.start_auth(**env)
         with concurrent.futures.ThreadPoolExecutor() as pool:  # each CLI call is a Python start (and a hash)
             added = [pool.submit(stack.add_user, name, scope="reports:read profile") for name in users]
-            added += [pool.submit(stack.add_client, client, f"{client}-secret-of-at-least-32-characters", scope="reports:read")
+            added += [pool.submit(stack.add_client, client, f"{client}-secret-of-at-least-32-characters", scope="reports:read introspect")
                       for client in clients]
             stack.start_replicas(1)
             for job in added:

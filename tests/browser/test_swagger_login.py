@@ -17,7 +17,7 @@ from auth_service.launch import Service, free_port, replica_process
 from tests.conftest import PASSWORD, REPLICA_ENV, Stack, require
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page, Response, Route
+    from playwright.sync_api import Page, Response
 
 pytestmark = pytest.mark.slow
 
@@ -25,17 +25,14 @@ pytestmark = pytest.mark.slow
 # Google's hosts, which this closed network refuses (and which would slow every start).
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
                  "--disable-background-networking", "--disable-component-update"]
-# FastAPI's /docs page loads swagger-ui-dist 5 (and a favicon) from the internet; off-loopback
-# requests are answered from fastapi-offline's copy of the same files.
+# Both services serve Swagger UI's files themselves: the page must not ask any other host.
 _OFF_LOOPBACK = re.compile(r"^https?://(?!127\.0\.0\.1[:/])")
 
 
 @pytest.fixture
 def page(tmp_path: Path) -> Iterator[Page]:
     """A page in a headless chromium with a fresh profile under the test's tmp dir."""
-    for module, what in (("playwright", "the playwright package (pip install -e '.[test]')"),
-                         ("fastapi_offline", "the fastapi-offline package (pip install -e '.[test]')")):
-        require(None if importlib.util.find_spec(module) else what)
+    require(None if importlib.util.find_spec("playwright") else "the playwright package (pip install -e '.[test]')")
     chromium = shutil.which("chromium")
     require(None if chromium else "Debian's chromium (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
@@ -49,16 +46,6 @@ def page(tmp_path: Path) -> Iterator[Page]:
             yield page
         finally:
             context.close()
-
-
-def _from_local_copy(route: Route) -> None:
-    import fastapi_offline
-
-    asset = Path(fastapi_offline.__file__).parent / "static" / route.request.url.rsplit("/", 1)[-1]
-    if asset.is_file():
-        route.fulfill(path=asset)
-    else:
-        route.abort()
 
 
 def _issuer_and_replica(stack: Stack) -> tuple[Service, str]:
@@ -85,12 +72,11 @@ def test_swagger_ui_logs_in_at_the_issuer_and_shows_the_callers_claims_from_me(
             me_calls.append((response.status, bearer))
 
     page.on("response", on_response)
-    page.route(_OFF_LOOPBACK, _from_local_copy)
+    off_loopback: list[str] = []
+    page.on("request", lambda request: off_loopback.extend(
+        [request.url] if _OFF_LOOPBACK.match(request.url) else []))
     page.goto(f"{replica.url}/docs")
     page.locator(".auth-wrapper .authorize").wait_for()
-    # While any route is set, Playwright answers CORS preflights itself, which would hide a refusal
-    # by the issuer: from here on every request is the browser's own.
-    page.unroute_all(behavior="wait")
 
     page.locator(".auth-wrapper .authorize").click()
     dialog = page.locator(".modal-ux")
@@ -113,6 +99,7 @@ def test_swagger_ui_logs_in_at_the_issuer_and_shows_the_callers_claims_from_me(
     body = json.loads(shown.inner_text())
     page.screenshot(path=tmp_path / "swagger-me.png", full_page=True)
 
+    assert off_loopback == []  # Swagger UI came from the replica itself, no CDN
     assert me_calls == [(200, True)]
     assert body["replica"] == "replica-1"
     assert body["claims"]["sub"] == sub

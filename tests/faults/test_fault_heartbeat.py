@@ -33,7 +33,7 @@ def test_an_issuer_cut_from_its_database_stops_vouching_and_its_replica_refuses_
         stack: Stack, postgres_url: str, proxy_to_postgres: tuple[CuttableProxy, str]) -> None:
     proxy, proxied_url = proxy_to_postgres
     port_b = free_port()
-    env = {**AUTH_ENV, "AUTH_ISSUER": f"http://127.0.0.1:{port_b}", "AUTH_KEYS_PASSPHRASE": "a passphrase"}
+    env = {**AUTH_ENV, "AUTH_ISSUER": f"http://127.0.0.1:{port_b}", "AUTH_KEYS_PASSPHRASE": "a sixteen-plus passphrase"}
     stack.env.update({**env, "AUTH_DATABASE_URL": postgres_url})
     (stack.tmp / "a").mkdir()
     (stack.tmp / "b").mkdir()

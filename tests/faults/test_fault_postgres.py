@@ -44,7 +44,7 @@ def issuer_on_postgres(stack: Stack, own_postgres: OwnPostgres) -> tuple[Stack, 
         own_postgres.start()
     url = own_postgres.database()
     add_users(url, USERS, PASSWORD)
-    stack.start_auth(AUTH_DATABASE_URL=url, AUTH_KEYS_PASSPHRASE="a passphrase", **STORM_ENV)
+    stack.start_auth(AUTH_DATABASE_URL=url, AUTH_KEYS_PASSPHRASE="a sixteen-plus passphrase", **STORM_ENV)
     return stack, url
 
 

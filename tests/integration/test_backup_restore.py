@@ -21,7 +21,7 @@ def _introspect(stack: Stack, token: str) -> bool:
 def test_an_online_backup_restores_users_and_keys_and_loses_only_what_came_after(stack: Stack) -> None:
     first = stack.start_auth()
     stack.add_user("alice")
-    stack.add_client("ops", "ops-secret-of-at-least-32-characters")
+    stack.add_client("ops", "ops-secret-of-at-least-32-characters", scope="introspect")
     before = stack.login("alice")
     data, backups = stack.tmp / "data", stack.tmp / "backups"
     backups.mkdir(mode=0o700)

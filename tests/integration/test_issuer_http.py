@@ -144,6 +144,37 @@ def test_introspection_needs_a_client_and_reports_revocation(issuer: Stack) -> N
     assert issuer.http.post(url, data={"token": "garbage"}, auth=("svc", "svc-secret-of-at-least-32-characters")).json() == {"active": False}
 
 
+def test_introspection_tells_a_client_only_of_its_own_tokens_unless_it_holds_the_introspect_scope(
+        issuer: Stack) -> None:
+    assert issuer.auth is not None
+    issuer.add_client("reader", "reader-secret-of-at-least-32-characters", scope="reports:read")  # confidential, no `introspect`
+    url = f"{issuer.auth.url}/introspect"
+    login = issuer.login()
+    own = issuer.http.post(f"{issuer.auth.url}/token", data={"grant_type": "client_credentials"},
+                           auth=("reader", "reader-secret-of-at-least-32-characters")).json()["access_token"]
+    for token in (login["access_token"], login["refresh_token"]):  # issued to the public client
+        assert issuer.http.post(url, data={"token": token}, auth=("reader", "reader-secret-of-at-least-32-characters")).json() == {
+            "active": False}
+        assert issuer.http.post(url, data={"token": token}, auth=("svc", "svc-secret-of-at-least-32-characters")).json()["active"] is True
+    mine = issuer.http.post(url, data={"token": own}, auth=("reader", "reader-secret-of-at-least-32-characters")).json()
+    assert mine["active"] is True and mine["client_id"] == "reader"
+
+
+def test_revoke_answers_an_unknown_client_id_and_a_secretless_confidential_one_alike(issuer: Stack) -> None:
+    assert issuer.auth is not None
+    url = f"{issuer.auth.url}/revoke"
+    svc_token = issuer.http.post(f"{issuer.auth.url}/token", data={"grant_type": "client_credentials"},
+                                 auth=("svc", "svc-secret-of-at-least-32-characters")).json()["access_token"]
+    for token in ("garbage", str(issuer.login()["access_token"]), svc_token):
+        answers = [issuer.http.post(url, data={"token": token, "client_id": client_id})
+                   for client_id in ("svc", "no-such-client")]
+        known, unknown = ({k: v for k, v in r.headers.items() if k not in ("date", "x-request-id")} for r in answers)
+        assert (answers[0].status_code, answers[0].content, known) == (
+            answers[1].status_code, answers[1].content, unknown), token[:12]
+    active = issuer.http.post(f"{issuer.auth.url}/introspect", data={"token": svc_token}, auth=("svc", "svc-secret-of-at-least-32-characters"))
+    assert active.json()["active"] is True  # naming svc without its secret revoked nothing
+
+
 def test_revoking_a_refresh_token_ends_its_session(issuer: Stack) -> None:
     assert issuer.auth is not None
     login = issuer.login()

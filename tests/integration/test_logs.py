@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from auth_service.launch import Service, cli
@@ -213,3 +214,28 @@ def test_security_events_carry_ids_and_never_a_secret(stack: Stack) -> None:
     text = auth.log_path.read_text() + by_cli.stderr + rotated.stderr
     for secret in (PASSWORD, "wrong password", stranger, "eyJ"):  # "eyJ": how every JWS begins
         assert secret not in text, secret
+
+
+def test_security_events_of_a_request_carry_the_client_address(stack: Stack) -> None:
+    auth = stack.start_auth()
+    stack.add_user("alice")
+    stack.add_client("svc", "svc-secret-of-at-least-32-characters")
+    from_two = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"), timeout=10.0)
+    with from_two:
+        login = from_two.post(f"{auth.url}/token", data={"grant_type": "password", "username": "alice",
+                                                        "password": PASSWORD})
+        assert login.status_code == 200
+        assert from_two.post(f"{auth.url}/revoke", data={"token": login.json()["access_token"]}).status_code == 200
+        assert from_two.post(f"{auth.url}/token", data={"grant_type": "client_credentials"},
+                             auth=("svc", "wrong")).status_code == 401
+    assert stack.token(grant_type="password", username="alice", password="wrong password").status_code == 400
+    stack.stop()
+    log = log_of(auth)
+
+    for name in ("login_success", "revoked", "client_auth_failure"):
+        [event] = events(log, name)
+        assert event["client_address"] == "127.0.0.2", name
+    [failure] = events(log, "login_failure")
+    assert failure["client_address"] == "127.0.0.1"
+    [created] = events(log, "key_created")  # no request behind it: no address
+    assert "client_address" not in created

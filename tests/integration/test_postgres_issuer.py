@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 def test_a_database_behind_the_code_is_refused_until_db_upgrade(
         stack: Stack, postgres_database: Callable[..., str]) -> None:
     url = postgres_database(migrated=False)
-    env = {**AUTH_ENV, "AUTH_DATABASE_URL": url, "AUTH_KEYS_PASSPHRASE": "a passphrase"}
+    env = {**AUTH_ENV, "AUTH_DATABASE_URL": url, "AUTH_KEYS_PASSPHRASE": "a sixteen-plus passphrase"}
     refused = cli(["serve", "--port", str(free_port())], data=stack.tmp, env=env)
     assert refused.returncode == 2 and "auth-service db upgrade" in refused.stderr
     assert "Traceback" not in refused.stderr
@@ -27,7 +27,7 @@ def test_a_database_behind_the_code_is_refused_until_db_upgrade(
     assert upgraded.returncode == 0, upgraded.stderr
     assert json.loads(upgraded.stdout) == {"from": None, "to": "0003"}
     assert json.loads(cli(["db", "current"], data=stack.tmp, env=env).stdout) == {"current": "0003", "head": "0003"}
-    stack.start_auth(AUTH_DATABASE_URL=url, AUTH_KEYS_PASSPHRASE="a passphrase")
+    stack.start_auth(AUTH_DATABASE_URL=url, AUTH_KEYS_PASSPHRASE="a sixteen-plus passphrase")
     stack.add_user()  # the CLI writes to PostgreSQL too
     assert stack.login()["token_type"] == "Bearer"
 
@@ -39,7 +39,7 @@ def two_instances(stack: Stack, postgres_url: str, redis_prefix: str) -> tuple[S
     port_a = free_port()
     issuer = f"http://127.0.0.1:{port_a}"
     env = {**AUTH_ENV, "AUTH_DATABASE_URL": postgres_url, "AUTH_ISSUER": issuer, "AUTH_REDIS_URL": REDIS_URL,
-           "AUTH_KEYS_PASSPHRASE": "a passphrase",
+           "AUTH_KEYS_PASSPHRASE": "a sixteen-plus passphrase",
            "AUTH_REDIS_PREFIX": redis_prefix, "AUTH_LOGIN_MAX_FAILURES": "3"}
     stack.env.update(env)  # the CLI talks to the same database
     (stack.tmp / "a").mkdir()

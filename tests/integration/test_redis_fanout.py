@@ -30,7 +30,7 @@ def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
 def scaled(stack: Stack, postgres_url: str, own_redis: OwnRedis) -> tuple[Stack, list[str], OwnRedis]:
     port_a = free_port()
     env = {**AUTH_ENV, "AUTH_DATABASE_URL": postgres_url, "AUTH_ISSUER": f"http://127.0.0.1:{port_a}",
-           "AUTH_REDIS_URL": own_redis.url, "AUTH_KEYS_PASSPHRASE": "a passphrase"}
+           "AUTH_REDIS_URL": own_redis.url, "AUTH_KEYS_PASSPHRASE": "a sixteen-plus passphrase"}
     stack.env.update(env)
     (stack.tmp / "a").mkdir()
     (stack.tmp / "b").mkdir()

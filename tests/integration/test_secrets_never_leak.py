@@ -27,6 +27,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from auth_service.launch import cli
+from auth_service.storage.keystore import decode_key
 from tests.conftest import Stack, claims_of, eventually, json_log_lines
 
 pytestmark = pytest.mark.slow
@@ -76,17 +77,17 @@ def leaks(seen: list[Seen], forbidden: dict[str, str]) -> list[str]:
 
 
 def private_key_material(keys_dir: Path, passphrase: str) -> dict[str, str]:
-    """Each key file's PEM body lines (as stored, encrypted), the same key's plain PKCS#8
+    """Each key file's stored key lines (as stored, encrypted), the same key's plain PKCS#8
     lines, and its private JWK members (RFC 7518 section 6.3.2: d, p, q, dp, dq, qi)."""
     from jwt.algorithms import RSAAlgorithm
 
     material: dict[str, str] = {}
     for path in sorted(keys_dir.glob("*.json")):
         stored = json.loads(path.read_text())
-        key = serialization.load_pem_private_key(stored["private_key"].encode(), password=passphrase.encode())
+        key = decode_key(stored["private_key"], passphrase.encode(), str(path))
         plain = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                   serialization.NoEncryption()).decode()
-        for label, pem in (("stored PEM", stored["private_key"]), ("PEM", plain)):
+        for label, pem in (("stored key", stored["private_key"]), ("PEM", plain)):
             for i, line in enumerate(pem.splitlines()):
                 if line and not line.startswith("-----"):
                     material[f"{path.stem[:8]} {label} line {i}"] = line
@@ -153,8 +154,7 @@ def test_no_password_secret_key_or_token_appears_in_any_log_or_answer(stack: Sta
     tampered = f"{header}.{payload}.{signature[::-1]}"
     unsigned = jwt.encode({"sub": "x"}, None, algorithm="none")
     key_file = next((stack.tmp / "keys").glob("*.json"))
-    signing_key = serialization.load_pem_private_key(json.loads(key_file.read_text())["private_key"].encode(),
-                                                     password=passphrase.encode())
+    signing_key = decode_key(json.loads(key_file.read_text())["private_key"], passphrase.encode(), str(key_file))
     expired = jwt.encode({**claims_of(bob["access_token"])[1], "exp": int(time.time()) - 3600},
                          signing_key, algorithm="RS256",  # type: ignore[arg-type]
                          headers={"kid": claims_of(bob["access_token"])[0]["kid"], "typ": "at+jwt"})

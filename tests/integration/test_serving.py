@@ -136,7 +136,7 @@ def test_a_client_hanging_up_mid_body_is_no_error_and_no_500(served: Stack) -> N
 
 
 def test_a_nul_in_a_basic_client_id_is_invalid_client_on_postgresql(stack: Stack, postgres_url: str) -> None:
-    stack.start_auth(AUTH_DATABASE_URL=postgres_url, AUTH_KEYS_PASSPHRASE="a passphrase")
+    stack.start_auth(AUTH_DATABASE_URL=postgres_url, AUTH_KEYS_PASSPHRASE="a sixteen-plus passphrase")
     assert stack.auth is not None
     for credentials in (b"svc\x00x:secret", b"svc%00x:secret", b"svc:sec\x01ret"):
         answer = stack.http.post(f"{stack.auth.url}/token", data={"grant_type": "client_credentials"},

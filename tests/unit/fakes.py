@@ -147,7 +147,7 @@ class Issuer(Feed):
     """Just enough of the auth service's HTTP side (docs/wire.md) for a verifier.
 
     Discovery metadata at `/.well-known/oauth-authorization-server` (its `issuer` is
-    `metadata_issuer`, so a test can make it lie), the JWKS at `/.well-known/jwks.json`
+    `metadata_issuer` and `metadata_changes`, so a test can make it lie), the JWKS at `/.well-known/jwks.json`
     (`published`, counted in `jwks_fetches`), and a quiet revocation feed (`Feed` with
     `live=False`; `revoke` only records). Any other path is a 404.
 
@@ -160,6 +160,7 @@ class Issuer(Feed):
     def __init__(self, kid: str = "rsa-1", alg: str = "RS256") -> None:
         super().__init__(live=False)
         self.metadata_issuer = ISSUER
+        self.metadata_changes: dict[str, str] = {}
         self.signing: dict[str, Any] = {}
         self.published: list[dict[str, Any]] = []
         self.jwks_fetches = 0
@@ -190,7 +191,7 @@ class Issuer(Feed):
             return httpx.Response(200, json={
                 "issuer": self.metadata_issuer, "jwks_uri": f"{ISSUER}/.well-known/jwks.json",
                 "token_endpoint": f"{ISSUER}/token", "revocation_list_uri": f"{ISSUER}/revocations",
-                "revocation_stream_uri": f"{ISSUER}/revocations/stream",
+                "revocation_stream_uri": f"{ISSUER}/revocations/stream", **self.metadata_changes,
             })
         if path == "/.well-known/jwks.json":
             self.jwks_fetches += 1

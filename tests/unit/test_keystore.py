@@ -7,20 +7,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import stat
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from auth_service.keys import KeyManager, KeyState
 from auth_service.storage import open_store
 from auth_service.storage.keyfiles import FileKeyStore, KeystoreError
-from auth_service.storage.keystore import KeyStore
+from auth_service.storage.keystore import KeyStore, decode_key, encode_key, is_legacy
 
 pytestmark = pytest.mark.anyio
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi"}
+PASSPHRASE = b"a sixteen-plus passphrase"
 
 
 def manager(store: KeyStore, alg: str = "RS256") -> KeyManager:
@@ -40,7 +45,7 @@ async def make(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
     from auth_service.storage.keydb import SqlKeyStore
 
     store = await open_store(request.getfixturevalue("postgres_url"))
-    yield lambda: manager(SqlKeyStore(store.engine, b"a passphrase"))
+    yield lambda: manager(SqlKeyStore(store.engine, PASSPHRASE))
     await store.close()
 
 
@@ -97,8 +102,8 @@ async def test_the_database_keystore_refuses_to_hold_keys_unencrypted(postgres_u
         async with store.engine.connect() as conn:
             from sqlalchemy import text
 
-            pem = (await conn.execute(text("SELECT private_key FROM signing_keys"))).scalar_one()
-        assert pem.startswith("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+            stored = (await conn.execute(text("SELECT private_key FROM signing_keys"))).scalar_one()
+        assert stored.startswith("$scrypt-a256gcm$")
     finally:
         await store.close()
 
@@ -111,21 +116,71 @@ async def test_key_files_are_owner_only_in_an_owner_only_directory(tmp_path: Pat
     assert stat.S_IMODE(found[0].stat().st_mode) == 0o600
 
 
-async def test_without_passphrase_the_pem_is_plain_and_with_one_it_is_encrypted(tmp_path: Path) -> None:
+async def test_without_passphrase_the_pem_is_plain_and_with_one_it_is_sealed_with_scrypt(tmp_path: Path) -> None:
     await files(tmp_path / "plain").maintain(now=1000)
-    await files(tmp_path / "enc", passphrase=b"pass phrase").maintain(now=1000)
+    await files(tmp_path / "enc", passphrase=PASSPHRASE).maintain(now=1000)
     plain = json.loads(next((tmp_path / "plain").glob("*.json")).read_text())["private_key"]
     encrypted = json.loads(next((tmp_path / "enc").glob("*.json")).read_text())["private_key"]
     assert plain.startswith("-----BEGIN PRIVATE KEY-----")
-    assert encrypted.startswith("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    assert encrypted.startswith("$scrypt-a256gcm$ln=17,r=8,p=1$") and "PRIVATE KEY" not in encrypted
+
+
+async def test_a_sealed_key_round_trips_and_each_sealing_has_its_own_salt() -> None:
+    key = ed25519.Ed25519PrivateKey.generate()
+    first, second = encode_key(key, PASSPHRASE), encode_key(key, PASSPHRASE)
+    assert first.split("$")[3] != second.split("$")[3]  # salt
+    for stored in (first, second):
+        assert _raw(decode_key(stored, PASSPHRASE, "k")) == _raw(key)
 
 
 async def test_an_encrypted_keystore_refuses_a_missing_or_wrong_passphrase(tmp_path: Path) -> None:
-    await files(tmp_path, passphrase=b"right").maintain(now=1000)
+    await files(tmp_path, passphrase=PASSPHRASE).maintain(now=1000)
     with pytest.raises(KeystoreError, match="AUTH_KEYS_PASSPHRASE"):
         await files(tmp_path).reload_if_changed()
-    with pytest.raises(KeystoreError, match="wrong AUTH_KEYS_PASSPHRASE"):
-        await files(tmp_path, passphrase=b"wrong").reload_if_changed()
+    with pytest.raises(KeystoreError, match="wrong AUTH_KEYS_PASSPHRASE") as wrong:
+        await files(tmp_path, passphrase=b"another sixteen-plus phrase").reload_if_changed()
+    assert "PRIVATE KEY" not in str(wrong.value)
+
+
+@pytest.mark.parametrize("damage", [
+    lambda s: s.replace("ln=17", "ln=40"),  # a file may not ask for unbounded work
+    lambda s: s.replace("ln=17,", ""),
+    lambda s: s[:-3],
+    lambda s: s + "$x",
+], ids=["huge cost", "missing parameter", "cut short", "extra part"])
+async def test_a_damaged_sealed_key_is_a_clean_keystore_error(damage: Callable[[str], str]) -> None:
+    stored = encode_key(ed25519.Ed25519PrivateKey.generate(), PASSPHRASE)
+    with pytest.raises(KeystoreError, match="k "):
+        decode_key(damage(stored), PASSPHRASE, "k")
+
+
+async def test_a_key_in_the_old_pbkdf2_format_still_loads_and_is_resealed_at_the_next_rotation(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    keys = files(tmp_path, passphrase=PASSPHRASE, alg="EdDSA")  # EdDSA: quick to generate
+    await keys.maintain(now=1000)
+    (path,) = tmp_path.glob("*.json")
+    data = json.loads(path.read_text())
+    key = decode_key(data["private_key"], PASSPHRASE, "k")
+    data["private_key"] = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                            serialization.BestAvailableEncryption(PASSPHRASE)).decode()
+    path.write_text(json.dumps(data))
+    assert is_legacy(data["private_key"])
+    restarted = files(tmp_path, passphrase=PASSPHRASE, alg="EdDSA")
+    await restarted.reload_if_changed()
+    assert restarted.signing_key(1000)[0] == data["kid"]
+    assert is_legacy(json.loads(path.read_text())["private_key"])  # reading alone rewrites nothing
+    with caplog.at_level(logging.INFO, logger="auth_service.security"):
+        await restarted.rotate(now=1100)
+    resealed = json.loads(path.read_text())["private_key"]
+    assert resealed.startswith("$scrypt-a256gcm$")
+    assert _raw(decode_key(resealed, PASSPHRASE, "k")) == _raw(key)
+    assert [r.getMessage() for r in caplog.records if getattr(r, "kid", None) == data["kid"]] == ["key_rewrapped"]
+    assert len(list(tmp_path.glob("*.json"))) == 2
+
+
+def _raw(key: Any) -> bytes:
+    return key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
 
 
 async def test_a_key_file_readable_by_others_is_refused(tmp_path: Path) -> None:
@@ -144,3 +199,29 @@ async def test_jwks_publishes_public_members_only_with_kid_alg_and_use(tmp_path:
     assert jwk["kty"] == kty and jwk["alg"] == alg and jwk["use"] == "sig"
     assert not PRIVATE_MEMBERS & set(jwk) and "key_ops" not in jwk
     assert etag.startswith('"') and len(etag) > 10
+
+
+async def test_an_old_format_database_key_still_loads_and_is_resealed_at_the_next_rotation(postgres_url: str) -> None:
+    from sqlalchemy import update
+
+    from auth_service.storage.keydb import SqlKeyStore
+    from auth_service.storage.tables import signing_keys
+
+    store = await open_store(postgres_url)
+    try:
+        await manager(SqlKeyStore(store.engine, PASSPHRASE)).maintain(now=1000)
+        key = ed25519.Ed25519PrivateKey.generate()  # any key: the row's stored form is what counts
+        old = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.BestAvailableEncryption(PASSPHRASE)).decode()
+        async with store.engine.begin() as conn:
+            await conn.execute(update(signing_keys).values(private_key=old, alg="EdDSA"))
+        restarted = manager(SqlKeyStore(store.engine, PASSPHRASE), alg="EdDSA")
+        await restarted.reload_if_changed()
+        (kid,) = (r.kid for r in restarted.records())
+        assert _raw(restarted.signing_key(1000)[2]) == _raw(key)
+        await restarted.rotate(now=1100)
+        async with store.engine.connect() as conn:
+            stored = (await conn.execute(signing_keys.select().where(signing_keys.c.kid == kid))).one().private_key
+        assert stored.startswith("$scrypt-a256gcm$") and _raw(decode_key(stored, PASSPHRASE, "k")) == _raw(key)
+    finally:
+        await store.close()

@@ -161,12 +161,59 @@ async def test_exempt_paths_can_be_chosen():
     assert (await call(app, [], path="/healthz"))[0] == 401
 
 
-@pytest.mark.parametrize("kind", ["lifespan", "websocket"])
-async def test_non_http_scopes_pass_untouched(kind):
+async def test_lifespan_scopes_pass_untouched():
     verifier = StubVerifier()
-    scope: dict[str, Any] = {"type": kind, "path": "/me", "headers": []}
+    scope: dict[str, Any] = {"type": "lifespan"}
     await BearerAuthMiddleware(inner, verifier)(scope, None, None)
     assert scope.get("reached") and "auth" not in scope and verifier.seen == []
+
+
+async def handshake(
+    app: Any, headers: list[tuple[bytes, bytes]], *, http_response: bool, path: str = "/ws"
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One websocket scope through `app`: the scope after the call and what was sent."""
+    extensions = {"websocket.http.response": {}} if http_response else {}
+    scope: dict[str, Any] = {"type": "websocket", "path": path, "headers": headers, "query_string": b"",
+                             "extensions": extensions}
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return scope, sent
+
+
+@pytest.mark.parametrize("headers", [[], auth(b"Bearer forged.token.x")], ids=["no token", "bad token"])
+async def test_websocket_refused_before_accept_with_a_401_when_the_server_can_send_one(headers):
+    scope, sent = await handshake(BearerAuthMiddleware(inner, StubVerifier()), headers, http_response=True)
+    assert not scope.get("reached")
+    start = sent[0]
+    assert start["type"] == "websocket.http.response.start" and start["status"] == 401
+    assert dict(start["headers"])[b"www-authenticate"].startswith(b'Bearer realm="api"')
+    assert {m["type"] for m in sent} == {"websocket.http.response.start", "websocket.http.response.body"}
+
+
+async def test_websocket_refused_with_1008_before_accept_when_the_server_cannot_send_a_response():
+    scope, sent = await handshake(BearerAuthMiddleware(inner, StubVerifier()), [], http_response=False)
+    assert not scope.get("reached")
+    assert sent == [{"type": "websocket.close", "code": 1008, "reason": "unauthorized"}]
+
+
+async def test_websocket_with_a_valid_token_reaches_the_app_with_claims():
+    scope, sent = await handshake(BearerAuthMiddleware(inner, StubVerifier()), auth(b"Bearer " + GOOD.encode()),
+                                  http_response=True)
+    assert scope["reached"] and scope["auth"]["sub"] == "u-1" and sent == []
+
+
+async def test_exempt_websocket_paths_pass_without_credentials():
+    verifier = StubVerifier()
+    app = BearerAuthMiddleware(inner, verifier, exempt=("/ws/public",))
+    scope, sent = await handshake(app, [], http_response=False, path="/ws/public")
+    assert scope["reached"] and sent == [] and verifier.seen == []
 
 
 async def test_replica_id_is_added_to_refusals_and_successes():

@@ -41,14 +41,14 @@ def test_no_command_prints_help_and_fails(capsys):
 
 
 def test_flags_override_the_environment(monkeypatch):
-    monkeypatch.setenv("RESOURCE_AUTH_URL", "http://env-auth:8000")
+    monkeypatch.setenv("RESOURCE_AUTH_URL", "https://env-auth:8000")
     monkeypatch.setenv("RESOURCE_PORT", "9001")
     monkeypatch.setenv("RESOURCE_REPLICA_ID", "from-env")
     args = cli._parser().parse_args(["serve", "--port", "9002", "--host", "0.0.0.0"])
     settings = cli.settings_from_args(args)
     assert (settings.auth_url, settings.port, settings.host, settings.replica_id) == (
-        "http://env-auth:8000", 9002, "0.0.0.0", "from-env")
-    args = cli._parser().parse_args(["serve", "--replica-id", "r2", "--auth-url", "http://a:1"])
+        "https://env-auth:8000", 9002, "0.0.0.0", "from-env")
+    args = cli._parser().parse_args(["serve", "--replica-id", "r2", "--auth-url", "https://a:1"])
     assert cli.settings_from_args(args).replica_id == "r2"
 
 
@@ -58,7 +58,7 @@ def test_invalid_settings_exit_with_a_message_instead_of_a_traceback(capsys):
 
 
 def test_server_runs_one_uvloop_guarded_httptools_worker_without_access_log_or_proxy_headers():
-    args = cli._parser().parse_args(["serve", "--auth-url", "http://a:1", "--port", "8123", "--host", "127.0.0.2"])
+    args = cli._parser().parse_args(["serve", "--auth-url", "https://a:1", "--port", "8123", "--host", "127.0.0.2"])
     config = cli.server_config(cli.settings_from_args(args))
     assert isinstance(config, uvicorn.Config)
     assert (config.host, config.port, config.workers) == ("127.0.0.2", 8123, 1)
@@ -72,5 +72,5 @@ def test_server_runs_one_uvloop_guarded_httptools_worker_without_access_log_or_p
 def test_serve_runs_uvicorn_with_that_config(monkeypatch):
     ran: list[uvicorn.Config] = []
     monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: ran.append(self.config))
-    assert cli.main(["serve", "--auth-url", "http://a:1", "--port", "8124"]) == 0
+    assert cli.main(["serve", "--auth-url", "https://a:1", "--port", "8124"]) == 0
     assert ran and ran[0].port == 8124

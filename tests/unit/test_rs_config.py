@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from resource_service.config import ResourceSettings
 
-AUTH = "http://auth.internal:8000"
+AUTH = "https://auth.internal:8000"
 
 
 @pytest.fixture(autouse=True)
@@ -39,6 +39,8 @@ def test_defaults():
 def test_values_are_read_from_resource_prefixed_environment(monkeypatch):
     monkeypatch.setenv("RESOURCE_AUTH_URL", AUTH)
     monkeypatch.setenv("RESOURCE_ISSUER", "https://auth.example")
+    monkeypatch.setenv("RESOURCE_ALLOW_INSECURE_ISSUER", "true")
+    monkeypatch.setenv("RESOURCE_ALLOWED_METADATA_HOSTS", '["Keys.Example:8443"]')
     monkeypatch.setenv("RESOURCE_AUDIENCE", "reports-api")
     monkeypatch.setenv("RESOURCE_REPLICA_ID", "r7")
     monkeypatch.setenv("RESOURCE_JWKS_MIN_REFETCH_INTERVAL", "20")
@@ -64,6 +66,8 @@ def test_values_are_read_from_resource_prefixed_environment(monkeypatch):
     assert settings.model_dump() == {
         "auth_url": AUTH,
         "issuer": "https://auth.example",
+        "allow_insecure_issuer": True,
+        "allowed_metadata_hosts": ["keys.example:8443"],
         "audience": "reports-api",
         "replica_id": "r7",
         "jwks_min_refetch_interval": 20.0,
@@ -116,6 +120,7 @@ UNSAFE = {
     "auth url with another scheme": {"auth_url": "ftp://auth.internal"},
     "auth url with a query": {"auth_url": AUTH + "/?x=1"},
     "issuer that is not a URL": {"issuer": "auth"},
+    "metadata host with a scheme": {"allowed_metadata_hosts": ["https://keys.example"]},
     "replica id with a newline": {"replica_id": "r1\r\nSet-Cookie: x=1"},
     "replica id with a space": {"replica_id": "r 1"},
     "unknown log format": {"log_format": "xml"},
@@ -128,3 +133,37 @@ UNSAFE = {
 def test_unsafe_or_invalid_values_are_refused(values):
     with pytest.raises(ValidationError):
         ResourceSettings(**{"auth_url": AUTH, **values})
+
+
+PLAIN_HTTP = {
+    "issuer on another host": {"issuer": "http://auth.example"},
+    "auth url standing in for the issuer": {"auth_url": "http://auth.internal:8000"},
+    "any interface": {"auth_url": "http://0.0.0.0:8000"},
+    "a name that merely starts like loopback": {"auth_url": "http://127.0.0.1.evil.example"},
+}
+
+
+@pytest.mark.parametrize("values", PLAIN_HTTP.values(), ids=PLAIN_HTTP.keys())
+def test_plain_http_issuer_off_loopback_is_refused_naming_the_setting(values):
+    with pytest.raises(ValidationError, match="RESOURCE_ALLOW_INSECURE_ISSUER"):
+        ResourceSettings(**{"auth_url": AUTH, **values})
+    assert ResourceSettings(**{"auth_url": AUTH, **values, "allow_insecure_issuer": True})
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8000", "http://127.8.9.10", "http://[::1]:8000",
+                                 "http://localhost:8000", "http://LOCALHOST"])
+def test_plain_http_issuer_on_loopback_is_accepted(url):
+    assert ResourceSettings(auth_url=url).expected_issuer == url
+
+
+def test_internal_http_address_is_fine_when_the_issuer_is_https():
+    # The metadata's key and feed URLs must stay at the (https) issuer, so discovery over
+    # the internal address cannot redirect trust.
+    settings = ResourceSettings(auth_url="http://auth.internal:8000", issuer="https://auth.example")
+    assert settings.expected_issuer == "https://auth.example"
+
+
+def test_a_refusal_never_echoes_a_redis_password():
+    with pytest.raises(ValidationError) as refused:
+        ResourceSettings(auth_url="http://auth.example", redis_url="redis://:hunter2-secret@redis:6379/0")
+    assert "hunter2-secret" not in str(refused.value)

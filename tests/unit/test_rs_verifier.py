@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 import resource_service.verifier as verifier_module
 from resource_service import InvalidToken, ResourceSettings, Unavailable, Verifier
+from resource_service.discovery import parse_metadata
 from tests.unit.fakes import ISSUER, NOW, Clock, Issuer, no_wait
 
 pytestmark = pytest.mark.anyio
@@ -109,6 +110,24 @@ async def test_metadata_naming_another_issuer_is_refused(make, issuer, caplog):
     assert verifier.status()["keys"] == 0 and issuer.jwks_fetches == 0
     with pytest.raises(Unavailable):
         await verifier.verify(issuer.mint())
+
+
+@pytest.mark.parametrize("member", ["jwks_uri", "revocation_list_uri", "revocation_stream_uri"])
+async def test_metadata_sending_keys_or_feed_to_another_host_is_refused(make, issuer, caplog, member):
+    issuer.metadata_changes = {member: "https://evil.example/.well-known/jwks.json"}
+    with caplog.at_level(logging.WARNING, logger="resource_service.verifier"):
+        verifier = await make()
+    assert "RESOURCE_ALLOWED_METADATA_HOSTS" in caplog.text
+    assert verifier.status()["keys"] == 0 and issuer.jwks_fetches == 0
+    with pytest.raises(Unavailable):
+        await verifier.verify(issuer.mint())
+
+
+async def test_metadata_may_send_keys_to_an_allowed_host(make, issuer):
+    issuer.metadata_changes = {"jwks_uri": "https://keys.example/.well-known/jwks.json"}
+    verifier = await make(allowed_metadata_hosts=["Keys.Example"])
+    assert verifier.metadata is not None and verifier.metadata.jwks_uri.startswith("https://keys.example/")
+    assert verifier.status()["keys"] == 1  # the fake answers every host
 
 
 async def test_second_verify_of_a_token_skips_the_signature_check(make, issuer, decodes):
@@ -291,3 +310,30 @@ async def test_stop_ends_the_background_work(make, issuer):
     assert verifier._task is None
     tasks = [t for t in asyncio.all_tasks() if t.get_name() == "resource-service-verifier"]
     assert tasks == []
+
+
+METADATA_ORIGINS = {
+    "same origin": ("https://auth.example", "https://auth.example/jwks", (), True),
+    "default port spelled out": ("https://auth.example", "https://auth.example:443/jwks", (), True),
+    "plain http from an https issuer": ("https://auth.example", "http://auth.example/jwks", (), False),
+    "another port": ("https://auth.example", "https://auth.example:8443/jwks", (), False),
+    "another host": ("https://auth.example", "https://keys.example/jwks", (), False),
+    "a look-alike host": ("https://auth.example", "https://auth.example.evil/jwks", (), False),
+    "an allowed host": ("https://auth.example", "https://keys.example/jwks", ("keys.example",), True),
+    "an allowed host and port": ("https://auth.example", "https://keys.example:8443/jwks", ("keys.example:8443",), True),
+    "an allowed host over http": ("https://auth.example", "http://keys.example/jwks", ("keys.example",), False),
+    "another loopback port": ("http://127.0.0.1:8000", "http://127.0.0.1:9000/jwks", (), False),
+}
+
+
+@pytest.mark.parametrize(("issuer_url", "jwks_uri", "allowed", "accepted"), METADATA_ORIGINS.values(),
+                         ids=METADATA_ORIGINS.keys())
+def test_key_and_feed_urls_keep_the_issuers_origin(issuer_url, jwks_uri, allowed, accepted):
+    document = {"issuer": issuer_url, "jwks_uri": jwks_uri, "token_endpoint": f"{issuer_url}/token",
+                "revocation_list_uri": f"{issuer_url}/revocations",
+                "revocation_stream_uri": f"{issuer_url}/revocations/stream"}
+    if accepted:
+        assert parse_metadata(document, issuer_url, allowed).jwks_uri == jwks_uri
+    else:
+        with pytest.raises(ValueError, match="RESOURCE_ALLOWED_METADATA_HOSTS"):
+            parse_metadata(document, issuer_url, allowed)
