@@ -41,7 +41,7 @@ def _refresh(stack: Stack, token: str) -> httpx.Response:
 def alice(stack: Stack) -> Stack:
     stack.start_auth(**_LIMITS)
     stack.add_user("alice", scope="reports:read profile")
-    stack.add_client("svc", "svc-secret-of-at-least-32-characters")
+    stack.add_client("svc", "svc-secret-of-at-least-32-characters", scope="introspect")
     return stack
 
 
@@ -49,7 +49,7 @@ def test_no_login_in_flight_during_a_password_change_keeps_a_session(stack: Stac
     # One hashing thread: 30 concurrent logins queue behind it, each holding the hash it read.
     stack.start_auth(AUTH_PASSWORD_HASH_CONCURRENCY="1", **_LIMITS)
     stack.add_user("alice")
-    stack.add_client("svc", "svc-secret-of-at-least-32-characters")
+    stack.add_client("svc", "svc-secret-of-at-least-32-characters", scope="introspect")
     assert stack.auth is not None
     url = f"{stack.auth.url}/token"
     changed, stop = threading.Event(), threading.Event()
@@ -139,7 +139,7 @@ def test_rotation_never_extends_a_session_past_its_maximum_lifetime(stack: Stack
 def test_refreshing_one_session_too_often_is_answered_429_and_keeps_the_token(stack: Stack) -> None:
     stack.start_auth(AUTH_REFRESH_RATE="3", **_LIMITS)
     stack.add_user("alice")
-    stack.add_client("svc", "svc-secret-of-at-least-32-characters")
+    stack.add_client("svc", "svc-secret-of-at-least-32-characters", scope="introspect")
     token = str(stack.login()["refresh_token"])  # the login's token counts: two refreshes remain
     for _ in range(2):
         token = str(_refresh(stack, token).json()["refresh_token"])

@@ -43,7 +43,7 @@ from resource_service import revocation_sync
 from resource_service.revocation_sync import RevocationSync
 from resource_service.revocations import RevocationList
 
-BASE = "http://issuer.test"
+BASE = "https://issuer.test"
 ACCESS_TTL = 30  # the least the settings allow: entries expire within a few time steps
 LEEWAY = 5
 VALUES = ("a", "b", "c")  # one small pool for jti, sid and sub: repeats, and kinds kept apart
