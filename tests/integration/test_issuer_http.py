@@ -307,3 +307,12 @@ def test_the_pull_feed_pages_a_long_list_with_more_and_a_cursor(issuer: Stack) -
     assert page["cursor"] == everything["cursor"]
     for bad in ("0", "10001", "x"):
         assert issuer.http.get(url, params={"limit": bad}).json()["error"] == "invalid_request"
+
+
+def test_clients_add_can_generate_a_secret_that_authenticates(issuer: Stack) -> None:
+    assert issuer.auth is not None
+    made = json.loads(issuer.cli("clients", "add", "generated", "--generate-secret"))
+    assert len(made["client_secret"]) >= 32
+    issued = issuer.http.post(f"{issuer.auth.url}/token", data={"grant_type": "client_credentials"},
+                              auth=("generated", made["client_secret"]))
+    assert issued.status_code == 200, issued.text

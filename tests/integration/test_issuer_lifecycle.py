@@ -105,19 +105,13 @@ def test_cli_refuses_duplicates_and_empty_secrets_plainly(stack: Stack) -> None:
     assert empty.returncode == 2 and "no secret" in empty.stderr
 
 
-def test_cli_refuses_short_passwords_and_client_secrets_and_can_generate_a_secret(stack: Stack) -> None:
+def test_cli_refuses_short_passwords_and_client_secrets(stack: Stack) -> None:
     for args, short in ((["users", "add", "dave"], "7 chars"), (["users", "set-password", "carol"], "1234567"),
                         (["clients", "add", "c2"], "s" * 31)):
         flag = "--secret-stdin" if args[0] == "clients" else "--password-stdin"
         done = cli([*args, flag], data=stack.tmp, stdin=short + "\n")
         assert done.returncode == 2 and "shorter than" in done.stderr, done.stderr
         assert short not in done.stderr  # the value itself is never echoed
-    stack.start_auth()
-    made = json.loads(stack.cli("clients", "add", "c3", "--generate-secret"))
-    assert len(made["client_secret"]) >= 32
-    issued = stack.http.post(f"{stack.auth.url}/token", data={"grant_type": "client_credentials"},  # type: ignore[union-attr]
-                             auth=("c3", made["client_secret"]))
-    assert issued.status_code == 200, issued.text
 
 
 def test_scheduled_rotation_publishes_then_activates_a_new_key_by_itself(stack: Stack) -> None:

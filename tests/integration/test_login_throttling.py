@@ -7,6 +7,8 @@ caller of the same issuer on 127.0.0.1."""
 from __future__ import annotations
 
 import concurrent.futures
+import secrets
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -16,15 +18,20 @@ from tests.conftest import PASSWORD, REDIS_URL, Stack
 SECRET = "s" * 40
 
 
-@pytest.fixture(params=["memory", "redis"])
-def limited(request: pytest.FixtureRequest, stack: Stack) -> Stack:
+@pytest.fixture(scope="module", params=["memory", "redis"])
+def limited(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One issuer per limiter, shared by the module: each test guesses from addresses of its own."""
+    stack = Stack(tmp_path_factory.mktemp(f"limited-{request.param}"))
     env = {"AUTH_LOGIN_MAX_FAILURES": "5"}
     if request.param == "redis":
-        env |= {"AUTH_REDIS_URL": REDIS_URL, "AUTH_REDIS_PREFIX": request.getfixturevalue("redis_prefix")}
-    stack.start_auth(**env)
-    stack.add_user("alice")
-    stack.add_client("api", SECRET)
-    return stack
+        env |= {"AUTH_REDIS_URL": REDIS_URL, "AUTH_REDIS_PREFIX": f"test-{secrets.token_hex(6)}:"}
+    try:
+        stack.start_auth(**env)
+        stack.add_user("alice")
+        stack.add_client("api", SECRET)
+        yield stack
+    finally:
+        stack.stop()
 
 
 def post_from(stack: Stack, address: str, auth: tuple[str, str] | None = None, **form: str) -> httpx.Response:
@@ -39,7 +46,7 @@ def in_parallel(n: int, call: object) -> list[int]:
 
 
 def test_forty_parallel_wrong_passwords_get_at_most_five_hashed_answers(limited: Stack) -> None:
-    codes = in_parallel(40, lambda: post_from(limited, "127.0.0.1", grant_type="password", username="alice",
+    codes = in_parallel(40, lambda: post_from(limited, "127.0.1.1", grant_type="password", username="alice",
                                               password="wrong guess"))
     assert codes.count(400) <= 5
     assert codes.count(429) >= 35
@@ -47,7 +54,7 @@ def test_forty_parallel_wrong_passwords_get_at_most_five_hashed_answers(limited:
 
 
 def test_forty_parallel_wrong_client_secrets_get_at_most_five_hashed_answers(limited: Stack) -> None:
-    codes = in_parallel(40, lambda: post_from(limited, "127.0.0.1", auth=("api", "w" * 40),
+    codes = in_parallel(40, lambda: post_from(limited, "127.0.1.2", auth=("api", "w" * 40),
                                               grant_type="client_credentials"))
     assert codes.count(401) <= 5
     assert codes.count(429) >= 35
@@ -55,17 +62,17 @@ def test_forty_parallel_wrong_client_secrets_get_at_most_five_hashed_answers(lim
 
 def test_wrong_passwords_from_one_address_do_not_refuse_the_right_one_from_another(limited: Stack) -> None:
     for _ in range(8):
-        post_from(limited, "127.0.0.2", grant_type="password", username="alice", password="wrong guess")
-    assert post_from(limited, "127.0.0.2", grant_type="password", username="alice",
+        post_from(limited, "127.0.1.3", grant_type="password", username="alice", password="wrong guess")
+    assert post_from(limited, "127.0.1.3", grant_type="password", username="alice",
                      password=PASSWORD).status_code == 429  # the guesser's own address is locked out
-    victim = post_from(limited, "127.0.0.1", grant_type="password", username="alice", password=PASSWORD)
+    victim = post_from(limited, "127.0.1.4", grant_type="password", username="alice", password=PASSWORD)
     assert victim.status_code == 200, victim.text
 
 
 def test_wrong_secrets_from_one_address_do_not_refuse_the_client_at_another(limited: Stack) -> None:
     for _ in range(8):
-        post_from(limited, "127.0.0.2", auth=("api", "w" * 40), grant_type="client_credentials")
-    ok = post_from(limited, "127.0.0.1", auth=("api", SECRET), grant_type="client_credentials")
+        post_from(limited, "127.0.1.5", auth=("api", "w" * 40), grant_type="client_credentials")
+    ok = post_from(limited, "127.0.1.6", auth=("api", SECRET), grant_type="client_credentials")
     assert ok.status_code == 200, ok.text
 
 
