@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -86,6 +87,7 @@ class RevocationSync:
         self._clock = clock
         self._sleep = sleep  # between reconnects; injected so tests need not wait
         self._pull_wanted = asyncio.Event()
+        self._attempted_at: float | None = None  # when the poller last pulled, successfully or not
 
     @property
     def pull_wanted(self) -> bool:
@@ -226,8 +228,13 @@ class RevocationSync:
         while True:
             # Sleep until the copy turns one poll interval old: a pull (or a heartbeat)
             # resets that clock, so without push a pull runs every interval, not every two.
-            staleness = self._revocations.staleness(self._clock())
-            due = self._poll_interval if staleness is None else max(0.0, self._poll_interval - staleness)
+            # A pull that failed counts as a poll too: an issuer that is down (or cannot read its
+            # feed) gets one pull per interval from each replica, never a tight loop of them.
+            now = self._clock()
+            quiet = self._revocations.staleness(now)
+            if self._attempted_at is not None:
+                quiet = min(now - self._attempted_at, quiet if quiet is not None else math.inf)
+            due = self._poll_interval if quiet is None else max(0.0, self._poll_interval - quiet)
             try:  # asyncio.timeout: wait_for can drop a cancellation on 3.11 (CPython gh-86296)
                 async with asyncio.timeout(due):
                     await self._pull_wanted.wait()
@@ -237,6 +244,7 @@ class RevocationSync:
                     self._revocations.prune(self._clock())
                     continue  # a heartbeat confirmed us in sync meanwhile: no pull needed
             self._pull_wanted.clear()
+            self._attempted_at = self._clock()
             try:
                 await self.pull()
             except Exception:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -225,3 +226,23 @@ async def test_a_page_that_says_more_without_moving_the_cursor_ends_the_pull(fee
     assert await sync.pull() is False  # no endless loop against a broken issuer
     assert len(feed.pulls) == 2
     assert copy.staleness(clock()) == 100  # and the copy is not claimed to be in sync
+
+
+async def test_a_stale_copy_whose_pulls_fail_pulls_once_per_interval_not_in_a_tight_loop(clock):
+    attempts = []
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        attempts.append(request)
+        raise httpx.ConnectError("connection refused")
+
+    copy = RevocationList()
+    copy.apply_pull({"feed": "F1", "cursor": 0, "snapshot": True, "entries": []}, NOW)
+    clock.now = NOW + 3600  # long stale: every poll is due at once
+    async with httpx.AsyncClient(transport=httpx.MockTransport(refuse)) as down:
+        sync = make_sync(copy, down, clock, poll_interval=0.1)
+        polling = asyncio.create_task(sync.poll_forever())
+        await asyncio.sleep(0.35)
+        polling.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await polling
+    assert 1 <= len(attempts) <= 6  # one per 0.1 s, not thousands
