@@ -64,7 +64,7 @@ _FORMAT = "scrypt-a256gcm"
 # short publish lead; the parameters are stored with each key, so raising them later is free.
 _SCRYPT = {"ln": 15, "r": 8, "p": 1}
 _SCRYPT_LIMITS = {"ln": 20, "r": 16, "p": 4}  # a stored file may not ask for more than this
-_LEGACY_PREFIX = "-----BEGIN ENCRYPTED PRIVATE KEY-----"
+_LEGACY_LABEL = "ENCRYPTED PRIVATE KEY"  # the PEM label of PKCS#8 with PBKDF2 (RFC 7468)
 
 
 def encode_key(key: PrivateKeyTypes, passphrase: bytes | None) -> str:
@@ -94,7 +94,7 @@ def decode_key(stored: str, passphrase: bytes | None, where: str) -> PrivateKeyT
 
 def is_legacy(stored: str) -> bool:
     """True for a key encrypted in the older PKCS#8 PEM (PBKDF2) form."""
-    return stored.startswith(_LEGACY_PREFIX)
+    return stored.startswith(f"-----BEGIN {_LEGACY_LABEL}-----")
 
 
 def _unseal(stored: str, passphrase: bytes, where: str) -> PrivateKeyTypes:
