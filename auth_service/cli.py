@@ -210,6 +210,21 @@ def _with_store(job: Callable[[Any], Awaitable[Any]]) -> Any:
     return asyncio.run(run())
 
 
+def _with_user(name: str, change: Callable[[Any, Any], Awaitable[None]]) -> Any:
+    """Apply `change(store, user)` to the user called `name`; None (and a line on stderr) if none is."""
+
+    async def job(store: Any) -> Any:
+        user = await store.user_by_name(name)
+        if user is not None:
+            await change(store, user)
+        return user
+
+    user = _with_store(job)
+    if user is None:
+        print(f"auth-service: no user {name!r}", file=sys.stderr)
+    return user
+
+
 def _users_add(args: argparse.Namespace) -> None:
     password_hash = hash_sync(_read_secret("password", shortest=MIN_PASSWORD_LENGTH))
     user = _with_store(lambda store: store.add_user(args.name, password_hash, args.scope, int(time.time())))
@@ -229,17 +244,12 @@ def _revoker(store: Any) -> Any:
 def _users_set_password(args: argparse.Namespace) -> int:
     password_hash = hash_sync(_read_secret("password", shortest=MIN_PASSWORD_LENGTH))
 
-    async def job(store: Any) -> Any:
-        user = await store.user_by_name(args.name)
-        if user is None:
-            return None
+    async def change(store: Any, user: Any) -> None:
         await store.set_password_hash(user.id, password_hash, changed_at=int(time.time()))
         await _revoker(store).sub(user.id)
-        return user
 
-    user = _with_store(job)
+    user = _with_user(args.name, change)
     if user is None:
-        print(f"auth-service: no user {args.name!r}", file=sys.stderr)
         return 1
     print(json.dumps({"username": user.username, "sub": user.id, "tokens_revoked_before": int(time.time()) + 1}))
     return 0
@@ -248,21 +258,16 @@ def _users_set_password(args: argparse.Namespace) -> int:
 def _users_change(args: argparse.Namespace) -> int:
     """disable, enable or remove; disable and remove end every session of the user."""
 
-    async def job(store: Any) -> Any:
-        user = await store.user_by_name(args.name)
-        if user is None:
-            return None
+    async def change(store: Any, user: Any) -> None:
         if args.action == "remove":
             await store.remove_user(user.id)
         else:
             await store.set_disabled(user.id, int(time.time()) if args.action == "disable" else None)
         if args.action != "enable":
             await _revoker(store).sub(user.id)
-        return user
 
-    user = _with_store(job)
+    user = _with_user(args.name, change)
     if user is None:
-        print(f"auth-service: no user {args.name!r}", file=sys.stderr)
         return 1
     print(json.dumps({"username": user.username, "sub": user.id, "action": args.action}))
     return 0

@@ -101,24 +101,6 @@ class RateLimited(OAuthError):
         super().__init__(description, headers={"Retry-After": str(max(1, retry_after))})
 
 
-class TooManyPulls(OAuthError):
-    error = "temporarily_unavailable"
-    status_code = 429
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__("too many revocation entries pulled from this address; retry later",
-                         headers={"Retry-After": str(retry_after)})
-
-
-class TooManyStreams(OAuthError):
-    error = "temporarily_unavailable"
-    status_code = 429
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__("too many revocation streams open; pull /revocations meanwhile",
-                         headers={"Retry-After": str(retry_after)})
-
-
 class Unavailable(OAuthError):
     error = "temporarily_unavailable"
     status_code = 503

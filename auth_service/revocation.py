@@ -55,16 +55,14 @@ class RevocationFeed:
         self._read_at: float | None = None  # when the store last answered the tail
         self._pages: OrderedDict[tuple[str, int, int | None, int], bytes] = OrderedDict()
         self._page_bytes = 0
-        self.page_hits = 0  # pull answers served from the cache
-        self.page_renders = 0  # and rendered
 
     def notify(self) -> None:
         """A local write appended to the feed: push it now rather than at the next poll."""
         self._wake.set()
 
-    async def pull_rendered(self, after: int | None, feed_id: str | None, limit: int = PAGE_DEFAULT,
-                            *, may_render: Callable[[int], bool] | None = None) -> bytes | None:
-        """`pull` as JSON bytes, from a cache keyed by (feed, head, after, limit).
+    async def pull(self, after: int | None, feed_id: str | None, limit: int = PAGE_DEFAULT,
+                   *, may_render: Callable[[int], bool] | None = None) -> bytes | None:
+        """One pull answer (`_page`) as JSON bytes, from a cache keyed by (feed, head, after, limit).
 
         A fleet at one cursor asks for the same pages: each is rendered once per head. A
         page not in the cache is rendered only if `may_render(limit)` agrees (a per-caller
@@ -74,30 +72,23 @@ class RevocationFeed:
         key = (current_feed, head, None if snapshot else after, limit)
         if (cached := self._pages.get(key)) is not None:
             self._pages.move_to_end(key)
-            self.page_hits += 1
             return cached
         if may_render is not None and not may_render(limit):
             return None
         body = json.dumps(await self._page(current_feed, head, snapshot, after, limit),
                           separators=(",", ":")).encode()
-        self.page_renders += 1
         self._pages[key] = body
         self._page_bytes += len(body)
         while len(self._pages) > _CACHED_PAGES or self._page_bytes > _CACHED_BYTES:
             self._page_bytes -= len(self._pages.popitem(last=False)[1])
         return body
 
-    async def pull(self, after: int | None, feed_id: str | None, limit: int = PAGE_LIMIT) -> dict[str, Any]:
+    async def _page(self, current_feed: str, head: int, snapshot: bool, after: int | None,
+                    limit: int) -> dict[str, Any]:
         """Entries after a cursor (or a snapshot), at most `limit` of them.
 
         When more remain, `more` is true and `cursor` is the seq of the last entry sent:
         the caller pulls again after it. A large list thus arrives in bounded pages."""
-        current_feed, head = await self._store.feed_head()
-        snapshot = after is None or feed_id != current_feed or after > head
-        return await self._page(current_feed, head, snapshot, after, limit)
-
-    async def _page(self, current_feed: str, head: int, snapshot: bool, after: int | None,
-                    limit: int) -> dict[str, Any]:
         entries = await self._store.entries_after(0 if snapshot else after, limit)  # type: ignore[arg-type]
         more = len(entries) == limit and entries[-1].seq < head
         cursor = entries[-1].seq if more else max([head, *(e.seq for e in entries)])

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from ..errors import TooManyPulls, TooManyStreams
+from ..errors import RateLimited
 from ..ratelimit import address_bucket
 from ..revocation import PAGE_DEFAULT, PAGE_LIMIT
 from ..services import services
@@ -32,9 +32,10 @@ async def pull(request: Request,
                ) -> Response:
     s = services(request)
     address = address_bucket(request.client.host if request.client else "unknown")
-    body = await s.feed.pull_rendered(after, feed, limit, may_render=lambda n: s.pull_budget.spend(address, n))
+    body = await s.feed.pull(after, feed, limit, may_render=lambda n: s.pull_budget.spend(address, n))
     if body is None:
-        raise TooManyPulls(s.pull_budget.retry_after(address))
+        raise RateLimited(s.pull_budget.retry_after(address),
+                          "too many revocation entries pulled from this address; retry later")
     return Response(body, media_type="application/json", headers={"Cache-Control": "no-cache"})
 
 
@@ -47,7 +48,7 @@ async def stream(request: Request) -> StreamingResponse:
     s = services(request)
     address = address_bucket(request.client.host if request.client else "unknown")
     if not s.streams.take(address):
-        raise TooManyStreams(STREAM_RETRY_AFTER)
+        raise RateLimited(STREAM_RETRY_AFTER, "too many revocation streams open; pull /revocations meanwhile")
     return _HeldStream(s.feed.subscribe(), release=lambda: s.streams.give_back(address),
                        media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
