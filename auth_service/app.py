@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from resource_service.apidocs import install_docs
@@ -53,14 +53,23 @@ def open_keys(settings: Settings, store: SqlStore) -> KeyManager:
         keystore = SqlKeyStore(store.engine, passphrase)
     else:
         keystore = FileKeyStore(settings.keys_dir, passphrase)
-    return KeyManager(keystore, alg=settings.signing_alg,
-                      interval=settings.key_rotation_interval, lead=settings.publish_lead,
-                      max_token_lifetime=settings.max_token_lifetime)
+    return KeyManager(
+        keystore,
+        alg=settings.signing_alg,
+        interval=settings.key_rotation_interval,
+        lead=settings.publish_lead,
+        max_token_lifetime=settings.max_token_lifetime,
+    )
 
 
-_READINESS = {"type": "object", "required": ["ready", "checks"],
-              "properties": {"ready": {"type": "boolean"},
-                             "checks": {"type": "object", "additionalProperties": {"type": "string"}}}}
+_READINESS = {
+    "type": "object",
+    "required": ["ready", "checks"],
+    "properties": {
+        "ready": {"type": "boolean"},
+        "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+    },
+}
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -73,23 +82,34 @@ def create_app(settings: Settings) -> FastAPI:
         await keys.maintain(int(time.time()))
         redis_client = _redis(settings)
         minter = TokenMinter(settings, keys)
-        feed = RevocationFeed(store, heartbeat=settings.revocation_heartbeat,
-                              publisher=_publisher(settings, redis_client, minter))
+        feed = RevocationFeed(
+            store, heartbeat=settings.revocation_heartbeat, publisher=_publisher(settings, redis_client, minter)
+        )
         hasher = PasswordHasher(settings.password_hash_concurrency)
         limiter = _limiter(settings, redis_client)
-        revoker = Revoker(store, feed, access_ttl=settings.access_token_ttl, leeway=settings.leeway,
-                          metrics=metrics)
+        revoker = Revoker(store, feed, access_ttl=settings.access_token_ttl, leeway=settings.leeway, metrics=metrics)
         if metrics is not None:
             metrics.watch_keys(keys)
         app.state.services = Services(
-            settings=settings, store=store, keys=keys, minter=minter, hasher=hasher, feed=feed, revoker=revoker,
-            grants=Grants(settings, store, minter, hasher, limiter, revoker, metrics=metrics), limiter=limiter,
+            settings=settings,
+            store=store,
+            keys=keys,
+            minter=minter,
+            hasher=hasher,
+            feed=feed,
+            revoker=revoker,
+            grants=Grants(settings, store, minter, hasher, limiter, revoker, metrics=metrics),
+            limiter=limiter,
             streams=StreamSlots(settings.revocation_streams_max, settings.revocation_streams_per_address),
             pull_budget=PullBudget(settings.revocation_pull_budget),
-            redis=redis_client, metrics=metrics)
-        tasks = [asyncio.create_task(feed.run(), name="revocation-feed"),
-                 asyncio.create_task(_every(_KEY_RELOAD_EVERY, _key_keeper(keys, settings)), name="keys"),
-                 asyncio.create_task(_every(_PRUNE_EVERY, lambda: _prune(store)), name="prune")]
+            redis=redis_client,
+            metrics=metrics,
+        )
+        tasks = [
+            asyncio.create_task(feed.run(), name="revocation-feed"),
+            asyncio.create_task(_every(_KEY_RELOAD_EVERY, _key_keeper(keys, settings)), name="keys"),
+            asyncio.create_task(_every(_PRUNE_EVERY, lambda: _prune(store)), name="prune"),
+        ]
         log.info("auth service ready: issuer %s, %d signing key(s)", settings.issuer, len(keys.records()))
         try:
             yield
@@ -105,16 +125,27 @@ def create_app(settings: Settings) -> FastAPI:
 
     # No slash redirects: Starlette builds them from the request's Host, so `POST /token/` with
     # `Host: evil.example` would send the client (and its credentials) there.
-    app = FastAPI(title="auth-service", version="0.1.0", lifespan=lifespan, redirect_slashes=False,
-                  docs_url=None, redoc_url=None,
-                  description="Issues signed JWT access and refresh tokens; see docs/wire.md.")
+    app = FastAPI(
+        title="auth-service",
+        version="0.1.0",
+        lifespan=lifespan,
+        redirect_slashes=False,
+        docs_url=None,
+        redoc_url=None,
+        description="Issues signed JWT access and refresh tokens; see docs/wire.md.",
+    )
     install_docs(app)  # Swagger UI and ReDoc from the package, not a CDN
     install_handlers(app)
     if settings.cors_origins:
         # Swagger UI's token request sends X-Requested-With; without it the preflight fails.
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-                           allow_headers=["Authorization", "Content-Type", "X-Requested-With", "X-Request-Id"],
-                           expose_headers=["X-Request-Id"], max_age=600)
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "X-Requested-With", "X-Request-Id"],
+            expose_headers=["X-Request-Id"],
+            max_age=600,
+        )
     for router in (token.router, revoke.router, wellknown.router, revocations.router):
         app.include_router(router)
 
@@ -122,10 +153,15 @@ def create_app(settings: Settings) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"], summary="Readiness: database, signing key, Redis",
-             responses={200: {"description": "Ready", "content": {"application/json": {"schema": _READINESS}}},
-                        503: {"description": "Not ready: a check failed",
-                              "content": {"application/json": {"schema": _READINESS}}}})
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="Readiness: database, signing key, Redis",
+        responses={
+            200: {"description": "Ready", "content": {"application/json": {"schema": _READINESS}}},
+            503: {"description": "Not ready: a check failed", "content": {"application/json": {"schema": _READINESS}}},
+        },
+    )
     async def readyz(request: Request) -> JSONResponse:
         checks = await _readiness(services(request))
         ready = all(result == "ok" for result in checks.values())
@@ -135,8 +171,13 @@ def create_app(settings: Settings) -> FastAPI:
     # Added last, so outermost: every log line of a request (a CORS preflight's too) carries its id
     # and the client address (security events above all), and the one timing of each request feeds
     # both the access line and the latency histogram.
-    app.add_middleware(RequestIdMiddleware, access_log=settings.access_log, logger="auth_service.access",
-                       observe=timer, client_address=True)
+    app.add_middleware(
+        RequestIdMiddleware,
+        access_log=settings.access_log,
+        logger="auth_service.access",
+        observe=timer,
+        client_address=True,
+    )
     if settings.trusted_proxies:
         # Outermost of all: the client address every limit and log line sees is the forwarded one,
         # believed only from these peers (uvicorn's own proxy_headers is off, see resource_service.serving).
@@ -149,14 +190,16 @@ def _redis(settings: Settings) -> Redis | None:
         return None
     import redis.asyncio as redis
 
-    return redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2,
-                          health_check_interval=15)
+    return redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=15)
 
 
 def _limiter(settings: Settings, client: Redis | None) -> LoginLimiter:
-    limits = Limits(max_failures=settings.login_max_failures,
-                    max_attempts_per_address=settings.login_max_attempts_per_ip,
-                    ceiling=settings.login_max_failures_per_user, window=settings.login_window)
+    limits = Limits(
+        max_failures=settings.login_max_failures,
+        max_attempts_per_address=settings.login_max_attempts_per_ip,
+        ceiling=settings.login_max_failures_per_user,
+        window=settings.login_window,
+    )
     if client is None:
         return MemoryLoginLimiter(limits)
     from .storage.redis_limits import RedisLoginLimiter

@@ -59,9 +59,11 @@ def _parser() -> argparse.ArgumentParser:
     passwd.add_argument("name")
     passwd.add_argument("--password-stdin", action="store_true", required=True)
     passwd.set_defaults(run=_users_set_password)
-    for action, what in (("disable", "refuse the user's logins and refreshes and revoke their tokens"),
-                         ("enable", "let a disabled user log in again"),
-                         ("remove", "delete the user and revoke their tokens")):
+    for action, what in (
+        ("disable", "refuse the user's logins and refreshes and revoke their tokens"),
+        ("enable", "let a disabled user log in again"),
+        ("remove", "delete the user and revoke their tokens"),
+    ):
         change = users.add_parser(action, help=what)
         change.add_argument("name")
         change.set_defaults(run=_users_change, action=action)
@@ -70,17 +72,22 @@ def _parser() -> argparse.ArgumentParser:
     cadd = clients.add_parser("add", help="register a confidential client; the secret is read from stdin")
     cadd.add_argument("name", help="the client_id")
     given = cadd.add_mutually_exclusive_group(required=True)
-    given.add_argument("--secret-stdin", action="store_true",
-                       help=f"read the secret (at least {MIN_SECRET_LENGTH} random characters) from stdin")
-    given.add_argument("--generate-secret", action="store_true",
-                       help="generate a random secret and print it, once, in the output")
+    given.add_argument(
+        "--secret-stdin",
+        action="store_true",
+        help=f"read the secret (at least {MIN_SECRET_LENGTH} random characters) from stdin",
+    )
+    given.add_argument(
+        "--generate-secret", action="store_true", help="generate a random secret and print it, once, in the output"
+    )
     cadd.add_argument("--scope", default="")
     cadd.set_defaults(run=_clients_add)
 
     keys = sub.add_parser("keys", help="signing keys").add_subparsers(required=True, metavar="ACTION")
     keys.add_parser("list", help="every key with its state").set_defaults(run=_keys_list)
     keys.add_parser("rotate", help="publish a new key now; it signs after the publish lead").set_defaults(
-        run=_keys_rotate)
+        run=_keys_rotate
+    )
 
     revoke = sub.add_parser("revoke", help="revoke a token, a login session or all of a subject's tokens")
     which = revoke.add_mutually_exclusive_group(required=True)
@@ -90,8 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     revoke.set_defaults(run=_revoke)
 
     db = sub.add_parser("db", help="database schema").add_subparsers(required=True, metavar="ACTION")
-    db.add_parser("upgrade", help="migrate the schema to this version's (transactional)").set_defaults(
-        run=_db_upgrade)
+    db.add_parser("upgrade", help="migrate the schema to this version's (transactional)").set_defaults(run=_db_upgrade)
     db.add_parser("current", help="the schema revision the database is at").set_defaults(run=_db_current)
 
     demo = sub.add_parser("demo", help="run the horizontal-scaling demo on loopback")
@@ -112,8 +118,16 @@ def _serve(args: argparse.Namespace) -> None:
     app = create_app(settings)
     # log_config=None: uvicorn's loggers go through our handler (configure_logging), and its
     # access log stays off: ours (AUTH_ACCESS_LOG) leaves out the query string.
-    config = ServerConfig(app, limits=limits_of(settings), host=args.host, port=args.port, access_log=False,
-                          timeout_graceful_shutdown=3, log_config=None, log_level=settings.log_level.lower())
+    config = ServerConfig(
+        app,
+        limits=limits_of(settings),
+        host=args.host,
+        port=args.port,
+        access_log=False,
+        timeout_graceful_shutdown=3,
+        log_config=None,
+        log_level=settings.log_level.lower(),
+    )
     raise_open_file_limit()
     _Server(config, app).run()
 
@@ -237,8 +251,9 @@ def _revoker(store: Any) -> Any:
     from .revocation import RevocationFeed, Revoker
 
     settings = Settings()
-    return Revoker(store, RevocationFeed(store, heartbeat=1), access_ttl=settings.access_token_ttl,
-                   leeway=settings.leeway)
+    return Revoker(
+        store, RevocationFeed(store, heartbeat=1), access_ttl=settings.access_token_ttl, leeway=settings.leeway
+    )
 
 
 def _users_set_password(args: argparse.Namespace) -> int:
@@ -290,14 +305,26 @@ def _keys_list(_: argparse.Namespace) -> None:
     now = int(time.time())
     states = keys.states(now)
     for record in sorted(keys.records(), key=lambda r: r.activates_at):
-        print(json.dumps({"kid": record.kid, "alg": record.alg, "state": states[record.kid].value,
-                          "created_at": record.created_at, "activates_at": record.activates_at}))
+        print(
+            json.dumps(
+                {
+                    "kid": record.kid,
+                    "alg": record.alg,
+                    "state": states[record.kid].value,
+                    "created_at": record.created_at,
+                    "activates_at": record.activates_at,
+                }
+            )
+        )
 
 
 def _keys_rotate(_: argparse.Namespace) -> None:
     record = _with_keys(lambda keys: keys.rotate(int(time.time())))
-    print(json.dumps({"kid": record.kid, "alg": record.alg, "created_at": record.created_at,
-                      "activates_at": record.activates_at}))
+    print(
+        json.dumps(
+            {"kid": record.kid, "alg": record.alg, "created_at": record.created_at, "activates_at": record.activates_at}
+        )
+    )
 
 
 def _revoke(args: argparse.Namespace) -> None:
@@ -317,5 +344,3 @@ def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     return run_demo(args.replicas)
-
-

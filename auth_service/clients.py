@@ -58,9 +58,16 @@ class Caller:
         return not self.unproven and claims.get("client_id") == self.client_id
 
 
-async def authenticate(request: Request, params: dict[str, str], store: Store, hasher: PasswordHasher,
-                       limiter: LoginLimiter, *, metrics: AuthMetrics | None = None,
-                       hide_confidential: bool = False) -> Caller:
+async def authenticate(
+    request: Request,
+    params: dict[str, str],
+    store: Store,
+    hasher: PasswordHasher,
+    limiter: LoginLimiter,
+    *,
+    metrics: AuthMetrics | None = None,
+    hide_confidential: bool = False,
+) -> Caller:
     """The caller of a client-authenticated endpoint; raises `InvalidClient` or `InvalidRequest`.
 
     `hide_confidential`: a confidential client id sent without a secret is answered as an
@@ -87,8 +94,9 @@ async def authenticate(request: Request, params: dict[str, str], store: Store, h
     if not client_id or len(client_id) > MAX_CLIENT_ID or len(secret) > 1024:
         raise InvalidClient("client authentication failed", basic=basic is not None)
     address = request.client.host if request.client else "unknown"
-    attempt = await reserve_or_refuse(limiter, "client_secret", client_id, address, time.time(),
-                                      client_id=client_id, metrics=metrics)
+    attempt = await reserve_or_refuse(
+        limiter, "client_secret", client_id, address, time.time(), client_id=client_id, metrics=metrics
+    )
     try:
         client = await store.client(client_id)
         ok = await hasher.verify(secret, client.secret_hash if client else None)

@@ -41,8 +41,9 @@ class Settings(BaseSettings):
         "When unset, `auth-service serve` uses `http://HOST:PORT` of its --host and --port.",
     )
     allow_insecure_issuer: bool = Field(
-        False, description="Accept an `http://` issuer on a host other than loopback (127.0.0.0/8, ::1, "
-        "localhost): replicas would then fetch keys and revocations unprotected. Off: refused."
+        False,
+        description="Accept an `http://` issuer on a host other than loopback (127.0.0.0/8, ::1, "
+        "localhost): replicas would then fetch keys and revocations unprotected. Off: refused.",
     )
     audience: str = Field("api", description="The `aud` of access tokens: the resource servers' identifier.")
     data_dir: Path = Field(Path("data"), description="Directory of the embedded SQLite database.")
@@ -51,21 +52,25 @@ class Settings(BaseSettings):
     )
     keys_dir: Path = Field(Path("keys"), description="Directory of the signing keystore.")
     keys_passphrase: SecretStr | None = Field(
-        None, description="When set, private keys are stored encrypted with it: scrypt derives the "
-        "key-encryption key, AES-256-GCM seals the key (keys/README.md). At least 16 characters."
+        None,
+        description="When set, private keys are stored encrypted with it: scrypt derives the "
+        "key-encryption key, AES-256-GCM seals the key (keys/README.md). At least 16 characters.",
     )
     signing_alg: SigningAlg = Field("RS256", description="Algorithm of newly generated signing keys.")
     access_token_ttl: int = Field(900, ge=30, le=86_400, description="Access token lifetime, seconds.")
-    refresh_token_ttl: int = Field(
-        1_209_600, ge=60, le=31_536_000, description="Refresh token lifetime, seconds."
-    )
+    refresh_token_ttl: int = Field(1_209_600, ge=60, le=31_536_000, description="Refresh token lifetime, seconds.")
     session_max_lifetime: int = Field(
-        2_592_000, ge=60, le=31_536_000, description="Absolute lifetime of a login session, seconds: refresh "
-        "tokens never outlive its start by more, however often they are rotated."
+        2_592_000,
+        ge=60,
+        le=31_536_000,
+        description="Absolute lifetime of a login session, seconds: refresh "
+        "tokens never outlive its start by more, however often they are rotated.",
     )
     refresh_rate: int = Field(
-        10, ge=1, description="Refresh tokens issued per login session per minute (the login's included) "
-        "before refreshes of that session get 429."
+        10,
+        ge=1,
+        description="Refresh tokens issued per login session per minute (the login's included) "
+        "before refreshes of that session get 429.",
     )
     leeway: int = Field(
         30, ge=0, le=300, description="Clock skew tolerated on exp/nbf/iat, seconds (must match the replicas')."
@@ -74,21 +79,29 @@ class Settings(BaseSettings):
         300, ge=1, le=86_400, description="Cache-Control max-age of the JWKS and metadata, seconds."
     )
     key_rotation_interval: int = Field(
-        2_592_000, ge=5, description="A signing key is superseded after this many seconds (scheduled rotation); "
-        "must exceed the publish lead, 2 * AUTH_JWKS_MAX_AGE + 2 s."
+        2_592_000,
+        ge=5,
+        description="A signing key is superseded after this many seconds (scheduled rotation); "
+        "must exceed the publish lead, 2 * AUTH_JWKS_MAX_AGE + 2 s.",
     )
     login_max_failures: int = Field(
-        5, ge=1, description="Failed logins per (username, client address) within the window before 429 "
-        "at that address; other addresses are not affected."
+        5,
+        ge=1,
+        description="Failed logins per (username, client address) within the window before 429 "
+        "at that address; other addresses are not affected.",
     )
     login_max_failures_per_user: int = Field(
-        100, ge=1, description="Failed logins per username from every address within the window (NIST SP "
+        100,
+        ge=1,
+        description="Failed logins per username from every address within the window (NIST SP "
         "800-63B allows 100) before the account is throttled: each address then gets one attempt per window, "
-        "so the right password from an address with no recent failure is still accepted."
+        "so the right password from an address with no recent failure is still accepted.",
     )
     login_max_attempts_per_ip: int = Field(
-        100, ge=1, description="Login attempts, and failed client secrets, per client address (IPv6: per /64) "
-        "within the window before 429."
+        100,
+        ge=1,
+        description="Login attempts, and failed client secrets, per client address (IPv6: per /64) "
+        "within the window before 429.",
     )
     login_window: int = Field(300, ge=1, description="Rate-limit window for logins, seconds.")
     revocation_heartbeat: float = Field(
@@ -102,52 +115,66 @@ class Settings(BaseSettings):
         default_factory=list, description="Origins allowed to call the token, revocation and discovery endpoints."
     )
     metrics_enabled: bool = Field(
-        True, description="Count tokens, logins, revocations and request latency, and serve them at "
-        "GET /metrics in the Prometheus text format."
+        True,
+        description="Count tokens, logins, revocations and request latency, and serve them at "
+        "GET /metrics in the Prometheus text format.",
     )
     password_hash_concurrency: int = Field(
-        default_factory=_cores, ge=1, le=64,
+        default_factory=_cores,
+        ge=1,
+        le=64,
         description="Password hashes computed at once (each takes 19 MiB and a core for ~30 ms); "
         "default: the number of cores.",
     )
     log_format: LogFormat = Field(
-        "auto", description="Log lines as `json` (one object per line), `console` (for people), or `auto`: "
-        "console when stderr is a terminal, else JSON."
+        "auto",
+        description="Log lines as `json` (one object per line), `console` (for people), or `auto`: "
+        "console when stderr is a terminal, else JSON.",
     )
     log_level: LogLevel = Field("INFO", description="Least severe level logged (DEBUG ... CRITICAL).")
     access_log: bool = Field(
-        True, description="One log line per request (method, path without the query, status, duration_ms, "
-        "request_id)."
+        True, description="One log line per request (method, path without the query, status, duration_ms, request_id)."
     )
     trusted_proxies: list[str] = Field(
-        default_factory=list, description="Addresses or networks (JSON list, e.g. `[\"10.0.0.5\", \"10.1.0.0/16\"]`) "
+        default_factory=list,
+        description='Addresses or networks (JSON list, e.g. `["10.0.0.5", "10.1.0.0/16"]`) '
         "of the balancers whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed; default: none, "
-        "the client address is the connection's peer."
+        "the client address is the connection's peer.",
     )
     http_header_timeout: float = Field(
-        10.0, gt=0, le=300, description="Seconds a connection has to send a request's headers (slow clients "
-        "get 408 and are closed)."
+        10.0,
+        gt=0,
+        le=300,
+        description="Seconds a connection has to send a request's headers (slow clients get 408 and are closed).",
     )
     http_body_timeout: float = Field(
-        30.0, gt=0, le=3600, description="Seconds a request has, after its headers, to send its whole body; "
-        "a stalled body is closed."
+        30.0,
+        gt=0,
+        le=3600,
+        description="Seconds a request has, after its headers, to send its whole body; a stalled body is closed.",
     )
     http_max_header_bytes: int = Field(
-        16_384, ge=1_024, le=1_048_576, description="Largest request line and headers together, bytes; "
-        "larger requests get 431."
+        16_384,
+        ge=1_024,
+        le=1_048_576,
+        description="Largest request line and headers together, bytes; larger requests get 431.",
     )
     http_limit_concurrency: int = Field(
         1_000, ge=2, description="Open connections (push streams included) before new requests get 503."
     )
     http_backlog: int = Field(2_048, ge=1, description="Connections the kernel queues before accepting them.")
     revocation_pull_budget: int = Field(
-        1_000_000, ge=10_000, description="Revocation entries per client address (IPv6: per /64) and minute "
+        1_000_000,
+        ge=10_000,
+        description="Revocation entries per client address (IPv6: per /64) and minute "
         "that the issuer renders for pull pages not in its page cache; cached pages are free. Beyond it, "
-        "429 with Retry-After. A fleet at one cursor asks for the same pages, each rendered once per feed head."
+        "429 with Retry-After. A fleet at one cursor asks for the same pages, each rendered once per feed head.",
     )
     revocation_streams_max: int = Field(
-        256, ge=1, description="Push streams (`GET /revocations/stream`) open at once; beyond, 429 "
-        "with Retry-After. Must stay below AUTH_HTTP_LIMIT_CONCURRENCY."
+        256,
+        ge=1,
+        description="Push streams (`GET /revocations/stream`) open at once; beyond, 429 "
+        "with Retry-After. Must stay below AUTH_HTTP_LIMIT_CONCURRENCY.",
     )
     revocation_streams_per_address: int = Field(
         16, ge=1, description="Push streams open at once from one client address; beyond, 429 with Retry-After."
@@ -170,8 +197,10 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _streams_leave_room(self) -> Settings:
         if self.revocation_streams_max >= self.http_limit_concurrency:
-            raise ValueError("revocation_streams_max must stay below http_limit_concurrency, "
-                             "or streams alone could fill every connection")
+            raise ValueError(
+                "revocation_streams_max must stay below http_limit_concurrency, "
+                "or streams alone could fill every connection"
+            )
         return self
 
     @field_validator("keys_passphrase")

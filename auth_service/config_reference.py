@@ -33,13 +33,23 @@ COMMAND = "python -m auth_service.config_reference > docs/configuration.md"
 
 # (class, who reads it, what it configures); the order of the generated sections.
 _SECTIONS: tuple[tuple[type[BaseSettings], str, str], ...] = (
-    (Settings, "auth service (issuer)",
-     ("Read by `auth-service serve` and by every other `auth-service` command (`users`, `clients`, "
-      "`keys`, `revoke`, `db`), which must see the same database and keystore settings as the server.")),
-    (ResourceSettings, "resource replicas and apps that mount the verifier",
-     ("Read by `resource-service serve` and by `ResourceSettings()` in your own app (see "
-      "[quickstart.md](quickstart.md)). Keyword arguments to `ResourceSettings(...)` take precedence "
-      "over the environment.")),
+    (
+        Settings,
+        "auth service (issuer)",
+        (
+            "Read by `auth-service serve` and by every other `auth-service` command (`users`, `clients`, "
+            "`keys`, `revoke`, `db`), which must see the same database and keystore settings as the server."
+        ),
+    ),
+    (
+        ResourceSettings,
+        "resource replicas and apps that mount the verifier",
+        (
+            "Read by `resource-service serve` and by `ResourceSettings()` in your own app (see "
+            "[quickstart.md](quickstart.md)). Keyword arguments to `ResourceSettings(...)` take precedence "
+            "over the environment."
+        ),
+    ),
 )
 
 _SCALARS: dict[Any, str] = {
@@ -65,7 +75,7 @@ def _type(annotation: Any) -> str:
     if origin is typing.Literal:
         return "one of " + ", ".join(f"`{value}`" for value in args)
     if origin is list:
-        return f"JSON list of {_type(args[0])}s, e.g. `[\"https://app.example\"]`"
+        return f'JSON list of {_type(args[0])}s, e.g. `["https://app.example"]`'
     if annotation in _SCALARS:
         return _SCALARS[annotation]
     raise TypeError(f"no reference wording for the type {annotation!r}: add it to _SCALARS")
@@ -96,7 +106,7 @@ def _default(field: FieldInfo) -> str:
     factory = field.default_factory
     if factory is not None:
         if factory in (list, dict):  # an empty container: say it as it is
-            return f"`{factory()}` (none)"  # type: ignore[call-arg]
+            return f"`{factory()}` (none)"
         doc = (factory.__doc__ or "").strip()
         if not doc:
             raise ValueError(f"default_factory {factory!r} needs a docstring saying what it computes")
@@ -137,13 +147,23 @@ def _fields(cls: type[BaseSettings]) -> Iterator[tuple[str, FieldInfo]]:
 def undocumented(*classes: type[BaseSettings]) -> list[str]:
     """Environment variables whose field has no `description=` (the reference would say nothing
     there), in `classes` or by default in both services' settings."""
-    return [env for cls in classes or [section[0] for section in _SECTIONS]
-            for env, field in _fields(cls) if not (field.description or "").strip()]
+    return [
+        env
+        for cls in classes or [section[0] for section in _SECTIONS]
+        for env, field in _fields(cls)
+        if not (field.description or "").strip()
+    ]
 
 
 def _entry(env: str, field: FieldInfo) -> list[str]:
-    lines = [f"### `{env}`", "", (field.description or "").strip(), "",
-             f"- type: {_type(field.annotation)}", f"- default: {_default(field)}"]
+    lines = [
+        f"### `{env}`",
+        "",
+        (field.description or "").strip(),
+        "",
+        f"- type: {_type(field.annotation)}",
+        f"- default: {_default(field)}",
+    ]
     if constraints := _constraints(field):
         lines.append(f"- allowed: {', '.join(constraints)}")
     return [*lines, ""]

@@ -52,8 +52,10 @@ class _Demo:
     def __init__(self, tmp: Path, replicas: int) -> None:
         self.tmp = tmp
         self.auth = auth_process(data=tmp, env=_SETTINGS)
-        self.replicas = [replica_process(f"replica-{i + 1}", auth_url=self.auth.url, data=tmp,
-                                         env=_REPLICA_SETTINGS) for i in range(replicas)]
+        self.replicas = [
+            replica_process(f"replica-{i + 1}", auth_url=self.auth.url, data=tmp, env=_REPLICA_SETTINGS)
+            for i in range(replicas)
+        ]
         self.http = httpx.Client(timeout=10.0)
         self.summary: list[str] = []
         self.balancer: Nginx | None = None
@@ -84,8 +86,12 @@ class _Demo:
     def _story(self) -> int:
         ok = True
         self._step("Creating user 'demo' (Argon2id) and logging in once")
-        done = cli(["users", "add", "demo", "--password-stdin", "--scope", "reports:read"],
-                   data=self.tmp, env=_SETTINGS, stdin=_PASSWORD + "\n")
+        done = cli(
+            ["users", "add", "demo", "--password-stdin", "--scope", "reports:read"],
+            data=self.tmp,
+            env=_SETTINGS,
+            stdin=_PASSWORD + "\n",
+        )
         if done.returncode != 0:
             raise RuntimeError(done.stderr.strip())
         first = self._login()
@@ -95,17 +101,21 @@ class _Demo:
         for rep in self.replicas:
             response = self._me(rep, first["access_token"])
             who = response.json().get("claims", {}).get("preferred_username") if response.is_success else None
-            print(f"  {rep.name:<14} -> {response.status_code}, answered by {response.headers.get('x-replica-id')}"
-                  f", user {who}")
+            print(
+                f"  {rep.name:<14} -> {response.status_code}, answered by {response.headers.get('x-replica-id')}"
+                f", user {who}"
+            )
             ok &= response.status_code == 200
         spread = self._spread(first["access_token"], 10 * len(self.replicas))
         codes = [code for code, _ in spread]
-        answered = {name: sum(1 for _, who in spread if who == name) for name in sorted({w for _, w in spread})}
+        answered = {name: sum(1 for _, who in spread if who == name) for name in sorted({w or "" for _, w in spread})}
         via = "through nginx" if self.balancer else "round robin by the demo itself"
         print(f"  {len(spread)} more requests {via}: {codes.count(200)} x 200, answered by {answered}")
         ok &= codes.count(200) == len(spread) and len(answered) == len(self.replicas)
-        self.summary.append(f"any replica accepts a token: {codes.count(200)}/{len(spread)} requests OK, "
-                            f"spread over {len(answered)} replicas {via}, no session store")
+        self.summary.append(
+            f"any replica accepts a token: {codes.count(200)}/{len(spread)} requests OK, "
+            f"spread over {len(answered)} replicas {via}, no session store"
+        )
 
         ok &= self._rotation(first)
         ok &= self._refresh_reuse()
@@ -128,9 +138,11 @@ class _Demo:
                 i = 0
                 while not stop.is_set():
                     rep = self.replicas[i % len(self.replicas)]
+                    code: int | str
                     try:
-                        code = http.get(f"{rep.url}/me",
-                                        headers={"Authorization": f"Bearer {old['access_token']}"}).status_code
+                        code = http.get(
+                            f"{rep.url}/me", headers={"Authorization": f"Bearer {old['access_token']}"}
+                        ).status_code
                     except httpx.HTTPError as exc:  # counted and named, not a crash of the demo
                         code = f"{type(exc).__name__} at {rep.name}"
                     if code != 200:
@@ -142,8 +154,10 @@ class _Demo:
         worker.start()
         rotated = json.loads(cli(["keys", "rotate"], data=self.tmp, env=_SETTINGS).stdout)
         lead = rotated["activates_at"] - time.time()
-        print(f"  new key {rotated['kid'][:12]}... published now, signs in {max(lead, 0):.1f} s "
-              "(after every replica's JWKS cache has refreshed)")
+        print(
+            f"  new key {rotated['kid'][:12]}... published now, signs in {max(lead, 0):.1f} s "
+            "(after every replica's JWKS cache has refreshed)"
+        )
         time.sleep(max(lead, 0) + 1.2)
         new = self._login()
         stop.set()
@@ -162,19 +176,25 @@ class _Demo:
     def _refresh_reuse(self) -> bool:
         self._step("Refresh rotation and reuse detection")
         login = self._login()
-        renewed = self.http.post(f"{self.auth.url}/token", data={"grant_type": "refresh_token",
-                                                                  "refresh_token": login["refresh_token"]})
+        renewed = self.http.post(
+            f"{self.auth.url}/token", data={"grant_type": "refresh_token", "refresh_token": login["refresh_token"]}
+        )
         print(f"  refresh with the new login's refresh token -> {renewed.status_code} (a new refresh token)")
-        replay = self.http.post(f"{self.auth.url}/token", data={"grant_type": "refresh_token",
-                                                                 "refresh_token": login["refresh_token"]})
-        print(f"  replaying the retired refresh token -> {replay.status_code} {replay.json().get('error')}: "
-              "the whole session is revoked")
+        replay = self.http.post(
+            f"{self.auth.url}/token", data={"grant_type": "refresh_token", "refresh_token": login["refresh_token"]}
+        )
+        print(
+            f"  replaying the retired refresh token -> {replay.status_code} {replay.json().get('error')}: "
+            "the whole session is revoked"
+        )
         time.sleep(0.3)
         after = self._me(self.replicas[0], renewed.json()["access_token"]) if renewed.is_success else None
-        print(f"  the session's newest access token at {self.replicas[0].name} -> "
-              f"{after.status_code if after else 'n/a'}")
-        good = renewed.status_code == 200 and replay.status_code == 400 and after is not None \
-            and after.status_code == 401
+        print(
+            f"  the session's newest access token at {self.replicas[0].name} -> {after.status_code if after else 'n/a'}"
+        )
+        good = (
+            renewed.status_code == 200 and replay.status_code == 400 and after is not None and after.status_code == 401
+        )
         self.summary.append("refresh reuse: replay refused and the family revoked, at the replicas too")
         return good
 
@@ -188,8 +208,9 @@ class _Demo:
                 revoked.wait()
                 deadline = time.perf_counter() + 10
                 while time.perf_counter() < deadline:
-                    code = http.get(f"{rep.url}/me", headers={"Authorization": f"Bearer {victim['access_token']}"}
-                                    ).status_code
+                    code = http.get(
+                        f"{rep.url}/me", headers={"Authorization": f"Bearer {victim['access_token']}"}
+                    ).status_code
                     if code == 401:
                         refused_at[rep.name] = time.perf_counter()
                         return
@@ -209,8 +230,10 @@ class _Demo:
             print(f"  {rep.name:<14} refuses the token after {shown}")
         good = response.status_code == 200 and len(delays) == len(self.replicas)
         if delays:
-            self.summary.append(f"revocation reached all {len(delays)} replicas: median "
-                                f"{statistics.median(delays.values()):.1f} ms, worst {max(delays.values()):.1f} ms")
+            self.summary.append(
+                f"revocation reached all {len(delays)} replicas: median "
+                f"{statistics.median(delays.values()):.1f} ms, worst {max(delays.values()):.1f} ms"
+            )
         return good
 
     def _metrics(self) -> None:
@@ -226,15 +249,21 @@ class _Demo:
                 # Of the latency histograms, only how many requests /token and /me answered.
                 timed = "_duration_seconds" in line
                 wanted = not timed or ("_count{" in line and _USER_ROUTES.search(line) is not None)
-                if line.startswith(("auth_", "resource_")) and value not in ("0.0", "NaN") \
-                        and "_created" not in line and wanted:
+                if (
+                    line.startswith(("auth_", "resource_"))
+                    and value not in ("0.0", "NaN")
+                    and "_created" not in line
+                    and wanted
+                ):
                     print(f"  {name_part} {value}")
 
     def _start_balancer(self) -> None:
         binary = find_nginx()
         if binary is None:
-            print("  load balancer  none: nginx is not installed (apt-get install nginx), so the demo "
-                  "spreads requests across the replicas itself")
+            print(
+                "  load balancer  none: nginx is not installed (apt-get install nginx), so the demo "
+                "spreads requests across the replicas itself"
+            )
             return
         upstreams = [f"127.0.0.1:{rep.port}" for rep in self.replicas]
         self.balancer = Nginx(binary, upstreams, free_port(), self.tmp / "nginx").start()
@@ -243,7 +272,7 @@ class _Demo:
     def _spread(self, token: str, count: int) -> list[tuple[int, str | None]]:
         """(status, answering replica) of `count` requests through the balancer, if any."""
         headers = {"Authorization": f"Bearer {token}"}
-        urls = ([self.balancer.url] if self.balancer else [rep.url for rep in self.replicas])
+        urls = [self.balancer.url] if self.balancer else [rep.url for rep in self.replicas]
         out = []
         for i in range(count):
             response = self.http.get(f"{urls[i % len(urls)]}/me", headers=headers)
@@ -251,11 +280,13 @@ class _Demo:
         return out
 
     def _login(self) -> dict[str, Any]:
-        response = self.http.post(f"{self.auth.url}/token", data={"grant_type": "password", "username": "demo",
-                                                                   "password": _PASSWORD})
+        response = self.http.post(
+            f"{self.auth.url}/token", data={"grant_type": "password", "username": "demo", "password": _PASSWORD}
+        )
         if response.status_code != 200:
             raise RuntimeError(f"login failed: {response.status_code} {response.text[:200]}")
-        return response.json()  # type: ignore[no-any-return]
+        body: dict[str, Any] = response.json()
+        return body
 
     def _me(self, rep: Service, token: str) -> httpx.Response:
         return self.http.get(f"{rep.url}/me", headers={"Authorization": f"Bearer {token}"})

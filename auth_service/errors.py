@@ -128,8 +128,11 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_request")
-        return JSONResponse({"error": code, "error_description": str(exc.detail)}, status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        return JSONResponse(
+            {"error": code, "error_description": str(exc.detail)},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(ClientDisconnect)
     async def _gone(request: Request, _: ClientDisconnect) -> Response:
@@ -143,10 +146,19 @@ def install_handlers(app: FastAPI) -> None:
         # Starlette's outermost middleware runs this after RequestIdMiddleware has finished
         # (unless _storage calls it): put the request's id back on the log line and the answer.
         request_id = request.scope.get("request_id") if current_request_id() is None else None
-        log.error("unhandled error on %s %s: %s", request.method, request.url.path, type(exc).__name__,
-                  exc_info=exc, extra={"request_id": request_id} if request_id else None)
-        return JSONResponse({"error": "server_error", "error_description": "internal error"}, status_code=500,
-                            headers={"x-request-id": request_id} if request_id else None)
+        log.error(
+            "unhandled error on %s %s: %s",
+            request.method,
+            request.url.path,
+            type(exc).__name__,
+            exc_info=exc,
+            extra={"request_id": request_id} if request_id else None,
+        )
+        return JSONResponse(
+            {"error": "server_error", "error_description": "internal error"},
+            status_code=500,
+            headers={"x-request-id": request_id} if request_id else None,
+        )
 
     async def _storage(request: Request, exc: Exception) -> JSONResponse:
         # Registered per class, so Starlette's ExceptionMiddleware answers and nothing re-raises
@@ -157,4 +169,5 @@ def install_handlers(app: FastAPI) -> None:
         return Unavailable("storage unavailable; retry later").response()
 
     for candidate in STORAGE_FAILURES:
-        app.add_exception_handler(candidate, _storage)
+        if issubclass(candidate, Exception):  # every one is; the tuple is typed as BaseException
+            app.add_exception_handler(candidate, _storage)

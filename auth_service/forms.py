@@ -50,7 +50,7 @@ async def read_form(request: Request) -> dict[str, str]:
 
 def has_control_characters(value: str) -> bool:
     """C0 controls but tab, and DEL: never in a parameter, and NUL is refused by PostgreSQL."""
-    return any(ord(c) < 0x20 and c != "\t" or c == "\x7f" for c in value)
+    return any((ord(c) < 0x20 and c != "\t") or c == "\x7f" for c in value)
 
 
 def require(params: dict[str, str], name: str) -> str:

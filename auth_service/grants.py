@@ -32,8 +32,17 @@ _RATE_WINDOW = 60  # seconds: AUTH_REFRESH_RATE counts refresh tokens per sessio
 
 
 class Grants:
-    def __init__(self, settings: Settings, store: Store, minter: TokenMinter, hasher: PasswordHasher,
-                 limiter: LoginLimiter, revoker: Revoker, *, metrics: AuthMetrics | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        minter: TokenMinter,
+        hasher: PasswordHasher,
+        limiter: LoginLimiter,
+        revoker: Revoker,
+        *,
+        metrics: AuthMetrics | None = None,
+    ) -> None:
         self._settings = settings
         self._metrics = metrics
         self._store = store
@@ -49,8 +58,9 @@ class Grants:
             raise InvalidRequest("username or password too long")
         requested = parse_scope(params.get("scope"))
         key = username_key(username)
-        attempt = await reserve_or_refuse(self._limiter, "login", key, address, time.time(),
-                                          client_id=caller.client_id, metrics=self._metrics)
+        attempt = await reserve_or_refuse(
+            self._limiter, "login", key, address, time.time(), client_id=caller.client_id, metrics=self._metrics
+        )
         try:
             # Before the check: a `sub` revocation appended after this voids the login.
             _, feed_head = await self._store.feed_head()
@@ -65,19 +75,37 @@ class Grants:
                 self._metrics.login_failed()
             # The looked-up sub, never the name typed: a password typed into the username
             # field must not end up in the log.
-            security.info("login_failure", extra={"client_id": caller.client_id,
-                                                  "sub": user.id if user is not None else None})
+            security.info(
+                "login_failure", extra={"client_id": caller.client_id, "sub": user.id if user is not None else None}
+            )
             raise InvalidGrant("invalid username or password")
         scope = _grant_scope(requested, user.scope)
         now = int(time.time())
         floor = await self._store.revoked_before(user.id)
         sid = new_id()
-        refresh = self._minter.refresh_token(sub=user.id, client_id=caller.client_id, scope=scope, sid=sid,
-                                             now=now, iat_floor=floor,
-                                             not_after=now + self._settings.session_max_lifetime)
-        started = await self._store.start_family(RefreshRecord(
-            jti=refresh.jti, sid=sid, sub=user.id, client_id=caller.client_id, scope=scope, issued_at=refresh.iat,
-            expires_at=refresh.exp, used_at=None, family_revoked_at=None), Credential(user.password_hash, feed_head))
+        refresh = self._minter.refresh_token(
+            sub=user.id,
+            client_id=caller.client_id,
+            scope=scope,
+            sid=sid,
+            now=now,
+            iat_floor=floor,
+            not_after=now + self._settings.session_max_lifetime,
+        )
+        started = await self._store.start_family(
+            RefreshRecord(
+                jti=refresh.jti,
+                sid=sid,
+                sub=user.id,
+                client_id=caller.client_id,
+                scope=scope,
+                issued_at=refresh.iat,
+                expires_at=refresh.exp,
+                used_at=None,
+                family_revoked_at=None,
+            ),
+            Credential(user.password_hash, feed_head),
+        )
         if not started:
             # The password changed, the user was disabled or removed, or their sessions were
             # revoked while this login was hashing: it must not outlive what it checked.
@@ -85,8 +113,15 @@ class Grants:
             raise InvalidGrant("the account changed during login; log in again")
         if self._hasher.needs_rehash(user.password_hash):
             self._spawn(self._rehash(user.id, password, user.password_hash))
-        access = self._minter.access_token(sub=user.id, client_id=caller.client_id, scope=scope, sid=sid,
-                                           username=user.username, now=now, iat_floor=floor)
+        access = self._minter.access_token(
+            sub=user.id,
+            client_id=caller.client_id,
+            scope=scope,
+            sid=sid,
+            username=user.username,
+            now=now,
+            iat_floor=floor,
+        )
         security.info("login_success", extra={"sub": user.id, "sid": sid, "client_id": caller.client_id})
         return self._response(access, scope, refresh)
 
@@ -113,27 +148,53 @@ class Grants:
         if session_end <= now:
             raise InvalidGrant("the login session reached its maximum lifetime; log in again")
         floor = await self._store.revoked_before(claims["sub"])
-        new = self._minter.refresh_token(sub=claims["sub"], client_id=caller.client_id, scope=granted,
-                                         sid=claims["sid"], now=now, iat_floor=floor, not_after=session_end)
+        new = self._minter.refresh_token(
+            sub=claims["sub"],
+            client_id=caller.client_id,
+            scope=granted,
+            sid=claims["sid"],
+            now=now,
+            iat_floor=floor,
+            not_after=session_end,
+        )
         outcome = await self._store.rotate(
             claims["jti"],
-            RefreshRecord(jti=new.jti, sid=claims["sid"], sub=claims["sub"], client_id=caller.client_id,
-                          scope=granted, issued_at=new.iat, expires_at=new.exp, used_at=None,
-                          family_revoked_at=None),
-            now, self._revoker.horizon(now))
+            RefreshRecord(
+                jti=new.jti,
+                sid=claims["sid"],
+                sub=claims["sub"],
+                client_id=caller.client_id,
+                scope=granted,
+                issued_at=new.iat,
+                expires_at=new.exp,
+                used_at=None,
+                family_revoked_at=None,
+            ),
+            now,
+            self._revoker.horizon(now),
+        )
         if outcome is RotateOutcome.REUSED:
             self._revoker.notify()
             if self._metrics is not None:  # the store appended a sid entry in the same transaction
                 self._metrics.refresh_reused()
                 self._metrics.revoked("sid")
-            security.warning("refresh_reuse", extra={"sub": claims["sub"], "sid": claims["sid"], "jti": claims["jti"],
-                                                     "client_id": caller.client_id})
+            security.warning(
+                "refresh_reuse",
+                extra={"sub": claims["sub"], "sid": claims["sid"], "jti": claims["jti"], "client_id": caller.client_id},
+            )
             raise InvalidGrant("refresh token already used; the session is revoked")
         if outcome is not RotateOutcome.ROTATED:
             self._revoker.notify()  # a family older than a `sub` entry was revoked just now
             raise InvalidGrant(f"refresh token {outcome.value}")
-        access = self._minter.access_token(sub=claims["sub"], client_id=caller.client_id, scope=scope,
-                                           sid=claims["sid"], username=user.username, now=now, iat_floor=floor)
+        access = self._minter.access_token(
+            sub=claims["sub"],
+            client_id=caller.client_id,
+            scope=scope,
+            sid=claims["sid"],
+            username=user.username,
+            now=now,
+            iat_floor=floor,
+        )
         return self._response(access, scope, new)
 
     async def client_credentials(self, params: dict[str, str], caller: Caller) -> dict[str, Any]:
@@ -143,8 +204,13 @@ class Grants:
             raise InvalidClient("client authentication required")
         scope = _grant_scope(parse_scope(params.get("scope")), caller.client.scope)
         now = int(time.time())
-        access = self._minter.access_token(sub=caller.client_id, client_id=caller.client_id, scope=scope,
-                                           now=now, iat_floor=await self._store.revoked_before(caller.client_id))
+        access = self._minter.access_token(
+            sub=caller.client_id,
+            client_id=caller.client_id,
+            scope=scope,
+            now=now,
+            iat_floor=await self._store.revoked_before(caller.client_id),
+        )
         security.info("client_credentials", extra={"client_id": caller.client_id})
         return self._response(access, scope, None)
 
@@ -163,8 +229,9 @@ class Grants:
 
     async def _end_session(self, record: RefreshRecord) -> NoReturn:
         """The user is gone or disabled: the session ends here, at every replica too."""
-        security.warning("refresh_user_inactive", extra={"sub": record.sub, "sid": record.sid,
-                                                         "client_id": record.client_id})
+        security.warning(
+            "refresh_user_inactive", extra={"sub": record.sub, "sid": record.sid, "client_id": record.client_id}
+        )
         await self._revoker.sid(record.sid)
         raise InvalidGrant("the user is disabled or removed; the session is revoked")
 
@@ -174,22 +241,27 @@ class Grants:
         if len(issued) < limit:
             return
         wait = issued[-limit] + _RATE_WINDOW - now  # until the oldest of the last `limit` leaves the window
-        security.warning("refresh_rate_limited", extra={"sub": record.sub, "sid": record.sid,
-                                                        "client_id": record.client_id, "retry_after": wait})
+        security.warning(
+            "refresh_rate_limited",
+            extra={"sub": record.sub, "sid": record.sid, "client_id": record.client_id, "retry_after": wait},
+        )
         if self._metrics is not None:
             self._metrics.rate_limited("refresh")
         raise RateLimited(wait, "too many refreshes of this session; retry later")
 
     def _response(self, access: Minted, scope: str, refresh: Minted | None) -> dict[str, Any]:
-        body: dict[str, Any] = {"access_token": access.token, "token_type": "Bearer",
-                                "expires_in": self._settings.access_token_ttl, "scope": scope}
+        body: dict[str, Any] = {
+            "access_token": access.token,
+            "token_type": "Bearer",
+            "expires_in": self._settings.access_token_ttl,
+            "scope": scope,
+        }
         if refresh is not None:
             body["refresh_token"] = refresh.token
         return body
 
     async def _rehash(self, sub: str, password: str, old_hash: str) -> None:
-        await self._store.set_password_hash(sub, await self._hasher.hash(password), changed_at=None,
-                                            replaces=old_hash)
+        await self._store.set_password_hash(sub, await self._hasher.hash(password), changed_at=None, replaces=old_hash)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -45,12 +45,19 @@ class _Alg:
 
 
 ALGORITHMS: dict[str, _Alg] = {
-    "RS256": _Alg(lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
-                  lambda pub: RSAAlgorithm.to_jwk(pub, as_dict=True), ("e", "kty", "n")),
-    "ES256": _Alg(lambda: ec.generate_private_key(ec.SECP256R1()),
-                  lambda pub: ECAlgorithm.to_jwk(pub, as_dict=True), ("crv", "kty", "x", "y")),
-    "EdDSA": _Alg(ed25519.Ed25519PrivateKey.generate,
-                  lambda pub: OKPAlgorithm.to_jwk(pub, as_dict=True), ("crv", "kty", "x")),
+    "RS256": _Alg(
+        lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        lambda pub: RSAAlgorithm.to_jwk(pub, as_dict=True),
+        ("e", "kty", "n"),
+    ),
+    "ES256": _Alg(
+        lambda: ec.generate_private_key(ec.SECP256R1()),
+        lambda pub: ECAlgorithm.to_jwk(pub, as_dict=True),
+        ("crv", "kty", "x", "y"),
+    ),
+    "EdDSA": _Alg(
+        ed25519.Ed25519PrivateKey.generate, lambda pub: OKPAlgorithm.to_jwk(pub, as_dict=True), ("crv", "kty", "x")
+    ),
 }
 
 
@@ -90,14 +97,14 @@ def next_activation(records: Iterable[KeyRecord], now: int, *, interval: int, le
 
 
 def public_jwk(kid: str, alg: str, key: PrivateKeyTypes) -> dict[str, Any]:
-    jwk = ALGORITHMS[alg].to_jwk(key.public_key())  # type: ignore[union-attr]
+    jwk = ALGORITHMS[alg].to_jwk(key.public_key())
     jwk.pop("key_ops", None)  # RFC 7517 4.3: `use` and `key_ops` should not appear together
     return {**jwk, "kid": kid, "alg": alg, "use": "sig"}
 
 
 def thumbprint(alg: str, key: PrivateKeyTypes) -> str:
     """RFC 7638 JWK thumbprint (SHA-256), our kid."""
-    jwk = ALGORITHMS[alg].to_jwk(key.public_key())  # type: ignore[union-attr]
+    jwk = ALGORITHMS[alg].to_jwk(key.public_key())
     members = {name: jwk[name] for name in ALGORITHMS[alg].thumbprint_members}
     digest = hashlib.sha256(json.dumps(members, separators=(",", ":"), sort_keys=True).encode()).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
@@ -178,12 +185,12 @@ class KeyManager:
                 if state is KeyState.GONE:
                     await self._store.delete(kid)
                     events.append(("key_removed", {"kid": kid}))
-            activates_at = next_activation(self.records(), now, interval=self._interval, lead=self._lead,
-                                           alg=self._alg)
+            activates_at = next_activation(self.records(), now, interval=self._interval, lead=self._lead, alg=self._alg)
             if activates_at is not None:
                 kid = await self._create(now, activates_at)
-                events.append(("key_created", {"kid": kid, "alg": self._alg, "activates_at": activates_at,
-                                               "trigger": "schedule"}))
+                events.append(
+                    ("key_created", {"kid": kid, "alg": self._alg, "activates_at": activates_at, "trigger": "schedule"})
+                )
                 events.extend(("key_rewrapped", {"kid": old}) for old in await self._store.rewrap())
             await self._reload()
         for event, fields in events:
@@ -203,8 +210,9 @@ class KeyManager:
             kid = await self._create(now, activates_at)
             rewrapped = await self._store.rewrap()
             await self._reload()
-        security.info("key_created", extra={"kid": kid, "alg": self._alg, "activates_at": activates_at,
-                                            "trigger": "on_demand"})
+        security.info(
+            "key_created", extra={"kid": kid, "alg": self._alg, "activates_at": activates_at, "trigger": "on_demand"}
+        )
         for old in rewrapped:
             security.info("key_rewrapped", extra={"kid": old})
         return self._keys[kid][0]
@@ -222,6 +230,5 @@ class KeyManager:
 
 def _render_jwks(keys: dict[str, tuple[KeyRecord, PrivateKeyTypes]]) -> tuple[bytes, str]:
     ordered = sorted(keys.values(), key=lambda item: item[0].activates_at)
-    body = json.dumps({"keys": [public_jwk(r.kid, r.alg, key) for r, key in ordered]},
-                      separators=(",", ":")).encode()
+    body = json.dumps({"keys": [public_jwk(r.kid, r.alg, key) for r, key in ordered]}, separators=(",", ":")).encode()
     return body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"'

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import httpx
 
-
 _PORTS_LOCK = threading.Lock()
 _PORTS_GIVEN: set[int] = set()
 _LOWEST_PORT = 10_000
@@ -74,8 +73,17 @@ def free_port() -> int:
 class Service:
     """One `python -m <module> serve ...` process whose output goes to a log file."""
 
-    def __init__(self, name: str, module: str, args: Sequence[str], *, port: int, env: Mapping[str, str],
-                 log_dir: Path, cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        module: str,
+        args: Sequence[str],
+        *,
+        port: int,
+        env: Mapping[str, str],
+        log_dir: Path,
+        cwd: Path | None = None,
+    ) -> None:
         self.name = name
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
@@ -93,16 +101,19 @@ class Service:
     def spawn(self) -> Service:
         """Start the process without waiting (start several, then wait for each)."""
         with open(self.log_path, "ab") as log:
-            self._proc = subprocess.Popen(self._cmd, env=self._env, cwd=self._cwd, stdout=log,
-                                          stderr=subprocess.STDOUT, start_new_session=True)
+            self._proc = subprocess.Popen(
+                self._cmd, env=self._env, cwd=self._cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         return self
 
     def wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc is not None and self._proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self._proc.returncode}; see {self.log_path}:\n"
-                                   + self.log_path.read_text()[-2000:])
+                raise RuntimeError(
+                    f"{self.name} exited with {self._proc.returncode}; see {self.log_path}:\n"
+                    + self.log_path.read_text()[-2000:]
+                )
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
                     return
@@ -133,22 +144,38 @@ class Service:
 
 def auth_process(*, data: Path, env: Mapping[str, str] | None = None, port: int | None = None) -> Service:
     port = port or free_port()
-    base = {"AUTH_ISSUER": f"http://127.0.0.1:{port}", "AUTH_DATA_DIR": str(data / "data"),
-            "AUTH_KEYS_DIR": str(data / "keys")}
+    base = {
+        "AUTH_ISSUER": f"http://127.0.0.1:{port}",
+        "AUTH_DATA_DIR": str(data / "data"),
+        "AUTH_KEYS_DIR": str(data / "keys"),
+    }
     return Service("auth", "auth_service", [], port=port, env={**base, **(env or {})}, log_dir=data)
 
 
-def replica_process(replica_id: str, *, auth_url: str, data: Path, env: Mapping[str, str] | None = None,
-            port: int | None = None) -> Service:
+def replica_process(
+    replica_id: str, *, auth_url: str, data: Path, env: Mapping[str, str] | None = None, port: int | None = None
+) -> Service:
     port = port or free_port()
-    return Service(replica_id, "resource_service", ["--replica-id", replica_id, "--auth-url", auth_url],
-                   port=port, env=dict(env or {}), log_dir=data)
+    return Service(
+        replica_id,
+        "resource_service",
+        ["--replica-id", replica_id, "--auth-url", auth_url],
+        port=port,
+        env=dict(env or {}),
+        log_dir=data,
+    )
 
 
-def cli(args: Sequence[str], *, data: Path, env: Mapping[str, str] | None = None,
-        stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def cli(
+    args: Sequence[str], *, data: Path, env: Mapping[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run `auth-service ARGS` against the same data and keys as `auth_process(data=...)`."""
-    full_env = {**os.environ, "AUTH_DATA_DIR": str(data / "data"), "AUTH_KEYS_DIR": str(data / "keys"),
-                **(env or {})}
-    return subprocess.run([sys.executable, "-m", "auth_service", *args], input=stdin, env=full_env,
-                          capture_output=True, text=True, timeout=60)
+    full_env = {**os.environ, "AUTH_DATA_DIR": str(data / "data"), "AUTH_KEYS_DIR": str(data / "keys"), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "auth_service", *args],
+        input=stdin,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )

@@ -59,28 +59,42 @@ class AuthMetrics:
 
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry()
-        self._tokens = Counter("auth_token_requests", "POST /token requests by grant type and outcome "
-                               "(issued, or the error code sent)", ["grant_type", "outcome"], registry=r)
+        self._tokens = Counter(
+            "auth_token_requests",
+            "POST /token requests by grant type and outcome (issued, or the error code sent)",
+            ["grant_type", "outcome"],
+            registry=r,
+        )
         for grant_type in GRANT_TYPES:  # present from the start, so rate() sees the first one
             self._tokens.labels(grant_type, "issued")
-        self._login_failures = Counter("auth_login_failures", "Password logins refused for bad credentials",
-                                       registry=r)
-        self._rate_limited = Counter("auth_rate_limited", "Requests refused with 429 for too many failed "
-                                     "logins (login) or client secrets (client_secret), or refreshes of one "
-                                     "session (refresh)", ["what"], registry=r)
-        self._reuse = Counter("auth_refresh_reuse_detected", "Retired refresh tokens presented again "
-                              "(each revokes its login session)", registry=r)
-        self._revocations = Counter("auth_revocations", "Entries this instance added to the revocation list, "
-                                    "by kind", ["kind"], registry=r)
+        self._login_failures = Counter("auth_login_failures", "Password logins refused for bad credentials", registry=r)
+        self._rate_limited = Counter(
+            "auth_rate_limited",
+            "Requests refused with 429 for too many failed "
+            "logins (login) or client secrets (client_secret), or refreshes of one "
+            "session (refresh)",
+            ["what"],
+            registry=r,
+        )
+        self._reuse = Counter(
+            "auth_refresh_reuse_detected",
+            "Retired refresh tokens presented again (each revokes its login session)",
+            registry=r,
+        )
+        self._revocations = Counter(
+            "auth_revocations", "Entries this instance added to the revocation list, by kind", ["kind"], registry=r
+        )
         for what in RATE_LIMITED:
             self._rate_limited.labels(what)
         for kind in REVOCATION_KINDS:
             self._revocations.labels(kind)
         self._list_size = Gauge("auth_revocation_list_size", "Live entries in the revocation list", registry=r)
-        self._cursor = Gauge("auth_revocation_feed_cursor", "Sequence number of the newest revocation feed entry",
-                             registry=r)
-        self.latency = LatencyHistogram("auth_http_request_duration_seconds",
-                                        "Time to answer an HTTP request, by route template", registry=r)
+        self._cursor = Gauge(
+            "auth_revocation_feed_cursor", "Sequence number of the newest revocation feed entry", registry=r
+        )
+        self.latency = LatencyHistogram(
+            "auth_http_request_duration_seconds", "Time to answer an HTTP request, by route template", registry=r
+        )
         self._signing = _SigningKey()
         r.register(self._signing)
 
@@ -111,12 +125,14 @@ class AuthMetrics:
     async def refresh(self, store: Store) -> None:
         """Read the gauges that live in the database. NaN when it cannot be read: a stale
         number would look current to an alert."""
+        head: float
+        size: float
         try:
             _, head = await store.feed_head()
             size = await store.count_revocations(int(time.time()))
         except Exception as exc:  # the scrape still answers, with what this process knows
             log.warning("metrics: revocation list not readable: %s", type(exc).__name__)
-            head = size = math.nan  # type: ignore[assignment]
+            head = size = math.nan
         self._cursor.set(head)
         self._list_size.set(size)
 
@@ -146,11 +162,16 @@ class _SigningKey(Collector):
 
     @staticmethod
     def _families(key: tuple[str, str] | None, now: int, activated: int | None) -> list[Metric]:
-        info = GaugeMetricFamily("auth_signing_key_info", "1 for the key that signs now (kid is its public "
-                                 "RFC 7638 thumbprint)", labels=["kid", "alg"])
-        age = GaugeMetricFamily("auth_signing_key_age_seconds", "Seconds since the signing key began "
-                                "signing (since the last rotation)",
-                                value=None if activated is None else max(0, now - activated))
+        info = GaugeMetricFamily(
+            "auth_signing_key_info",
+            "1 for the key that signs now (kid is its public RFC 7638 thumbprint)",
+            labels=["kid", "alg"],
+        )
+        age = GaugeMetricFamily(
+            "auth_signing_key_age_seconds",
+            "Seconds since the signing key began signing (since the last rotation)",
+            value=None if activated is None else max(0, now - activated),
+        )
         if key is not None:
             info.add_metric(list(key), 1)
         return [info, age]

@@ -14,13 +14,17 @@ import asyncio
 import os
 import secrets
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from passlib.hash import argon2
 
 from .errors import Unavailable
 
 # OWASP's minimum for Argon2id: m = 19 MiB, t = 2, p = 1.
+T = TypeVar("T")
+
 _HASHER = argon2.using(type="ID", memory_cost=19_456, rounds=2, parallelism=1)
 
 MAX_PASSWORD_LENGTH = 1024  # characters: a bound on work per request, far above any real passphrase
@@ -43,14 +47,15 @@ def _lower_priority() -> None:
 class PasswordHasher:
     def __init__(self, concurrency: int) -> None:
         # Each hash takes 19 MiB and a core for ~30 ms: bound how many run at once.
-        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="argon2",
-                                        initializer=_lower_priority)
+        self._pool = ThreadPoolExecutor(
+            max_workers=concurrency, thread_name_prefix="argon2", initializer=_lower_priority
+        )
         self._limit = concurrency * (_QUEUE_PER_WORKER + 1)
         self._pending = 0
         self._dummy = _HASHER.hash(secrets.token_urlsafe(32))
 
     async def hash(self, password: str) -> str:
-        return await self._run(_HASHER.hash, password)
+        return await self._run(hash_sync, password)
 
     async def verify(self, password: str, stored: str | None) -> bool:
         """True when `password` matches `stored`; with `stored` None (no such user) the same
@@ -66,19 +71,19 @@ class PasswordHasher:
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    async def _run(self, fn: object, *args: str) -> str | bool:
+    async def _run(self, fn: Callable[..., T], *args: str) -> T:
         if self._pending >= self._limit:
             raise Unavailable("too many logins in progress; retry shortly", retry_after=1)
         self._pending += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)  # type: ignore[arg-type]
+            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
         finally:
             self._pending -= 1
 
 
 def hash_sync(password: str) -> str:
     """For the CLI, which has no event loop to protect."""
-    return _HASHER.hash(password)
+    return str(_HASHER.hash(password))
 
 
 def _verify(password: str, stored: str) -> bool:

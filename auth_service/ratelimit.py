@@ -77,8 +77,16 @@ def address_bucket(address: str) -> str:
     return str(ip.ipv4_mapped or ip) if isinstance(ip, ipaddress.IPv6Address) else str(ip)
 
 
-async def reserve_or_refuse(limiter: LoginLimiter, kind: Kind, subject: str, address: str, now: float, *,
-                            client_id: str, metrics: AuthMetrics | None) -> Reservation:
+async def reserve_or_refuse(
+    limiter: LoginLimiter,
+    kind: Kind,
+    subject: str,
+    address: str,
+    now: float,
+    *,
+    client_id: str,
+    metrics: AuthMetrics | None,
+) -> Reservation:
     """Take an attempt before any hashing, or raise `RateLimited` (429), logged and counted."""
     reservation = await limiter.reserve(kind, subject, address_bucket(address), now)
     if reservation.retry_after:
@@ -137,8 +145,10 @@ class MemoryLoginLimiter:
         per_pair = self._limits.max_failures
         if kind == "login" and self._subjects.wait(subject, now, self._limits.ceiling):
             per_pair = 1  # over the ceiling: throttled to one guess per address and window
-        wait = max(self._pairs.wait(pair, now, per_pair),
-                   self._addresses.wait(f"{kind}\0{address}", now, self._limits.max_attempts_per_address))
+        wait = max(
+            self._pairs.wait(pair, now, per_pair),
+            self._addresses.wait(f"{kind}\0{address}", now, self._limits.max_attempts_per_address),
+        )
         if wait:
             return Reservation(wait)
         self.record(kind, subject, address, now)

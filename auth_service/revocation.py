@@ -40,8 +40,9 @@ class Publisher(Protocol):
 
 
 class RevocationFeed:
-    def __init__(self, store: Store, *, heartbeat: float, poll: float = 0.5,
-                 publisher: Publisher | None = None) -> None:
+    def __init__(
+        self, store: Store, *, heartbeat: float, poll: float = 0.5, publisher: Publisher | None = None
+    ) -> None:
         self._store = store
         self._publisher = publisher
         # Fan-out runs apart from the tail, so a slow or absent Redis never delays the SSE push.
@@ -60,8 +61,14 @@ class RevocationFeed:
         """A local write appended to the feed: push it now rather than at the next poll."""
         self._wake.set()
 
-    async def pull(self, after: int | None, feed_id: str | None, limit: int = PAGE_DEFAULT,
-                   *, may_render: Callable[[int], bool] | None = None) -> bytes | None:
+    async def pull(
+        self,
+        after: int | None,
+        feed_id: str | None,
+        limit: int = PAGE_DEFAULT,
+        *,
+        may_render: Callable[[int], bool] | None = None,
+    ) -> bytes | None:
         """One pull answer (`_page`) as JSON bytes, from a cache keyed by (feed, head, after, limit).
 
         A fleet at one cursor asks for the same pages: each is rendered once per head. A
@@ -75,25 +82,30 @@ class RevocationFeed:
             return cached
         if may_render is not None and not may_render(limit):
             return None
-        body = json.dumps(await self._page(current_feed, head, snapshot, after, limit),
-                          separators=(",", ":")).encode()
+        body = json.dumps(await self._page(current_feed, head, snapshot, after, limit), separators=(",", ":")).encode()
         self._pages[key] = body
         self._page_bytes += len(body)
         while len(self._pages) > _CACHED_PAGES or self._page_bytes > _CACHED_BYTES:
             self._page_bytes -= len(self._pages.popitem(last=False)[1])
         return body
 
-    async def _page(self, current_feed: str, head: int, snapshot: bool, after: int | None,
-                    limit: int) -> dict[str, Any]:
+    async def _page(
+        self, current_feed: str, head: int, snapshot: bool, after: int | None, limit: int
+    ) -> dict[str, Any]:
         """Entries after a cursor (or a snapshot), at most `limit` of them.
 
         When more remain, `more` is true and `cursor` is the seq of the last entry sent:
         the caller pulls again after it. A large list thus arrives in bounded pages."""
-        entries = await self._store.entries_after(0 if snapshot else after, limit)  # type: ignore[arg-type]
+        entries = await self._store.entries_after(0 if snapshot or after is None else after, limit)
         more = len(entries) == limit and entries[-1].seq < head
         cursor = entries[-1].seq if more else max([head, *(e.seq for e in entries)])
-        return {"feed": current_feed, "cursor": cursor, "snapshot": snapshot, "more": more,
-                "entries": [e.as_json() for e in entries]}
+        return {
+            "feed": current_feed,
+            "cursor": cursor,
+            "snapshot": snapshot,
+            "more": more,
+            "entries": [e.as_json() for e in entries],
+        }
 
     async def subscribe(self) -> AsyncIterator[str]:
         """Server-sent events: a heartbeat first, then entries and heartbeats as they come."""
@@ -210,8 +222,9 @@ def _offer(queue: asyncio.Queue[str | None], item: str | None, *, force: bool = 
 class Revoker:
     """Every way a token stops being valid before its expiry."""
 
-    def __init__(self, store: Store, feed: RevocationFeed, *, access_ttl: int, leeway: int,
-                 metrics: AuthMetrics | None = None) -> None:
+    def __init__(
+        self, store: Store, feed: RevocationFeed, *, access_ttl: int, leeway: int, metrics: AuthMetrics | None = None
+    ) -> None:
         self._store = store
         self._feed = feed
         self._metrics = metrics

@@ -42,34 +42,75 @@ class TokenMinter:
         self._keys = keys
         self._verify_keys: tuple[str, dict[str, Key]] = ("", {})
 
-    def access_token(self, *, sub: str, client_id: str, scope: str, now: int, iat_floor: int | None,
-                     sid: str | None = None, username: str | None = None) -> Minted:
+    def access_token(
+        self,
+        *,
+        sub: str,
+        client_id: str,
+        scope: str,
+        now: int,
+        iat_floor: int | None,
+        sid: str | None = None,
+        username: str | None = None,
+    ) -> Minted:
         claims: dict[str, Any] = {"aud": self._settings.audience, "client_id": client_id, "scope": scope}
         if sid is not None:
             claims["sid"] = sid
         if username is not None:
             claims["preferred_username"] = username
-        return self._mint(claims, typ=ACCESS_TYP, sub=sub, now=now, iat_floor=iat_floor,
-                          ttl=self._settings.access_token_ttl)
+        return self._mint(
+            claims, typ=ACCESS_TYP, sub=sub, now=now, iat_floor=iat_floor, ttl=self._settings.access_token_ttl
+        )
 
-    def refresh_token(self, *, sub: str, client_id: str, scope: str, sid: str, now: int,
-                      iat_floor: int | None, not_after: int) -> Minted:
+    def refresh_token(
+        self, *, sub: str, client_id: str, scope: str, sid: str, now: int, iat_floor: int | None, not_after: int
+    ) -> Minted:
         """`not_after` caps `exp`: the end of the login session (AUTH_SESSION_MAX_LIFETIME)."""
         claims = {"aud": self._settings.issuer, "client_id": client_id, "scope": scope, "sid": sid}
-        return self._mint(claims, typ=REFRESH_TYP, sub=sub, now=now, iat_floor=iat_floor,
-                          ttl=self._settings.refresh_token_ttl, not_after=not_after)
+        return self._mint(
+            claims,
+            typ=REFRESH_TYP,
+            sub=sub,
+            now=now,
+            iat_floor=iat_floor,
+            ttl=self._settings.refresh_token_ttl,
+            not_after=not_after,
+        )
 
     def read_refresh(self, token: str, now: float) -> dict[str, Any]:
-        return decode(token, self._public_keys(), typ=REFRESH_TYP, issuer=self._settings.issuer,
-                      audience=self._settings.issuer, now=now, leeway=self._settings.leeway,
-                      required=_REFRESH_CLAIMS)
+        return decode(
+            token,
+            self._public_keys(),
+            typ=REFRESH_TYP,
+            issuer=self._settings.issuer,
+            audience=self._settings.issuer,
+            now=now,
+            leeway=self._settings.leeway,
+            required=_REFRESH_CLAIMS,
+        )
 
     def read_access(self, token: str, now: float) -> dict[str, Any]:
-        return decode(token, self._public_keys(), typ=ACCESS_TYP, issuer=self._settings.issuer,
-                      audience=self._settings.audience, now=now, leeway=self._settings.leeway)
+        return decode(
+            token,
+            self._public_keys(),
+            typ=ACCESS_TYP,
+            issuer=self._settings.issuer,
+            audience=self._settings.audience,
+            now=now,
+            leeway=self._settings.leeway,
+        )
 
-    def _mint(self, claims: dict[str, Any], *, typ: str, sub: str, now: int, iat_floor: int | None,
-              ttl: int, not_after: int | None = None) -> Minted:
+    def _mint(
+        self,
+        claims: dict[str, Any],
+        *,
+        typ: str,
+        sub: str,
+        now: int,
+        iat_floor: int | None,
+        ttl: int,
+        not_after: int | None = None,
+    ) -> Minted:
         # A `sub` + `before` revocation revokes tokens with iat < before. A token minted in
         # the same second after it would carry iat < before too: lift its iat to `before`.
         iat = max(now, iat_floor or 0)
@@ -77,16 +118,22 @@ class TokenMinter:
         jti = new_id()
         kid, alg, key = self._keys.signing_key(now)
         payload = {"iss": self._settings.issuer, "sub": sub, **claims, "iat": iat, "exp": exp, "jti": jti}
-        token = jwt.encode(payload, key, algorithm=alg, headers={"kid": kid, "typ": typ})  # type: ignore[arg-type]
+        token = jwt.encode(payload, key, algorithm=alg, headers={"kid": kid, "typ": typ})  # type: ignore[arg-type]  # keys.py makes only RSA, P-256 and Ed25519 keys, which PyJWT takes
         return Minted(token=token, jti=jti, iat=iat, exp=exp)
 
     def signed_event(self, event: str, data: dict[str, Any], now: int | None = None) -> str:
         """A revocation push (event and data) as a JWS of its own `typ`, valid for a minute."""
         now = int(time.time()) if now is None else now
         kid, alg, key = self._keys.signing_key(now)
-        payload = {"iss": self._settings.issuer, "aud": PUSH_AUDIENCE, "iat": now, "exp": now + PUSH_LIFETIME,
-                   "event": event, "data": data}
-        return jwt.encode(payload, key, algorithm=alg, headers={"kid": kid, "typ": PUSH_TYP})  # type: ignore[arg-type]
+        payload = {
+            "iss": self._settings.issuer,
+            "aud": PUSH_AUDIENCE,
+            "iat": now,
+            "exp": now + PUSH_LIFETIME,
+            "event": event,
+            "data": data,
+        }
+        return jwt.encode(payload, key, algorithm=alg, headers={"kid": kid, "typ": PUSH_TYP})  # type: ignore[arg-type]  # keys.py makes only RSA, P-256 and Ed25519 keys, which PyJWT takes
 
     def _public_keys(self) -> dict[str, Key]:
         _, etag = self._keys.jwks()

@@ -25,9 +25,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from auth_service.launch import auth_process, cli  # noqa: E402
-from auth_service.storage import migration_engine  # noqa: E402
-from auth_service.storage.schema import upgrade  # noqa: E402
+from auth_service.launch import auth_process, cli
+from auth_service.storage import migration_engine
+from auth_service.storage.schema import upgrade
 
 _PASSWORD = "bench password"
 _ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -77,8 +77,11 @@ def measure(backend: str, args: argparse.Namespace) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
         # Refresh workers follow one session's chain as fast as they can: no per-session limit.
-        env = {"AUTH_LOGIN_MAX_FAILURES": "1000000", "AUTH_LOGIN_MAX_ATTEMPTS_PER_IP": "100000000",
-               "AUTH_REFRESH_RATE": "1000000000"}
+        env = {
+            "AUTH_LOGIN_MAX_FAILURES": "1000000",
+            "AUTH_LOGIN_MAX_ATTEMPTS_PER_IP": "100000000",
+            "AUTH_REFRESH_RATE": "1000000000",
+        }
         name = None
         if backend == "postgresql":
             name, url = asyncio.run(_new_database())
@@ -115,8 +118,10 @@ def main() -> int:
     for mode in ("login", "refresh"):
         for backend, runs in results.items():
             values = [r[mode] for r in runs]
-            print(f"  {mode:<8} {backend:<11} median {statistics.median(values):7.1f}/s  "
-                  f"(min-max {min(values):.1f}-{max(values):.1f})")
+            print(
+                f"  {mode:<8} {backend:<11} median {statistics.median(values):7.1f}/s  "
+                f"(min-max {min(values):.1f}-{max(values):.1f})"
+            )
     return 0
 
 

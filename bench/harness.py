@@ -29,9 +29,25 @@ import httpx
 from auth_service.launch import Service, free_port
 from bench import REPO
 
-__all__ = ["CLK_TCK", "CONNECTIONS", "MODES", "THREADS", "BenchError", "Check", "Context", "Contender", "Mode",
-           "Pinning", "Run", "app_process", "core_ticks", "measure", "process_ticks", "wrk_in_background",
-           "wrk_missing"]
+__all__ = [
+    "CLK_TCK",
+    "CONNECTIONS",
+    "MODES",
+    "THREADS",
+    "BenchError",
+    "Check",
+    "Contender",
+    "Context",
+    "Mode",
+    "Pinning",
+    "Run",
+    "app_process",
+    "core_ticks",
+    "measure",
+    "process_ticks",
+    "wrk_in_background",
+    "wrk_missing",
+]
 
 # One wrk thread (it has a core to itself) and enough connections to keep a single
 # uvicorn worker busy; the same for every contender, never tuned per contender.
@@ -73,8 +89,12 @@ class Pinning:
     def detect(cls) -> Pinning:
         cpus = sorted(os.sched_getaffinity(0))
         if len(cpus) < 2:
-            return cls(None, None, f"NOT PINNED: one core available ({cpus}); server and wrk share it, "
-                                   "so absolute req/s are low, ratios still compare like with like")
+            return cls(
+                None,
+                None,
+                f"NOT PINNED: one core available ({cpus}); server and wrk share it, "
+                "so absolute req/s are low, ratios still compare like with like",
+            )
         if shutil.which("taskset") is None:
             return cls(None, None, "NOT PINNED: taskset (util-linux) is missing")
         return cls(cpus[0], cpus[1], f"servers pinned to core {cpus[0]}, wrk and the issuers to core {cpus[1]}")
@@ -139,8 +159,14 @@ class Context:
     Servers started through `start` are stopped when the context closes, whatever happens.
     """
 
-    def __init__(self, mode: Mode, pinning: Pinning, workdir: Path, profiles: Path | None = None,
-                 shared: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        mode: Mode,
+        pinning: Pinning,
+        workdir: Path,
+        profiles: Path | None = None,
+        shared: dict[str, Any] | None = None,
+    ) -> None:
         self.mode = mode
         self.pinning = pinning
         self.workdir = workdir
@@ -155,8 +181,7 @@ class Context:
     def __enter__(self) -> Context:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
 
     def close(self) -> None:
@@ -181,12 +206,16 @@ class Context:
     def expect(self, name: str, url: str, status: int, headers: Mapping[str, str] | None = None) -> bool:
         """GET `url` and record whether it answered exactly `status` (a redirect is a failure)."""
         response = self.http.get(url, headers=dict(headers or {}))
-        return self.check(name, response.status_code == status,
-                          f"GET {url}: {response.status_code} (expected {status}) {response.text[:200]}")
+        return self.check(
+            name,
+            response.status_code == status,
+            f"GET {url}: {response.status_code} (expected {status}) {response.text[:200]}",
+        )
 
 
-def app_process(ctx: Context, name: str, module: str, args: Sequence[str] = (),
-                env: Mapping[str, str] | None = None) -> Service:
+def app_process(
+    ctx: Context, name: str, module: str, args: Sequence[str] = (), env: Mapping[str, str] | None = None
+) -> Service:
     """A bench app (`bench/apps`, `bench/peers`) run like every other contender."""
     return Service(name, module, args, port=free_port(), env=dict(env or {}), log_dir=ctx.workdir, cwd=REPO)
 
@@ -202,8 +231,9 @@ def measure(ctx: Context, contenders: Sequence[Contender]) -> list[Run]:
     """Warm each contender up, then measure them in alternation for the mode's rounds."""
     failed = [c for c in ctx.checks if not c.ok]
     if failed:
-        raise BenchError("refusing to measure after failed checks:\n  "
-                         + "\n  ".join(f"{c.name}: {c.detail}" for c in failed))
+        raise BenchError(
+            "refusing to measure after failed checks:\n  " + "\n  ".join(f"{c.name}: {c.detail}" for c in failed)
+        )
     if ctx.mode.warmup:
         for contender in contenders:
             _wrk(ctx, contender, ctx.mode.warmup)
@@ -234,21 +264,28 @@ def _measured(ctx: Context, contender: Contender, round_: int) -> Run:
     requests = int(stats["requests"])
     seconds = stats["duration_us"] / 1e6
     return Run(
-        contender=contender.name, round=round_, requests=requests, seconds=seconds,
+        contender=contender.name,
+        round=round_,
+        requests=requests,
+        seconds=seconds,
         rps=requests / seconds if seconds else 0.0,
-        p50_ms=stats["p50_us"] / 1000, p99_ms=stats["p99_us"] / 1000,
+        p50_ms=stats["p50_us"] / 1000,
+        p99_ms=stats["p99_us"] / 1000,
         bad_status=int(stats["status"]),
         socket_errors=int(stats["connect"] + stats["read"] + stats["write"] + stats["timeout"]),
-        server_cpu=cpu / wall, cpu_us_per_request=cpu / requests * 1e6 if requests else 0.0,
-        other_load=other, loadgen_cpu=loadgen / wall,
+        server_cpu=cpu / wall,
+        cpu_us_per_request=cpu / requests * 1e6 if requests else 0.0,
+        other_load=other,
+        loadgen_cpu=loadgen / wall,
     )
 
 
 @contextmanager
 def wrk_in_background(ctx: Context, contender: Contender, seconds: int) -> Iterator[None]:
     """wrk loads `contender` while the block runs (for a profiler); its numbers are not kept."""
-    load = subprocess.Popen(_wrk_command(ctx, contender, seconds), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, cwd=REPO)
+    load = subprocess.Popen(
+        _wrk_command(ctx, contender, seconds), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO
+    )
     try:
         time.sleep(0.5)  # connections open and the server is busy before sampling starts
         yield
@@ -259,8 +296,16 @@ def wrk_in_background(ctx: Context, contender: Contender, seconds: int) -> Itera
 
 def _wrk_command(ctx: Context, contender: Contender, seconds: int) -> list[str]:
     script = LUA / ("rotate_tokens.lua" if contender.tokens else "summary.lua")
-    cmd = [*ctx.pinning.wrk_prefix(), "wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency",
-           "-s", str(script)]
+    cmd = [
+        *ctx.pinning.wrk_prefix(),
+        "wrk",
+        f"-t{THREADS}",
+        f"-c{CONNECTIONS}",
+        f"-d{seconds}s",
+        "--latency",
+        "-s",
+        str(script),
+    ]
     for name, value in contender.headers.items():
         cmd += ["-H", f"{name}: {value}"]
     cmd.append(contender.url)

@@ -36,8 +36,17 @@ def _token_and_key() -> tuple[str, dict[str, Any]]:
     public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
     public |= {"kid": "k1", "alg": "RS256", "use": "sig"}
     now = int(time.time())
-    claims = {"iss": _ISSUER, "aud": "api", "sub": "mJ0Yy3b2TqKcS8FvQe1w9g", "exp": now + 3600, "iat": now,
-              "jti": "pX7vD2sQ9nK4bW1zR8cT5g", "client_id": "default", "scope": "", "sid": "4tq2N0xkB6mHcQ1pZ9sE7w"}
+    claims = {
+        "iss": _ISSUER,
+        "aud": "api",
+        "sub": "mJ0Yy3b2TqKcS8FvQe1w9g",
+        "exp": now + 3600,
+        "iat": now,
+        "jti": "pX7vD2sQ9nK4bW1zR8cT5g",
+        "client_id": "default",
+        "scope": "",
+        "sid": "4tq2N0xkB6mHcQ1pZ9sE7w",
+    }
     token = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "k1", "typ": "at+jwt"})
     return token, public
 
@@ -45,19 +54,30 @@ def _token_and_key() -> tuple[str, dict[str, Any]]:
 def _demo(public: dict[str, Any], *, metrics: bool = True, without: Sequence[str] = ()) -> ASGIApp:
     settings = ResourceSettings(auth_url=_ISSUER, replica_id="r1", metrics_enabled=metrics)
     verifier = Verifier(settings)
-    jwks = JwksCache(verifier._client, f"{_ISSUER}/jwks", min_refetch_interval=10)  # noqa: SLF001
-    jwks._keys = {"k1": key_from_jwk(public)}  # noqa: SLF001 - keys as a fetch would leave them
-    verifier._jwks = jwks  # noqa: SLF001
-    verifier.revocations._in_sync_at = time.time()  # noqa: SLF001 - as after a first pull
+    jwks = JwksCache(verifier._client, f"{_ISSUER}/jwks", min_refetch_interval=10)
+    jwks._keys = {"k1": key_from_jwk(public)}
+    verifier._jwks = jwks
+    verifier.revocations._in_sync_at = time.time()
     app = create_app(settings, verifier=verifier)
-    app.user_middleware = [m for m in app.user_middleware if m.cls.__name__ not in without]
+    app.user_middleware = [m for m in app.user_middleware if getattr(m.cls, "__name__", "") not in without]
     return app
 
 
 async def _per_request(app: ASGIApp, headers: list[tuple[bytes, bytes]], requests: int) -> float:
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
-             "path": "/me", "raw_path": b"/me", "query_string": b"", "root_path": "", "headers": headers,
-             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 2)}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/me",
+        "raw_path": b"/me",
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 2),
+    }
     statuses: list[int] = []
 
     async def receive() -> Message:
@@ -82,7 +102,7 @@ async def _per_request(app: ASGIApp, headers: list[tuple[bytes, bytes]], request
 async def _main(requests: int) -> None:
     token, public = _token_and_key()
     headers = [(b"host", b"bench"), (b"authorization", f"Bearer {token}".encode())]
-    contenders = {
+    contenders: dict[str, ASGIApp] = {
         "no auth (baseline)": noauth_app(),
         "demo /me, cached token": _demo(public),
         "demo /me, metrics off": _demo(public, metrics=False),

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.harness import Context, Contender, wrk_in_background
+from bench.harness import Contender, Context, wrk_in_background
 from bench.report import Row
 
 __all__ = ["Profile", "profile", "profile_missed", "summarise"]
@@ -49,10 +49,12 @@ class Profile:
         functions = ", ".join(f"{name} {100 * share:.1f}%" for name, share in self.top_functions[:6])
         where = f"; stacks: {self.path.name}" if self.path else ""
         parked = f", {self.idle} of idle pool threads left out" if self.idle else ""
-        return (f"profile of {self.contender} (py-spy, {self.samples} samples under wrk{parked}): "
-                f"self time by package: "
-                f"{packages}; our code (resource_service, auth_service) on the stack in "
-                f"{100 * self.ours_inclusive:.0f}% of samples; top functions: {functions}{where}")
+        return (
+            f"profile of {self.contender} (py-spy, {self.samples} samples under wrk{parked}): "
+            f"self time by package: "
+            f"{packages}; our code (resource_service, auth_service) on the stack in "
+            f"{100 * self.ours_inclusive:.0f}% of samples; top functions: {functions}{where}"
+        )
 
 
 def _package(path: str) -> str:
@@ -62,7 +64,7 @@ def _package(path: str) -> str:
     parts = Path(path).parts
     for anchor in ("site-packages", "dist-packages"):
         if anchor in parts:
-            parts = parts[parts.index(anchor) + 1:]
+            parts = parts[parts.index(anchor) + 1 :]
     if not parts:
         return path
     return parts[0].removesuffix(".py") if not path.startswith("/") or len(parts) == 1 else parts[-2]
@@ -96,8 +98,15 @@ def summarise(contender: str, lines: Iterable[str], path: Path | None = None) ->
             ours += count
         total += count
     share = (lambda n: n / total) if total else (lambda n: 0.0)
-    return Profile(contender, total, [(k, share(v)) for k, v in packages.most_common()],
-                   [(k, share(v)) for k, v in functions.most_common(12)], share(ours), path, idle)
+    return Profile(
+        contender,
+        total,
+        [(k, share(v)) for k, v in packages.most_common()],
+        [(k, share(v)) for k, v in functions.most_common(12)],
+        share(ours),
+        path,
+        idle,
+    )
 
 
 def profile(ctx: Context, contender: Contender, directory: Path, seconds: int = SECONDS) -> Profile | str:
@@ -111,9 +120,26 @@ def profile(ctx: Context, contender: Contender, directory: Path, seconds: int = 
     slug = re.sub(r"[^A-Za-z0-9]+", "-", contender.name).strip("-").lower()
     out = directory / f"profile-{slug}.collapsed"
     with wrk_in_background(ctx, contender, seconds + 2):
-        done = subprocess.run([*ctx.pinning.wrk_prefix(), spy, "record", "--pid", str(pid), "--duration",
-                               str(seconds), "--rate", str(RATE), "--format", "raw", "--output", str(out)],
-                              capture_output=True, text=True, timeout=seconds + 60)
+        done = subprocess.run(
+            [
+                *ctx.pinning.wrk_prefix(),
+                spy,
+                "record",
+                "--pid",
+                str(pid),
+                "--duration",
+                str(seconds),
+                "--rate",
+                str(RATE),
+                "--format",
+                "raw",
+                "--output",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+        )
     if done.returncode != 0 or not out.is_file():
         return f"no profile of {contender.name}: py-spy failed: {(done.stderr or done.stdout).strip()[-300:]}"
     return summarise(contender.name, out.read_text().splitlines(), out)

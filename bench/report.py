@@ -22,8 +22,10 @@ __all__ = ["Row", "SuiteResult", "contender_rows", "print_table", "ratio_rows", 
 
 CONTENDED = 0.10  # share of the server's core taken by other processes that makes a run suspect
 LOAD_BOUND = 0.90  # share of its core wrk used beyond which wrk, not the server, may be the limit
-PROFILE_HINT = ("a target was missed: profile the contender under the same load before changing code "
-                "(py-spy or pyinstrument; the commands are in bench/README.md, 'When a target is missed')")
+PROFILE_HINT = (
+    "a target was missed: profile the contender under the same load before changing code "
+    "(py-spy or pyinstrument; the commands are in bench/README.md, 'When a target is missed')"
+)
 
 
 @dataclass(frozen=True)
@@ -59,8 +61,9 @@ class SuiteResult:
 
 def _row(contender: str, metric: str, values: Sequence[float], unit: str, target: float | None = None) -> Row:
     median = statistics.median(values)
-    return Row(contender, metric, median, min(values), max(values), unit, target,
-               None if target is None else median >= target)
+    return Row(
+        contender, metric, median, min(values), max(values), unit, target, None if target is None else median >= target
+    )
 
 
 def _per_round(runs: Sequence[Run], name: str) -> dict[int, Run]:
@@ -97,8 +100,9 @@ def ratio_rows(runs: Sequence[Run], numerator: str, denominators: Mapping[str, f
     return rows
 
 
-def _ratios(top: Mapping[int, Run], bottom: Mapping[int, Run], contender: str, metric: str,
-            target: float | None) -> list[Row]:
+def _ratios(
+    top: Mapping[int, Run], bottom: Mapping[int, Run], contender: str, metric: str, target: float | None
+) -> list[Row]:
     """The req/s ratio, and the same ratio by CPU time per request, each judged by the target.
 
     On a shared core the req/s of a run fall when a neighbour takes the core, and a lucky
@@ -108,9 +112,16 @@ def _ratios(top: Mapping[int, Run], bottom: Mapping[int, Run], contender: str, m
     rounds = [i for i in top if i in bottom and bottom[i].rps and top[i].cpu_us_per_request]
     if not rounds:  # the denominator served nothing: its failures are reported instead
         return []
-    return [_row(contender, metric, [top[i].rps / bottom[i].rps for i in rounds], "x", target),
-            _row(contender, f"{metric}, by CPU/request",
-                 [bottom[i].cpu_us_per_request / top[i].cpu_us_per_request for i in rounds], "x", target)]
+    return [
+        _row(contender, metric, [top[i].rps / bottom[i].rps for i in rounds], "x", target),
+        _row(
+            contender,
+            f"{metric}, by CPU/request",
+            [bottom[i].cpu_us_per_request / top[i].cpu_us_per_request for i in rounds],
+            "x",
+            target,
+        ),
+    ]
 
 
 def _fmt(value: float, unit: str = "") -> str:
@@ -127,13 +138,25 @@ def print_table(results: Sequence[SuiteResult], out: TextIO = sys.stdout) -> Non
     for result in results:
         for row in result.rows:
             met = "" if row.met is None else ("yes" if row.met else "MISSED")
-            lines.append((result.name, row.contender, row.metric, _fmt(row.median, row.unit),
-                          f"{_fmt(row.min, row.unit)}-{_fmt(row.max, row.unit)}", row.unit,
-                          "" if row.target is None else f">= {row.target:g}", met))
+            lines.append(
+                (
+                    result.name,
+                    row.contender,
+                    row.metric,
+                    _fmt(row.median, row.unit),
+                    f"{_fmt(row.min, row.unit)}-{_fmt(row.max, row.unit)}",
+                    row.unit,
+                    "" if row.target is None else f">= {row.target:g}",
+                    met,
+                )
+            )
     widths = [max(len(line[i]) for line in [header, *lines]) for i in range(len(header))]
     right = {3, 4}
     for line in [header, tuple("-" * w for w in widths), *lines]:
-        cells = [cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(line, widths))]
+        cells = [
+            cell.rjust(w) if i in right else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(line, widths, strict=False))
+        ]
         print("  ".join(cells).rstrip(), file=out)
     for result in results:
         _print_problems(result, out)
@@ -151,35 +174,60 @@ def _print_problems(result: SuiteResult, out: TextIO) -> None:
         print(f"!!! [{result.name}] SUITE FAILED: {result.error}", file=out)
     for run in result.runs:
         if run.failed:
-            print(f"!!! [{result.name}] FAILED REQUESTS: {run.contender} round {run.round + 1}: "
-                  f"{run.bad_status} responses >= 400, {run.socket_errors} socket errors "
-                  f"of {run.requests}: this run's numbers are not a benchmark", file=out)
-    contended = [f"{run.contender} round {run.round + 1} ({100 * run.other_load:.0f}%)" for run in result.runs
-                 if run.other_load is not None and run.other_load > CONTENDED]
+            print(
+                f"!!! [{result.name}] FAILED REQUESTS: {run.contender} round {run.round + 1}: "
+                f"{run.bad_status} responses >= 400, {run.socket_errors} socket errors "
+                f"of {run.requests}: this run's numbers are not a benchmark",
+                file=out,
+            )
+    contended = [
+        f"{run.contender} round {run.round + 1} ({100 * run.other_load:.0f}%)"
+        for run in result.runs
+        if run.other_load is not None and run.other_load > CONTENDED
+    ]
     bound = [f"{run.contender} round {run.round + 1}" for run in result.runs if run.loadgen_cpu > LOAD_BOUND]
     if bound:
-        print(f"!!! [{result.name}] LOAD-BOUND: wrk used more than {100 * LOAD_BOUND:.0f}% of its core in: "
-              f"{', '.join(bound)}; those req/s measure wrk, not the server", file=out)
+        print(
+            f"!!! [{result.name}] LOAD-BOUND: wrk used more than {100 * LOAD_BOUND:.0f}% of its core in: "
+            f"{', '.join(bound)}; those req/s measure wrk, not the server",
+            file=out,
+        )
     if contended:
-        print(f"[{result.name}] CONTENDED: other processes took more than {100 * CONTENDED:.0f}% of the server's "
-              f"core in: {', '.join(contended)}; compare those runs with care", file=out)
+        print(
+            f"[{result.name}] CONTENDED: other processes took more than {100 * CONTENDED:.0f}% of the server's "
+            f"core in: {', '.join(contended)}; compare those runs with care",
+            file=out,
+        )
     for row in result.rows:
         if row.met is False:
-            print(f"[{result.name}] MISSED: {row.contender} {row.metric} = {_fmt(row.median, row.unit)} "
-                  f"(min-max {_fmt(row.min, row.unit)}-{_fmt(row.max, row.unit)}), target >= {row.target:g}",
-                  file=out)
+            print(
+                f"[{result.name}] MISSED: {row.contender} {row.metric} = {_fmt(row.median, row.unit)} "
+                f"(min-max {_fmt(row.min, row.unit)}-{_fmt(row.max, row.unit)}), target >= {row.target:g}",
+                file=out,
+            )
 
 
-def write_results(results: Sequence[SuiteResult], *, mode: Mode, pinning: Pinning, stamp: str,
-                  directory: Path) -> list[Path]:
+def write_results(
+    results: Sequence[SuiteResult], *, mode: Mode, pinning: Pinning, stamp: str, directory: Path
+) -> list[Path]:
     """All raw runs, the rows and the checks as JSON; a PNG of throughput and latency per suite."""
     directory.mkdir(parents=True, exist_ok=True)
     doc: dict[str, Any] = {
-        "stamp": stamp, "mode": asdict(mode), "pinning": asdict(pinning),
+        "stamp": stamp,
+        "mode": asdict(mode),
+        "pinning": asdict(pinning),
         "wrk": {"threads": THREADS, "connections": CONNECTIONS},
-        "suites": [{"name": r.name, "error": r.error, "notes": r.notes, "rows": [asdict(x) for x in r.rows],
-                    "checks": [asdict(c) for c in r.checks], "runs": [asdict(x) for x in r.runs]}
-                   for r in results],
+        "suites": [
+            {
+                "name": r.name,
+                "error": r.error,
+                "notes": r.notes,
+                "rows": [asdict(x) for x in r.rows],
+                "checks": [asdict(c) for c in r.checks],
+                "runs": [asdict(x) for x in r.runs],
+            }
+            for r in results
+        ],
     }
     written = [directory / f"{stamp}-{mode.name}.json"]
     written[0].write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
@@ -204,8 +252,13 @@ def _plot(result: SuiteResult, path: Path) -> Path:
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 0.6 * len(names) + 2), sharey=True)
     y = list(range(len(names)))
     rps = [stat(n, lambda r: r.rps) for n in names]
-    left.barh(y, [m for m, _, _ in rps], xerr=[[m - lo for m, lo, _ in rps], [hi - m for m, _, hi in rps]],
-              color="tab:blue", capsize=3)
+    left.barh(
+        y,
+        [m for m, _, _ in rps],
+        xerr=[[m - lo for m, lo, _ in rps], [hi - m for m, _, hi in rps]],
+        color="tab:blue",
+        capsize=3,
+    )
     left.set_yticks(y, names)
     left.invert_yaxis()
     left.set_xlabel("req/s (median, bars: min-max)")

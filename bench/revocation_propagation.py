@@ -28,7 +28,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from auth_service.launch import Service, auth_process, cli, replica_process  # noqa: E402
+from auth_service.launch import Service, auth_process, cli, replica_process
 
 _PASSWORD = "bench password"
 
@@ -41,24 +41,30 @@ async def _refused_after(http: httpx.AsyncClient, url: str, token: str, start: f
     raise RuntimeError(f"{url} still accepts a token revoked 10 s ago")
 
 
-async def measure(auth: Service, replicas: list[Service], count: int,
-                  jitter: float = 0.0) -> tuple[list[float], list[float]]:
+async def measure(
+    auth: Service, replicas: list[Service], count: int, jitter: float = 0.0
+) -> tuple[list[float], list[float]]:
     arrivals: list[float] = []
     rounds: list[float] = []
     clients = [httpx.AsyncClient(timeout=10) for _ in replicas]
     async with httpx.AsyncClient(timeout=10) as http:
         for _ in range(count):
-            token = (await http.post(f"{auth.url}/token", data={
-                "grant_type": "password", "username": "bench", "password": _PASSWORD})).json()["access_token"]
+            token = (
+                await http.post(
+                    f"{auth.url}/token", data={"grant_type": "password", "username": "bench", "password": _PASSWORD}
+                )
+            ).json()["access_token"]
             for client, rep in zip(clients, replicas, strict=True):
-                assert (await client.get(f"{rep.url}/me", headers={"Authorization": f"Bearer {token}"})
-                        ).status_code == 200
+                assert (
+                    await client.get(f"{rep.url}/me", headers={"Authorization": f"Bearer {token}"})
+                ).status_code == 200
             # Pull mode: revoke at a random point of the poll cycle, not right after a pull.
             await asyncio.sleep(random.uniform(0, jitter))
             await http.post(f"{auth.url}/revoke", data={"token": token})
             start = time.perf_counter()
-            times = await asyncio.gather(*[_refused_after(c, r.url, token, start)
-                                           for c, r in zip(clients, replicas, strict=True)])
+            times = await asyncio.gather(
+                *[_refused_after(c, r.url, token, start) for c, r in zip(clients, replicas, strict=True)]
+            )
             arrivals.extend(times)
             rounds.append(max(times))
     for client in clients:
@@ -89,8 +95,10 @@ def main() -> int:
             auth = auth_process(data=data, env=auth_env).start()
             services.append(auth)
             cli(["users", "add", "bench", "--password-stdin"], data=data, stdin=_PASSWORD + "\n")
-            replicas = [replica_process(f"r{i}", auth_url=auth.url, data=data, env=replica_env).spawn()
-                        for i in range(args.replicas)]
+            replicas = [
+                replica_process(f"r{i}", auth_url=auth.url, data=data, env=replica_env).spawn()
+                for i in range(args.replicas)
+            ]
             services.extend(replicas)
             for rep in replicas:
                 rep.wait_healthy(30)
@@ -102,10 +110,14 @@ def main() -> int:
     q = statistics.quantiles
     how = {"sse": "push by SSE", "redis": "push by Redis pub/sub", "pull": f"pull only, every {args.poll:g} s"}
     print(f"{args.count} revocations x {args.replicas} replicas, {how[args.path]}")
-    print(f"  per replica: median {statistics.median(arrivals):.1f} ms, p99 {q(arrivals, n=100)[98]:.1f} ms, "
-          f"worst {max(arrivals):.1f} ms")
-    print(f"  all replicas: median {statistics.median(rounds):.1f} ms, p99 {q(rounds, n=100)[98]:.1f} ms, "
-          f"worst {max(rounds):.1f} ms")
+    print(
+        f"  per replica: median {statistics.median(arrivals):.1f} ms, p99 {q(arrivals, n=100)[98]:.1f} ms, "
+        f"worst {max(arrivals):.1f} ms"
+    )
+    print(
+        f"  all replicas: median {statistics.median(rounds):.1f} ms, p99 {q(rounds, n=100)[98]:.1f} ms, "
+        f"worst {max(rounds):.1f} ms"
+    )
     return 0
 
 

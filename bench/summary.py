@@ -21,8 +21,12 @@ from bench import REPO
 
 RESULTS = REPO / "bench" / "results"
 STRATEGIES = ("tokens", "redis", "sticky", "cluster")
-STRATEGY_NAMES = {"tokens": "stateless tokens (this project)", "redis": "shared session store (Redis GET)",
-                  "sticky": "sticky sessions (in-process dict)", "cluster": "session clustering (HTTP fan-out)"}
+STRATEGY_NAMES = {
+    "tokens": "stateless tokens (this project)",
+    "redis": "shared session store (Redis GET)",
+    "sticky": "sticky sessions (in-process dict)",
+    "cluster": "session clustering (HTTP fan-out)",
+}
 
 
 def _rows(data: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -30,8 +34,9 @@ def _rows(data: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _find(rows: Sequence[Mapping[str, Any]], suite: str, contender: str, metric: str) -> Mapping[str, Any] | None:
-    return next((r for r in rows if r["suite"] == suite and r["contender"] == contender and r["metric"] == metric),
-                None)
+    return next(
+        (r for r in rows if r["suite"] == suite and r["contender"] == contender and r["metric"] == metric), None
+    )
 
 
 def _fmt(row: Mapping[str, Any] | None, digits: int = 0, unit: str = "") -> str:
@@ -43,26 +48,37 @@ def _fmt(row: Mapping[str, Any] | None, digits: int = 0, unit: str = "") -> str:
 
 
 def strategy_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    sizes = sorted({int(r["contender"].rsplit("x", 1)[1]) for r in rows
-                    if r["suite"] == "strategies" and r["contender"].startswith("tokens x")})
+    sizes = sorted(
+        {
+            int(r["contender"].rsplit("x", 1)[1])
+            for r in rows
+            if r["suite"] == "strategies" and r["contender"].startswith("tokens x")
+        }
+    )
     if not sizes:
         return ["(no strategies suite in this run)"]
     top = sizes[-1]
-    lines = [f"| strategy | CPU per request, 1 replica | at {top} replicas | ÷ Redis store by CPU | "
-             "login (session creation) CPU | RSS per replica, 100,000 sessions | replica death: sessions kept, "
-             "users logged out |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        (
+            f"| strategy | CPU per request, 1 replica | at {top} replicas | ÷ Redis store by CPU | "
+            "login (session creation) CPU | RSS per replica, 100,000 sessions | replica death: sessions kept, "
+            "users logged out |"
+        ),
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for s in STRATEGIES:
         one, many = f"{s} x1", f"{s} x{top}"
         cpu1 = _find(rows, "strategies", one, "CPU per request, replicas summed")
         cpun = _find(rows, "strategies", many, "CPU per request, replicas summed")
         redis_cpu = _find(rows, "strategies", one, "Redis server CPU per request")
         ratio = _find(rows, "strategies", one, "÷ redis, by CPU/request (incl. Redis server)")
-        login = (_find(rows, "strategies", many, "login: session creation CPU (incl. replication)")
-                 or _find(rows, "strategies", many, "login: password grant CPU (Argon2-bound)"))
+        login = _find(rows, "strategies", many, "login: session creation CPU (incl. replication)") or _find(
+            rows, "strategies", many, "login: password grant CPU (Argon2-bound)"
+        )
         refresh = _find(rows, "strategies", many, "login: refresh grant CPU (no password)")
-        memory = _find(rows, "strategies", many, "RSS growth per replica") or _find(rows, "strategies", one,
-                                                                                  "RSS growth per replica")
+        memory = _find(rows, "strategies", many, "RSS growth per replica") or _find(
+            rows, "strategies", one, "RSS growth per replica"
+        )
         kept = _find(rows, "strategies", many, "death: sessions kept")
         forced = _find(rows, "strategies", many, "death: users forced to log in again")
         cpu_text = _fmt(cpu1, 0, " µs") + (f" (+{_fmt(redis_cpu, 0)} µs in Redis)" if redis_cpu else "")
@@ -70,31 +86,38 @@ def strategy_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
         if refresh is not None:
             login_text += f" (refresh: {_fmt(refresh, 0, ' µs')})"
         kept_text = "n/a" if kept is None else f"{100 * kept['median']:.0f} %, {_fmt(forced)}"
-        lines.append(f"| {STRATEGY_NAMES[s]} | {cpu_text} | {_fmt(cpun, 0, ' µs')} | "
-                     f"{'1' if s == 'redis' else _fmt(ratio, 2, 'x')} | {login_text} | {_fmt(memory, 1, ' MB')} | "
-                     f"{kept_text} |")
+        lines.append(
+            f"| {STRATEGY_NAMES[s]} | {cpu_text} | {_fmt(cpun, 0, ' µs')} | "
+            f"{'1' if s == 'redis' else _fmt(ratio, 2, 'x')} | {login_text} | {_fmt(memory, 1, ' MB')} | "
+            f"{kept_text} |"
+        )
     return lines
 
 
 def peer_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    peers = [r for r in rows if r["suite"] == "peers" and r["metric"].startswith("÷ ")
-             and "by CPU" not in r["metric"]]
+    peers = [r for r in rows if r["suite"] == "peers" and r["metric"].startswith("÷ ") and "by CPU" not in r["metric"]]
     verify = [r for r in rows if r["suite"] == "verify" and r["metric"] == "÷ no auth, by CPU/request"]
     lines = ["| contender | ratio | median | min-max | target | met |", "| --- | --- | --- | --- | --- | --- |"]
     for r in [*verify, *peers]:
-        lines.append(f"| {r['contender']} | {r['metric']} | {r['median']:.2f} | {r['min']:.2f}-{r['max']:.2f} | "
-                     f"{'' if r['target'] is None else r['target']} | {_met(r)} |")
+        lines.append(
+            f"| {r['contender']} | {r['metric']} | {r['median']:.2f} | {r['min']:.2f}-{r['max']:.2f} | "
+            f"{'' if r['target'] is None else r['target']} | {_met(r)} |"
+        )
     return lines
 
 
 def target_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    lines = ["| suite | contender | metric | median | min-max | target | met |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| suite | contender | metric | median | min-max | target | met |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for r in rows:
         if r.get("target") is None:
             continue
-        lines.append(f"| {r['suite']} | {r['contender']} | {r['metric']} | {r['median']:.3g} {r['unit']} | "
-                     f"{r['min']:.3g}-{r['max']:.3g} | {r['target']:.3g} | {_met(r)} |")
+        lines.append(
+            f"| {r['suite']} | {r['contender']} | {r['metric']} | {r['median']:.3g} {r['unit']} | "
+            f"{r['min']:.3g}-{r['max']:.3g} | {r['target']:.3g} | {_met(r)} |"
+        )
     return lines
 
 
@@ -111,8 +134,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = json.loads(path.read_text())
     rows = _rows(data)
     print(f"<!-- from {path.name}: mode {data['mode']['name']}; {data['pinning']['note']} -->\n")
-    for title, table in (("Strategies", strategy_table(rows)), ("Verify cost and peers", peer_table(rows)),
-                         ("Every target", target_table(rows))):
+    for title, table in (
+        ("Strategies", strategy_table(rows)),
+        ("Verify cost and peers", peer_table(rows)),
+        ("Every target", target_table(rows)),
+    ):
         print(f"### {title}\n")
         print("\n".join(table))
         print()

@@ -1,6 +1,6 @@
 """An existing FastAPI app, protected by the verifier (docs/quickstart.md explains each line).
 
-    RESOURCE_AUTH_URL=http://127.0.0.1:8000 uvicorn examples.quickstart:app --port 8001
+RESOURCE_AUTH_URL=http://127.0.0.1:8000 uvicorn examples.quickstart:app --port 8001
 """
 
 from collections.abc import AsyncIterator

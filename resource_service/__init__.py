@@ -1,10 +1,10 @@
 """Verify the issuer's access tokens in any ASGI app, with no call to the issuer per request.
 
-    from resource_service import BearerAuthMiddleware, ResourceSettings, Verifier
+from resource_service import BearerAuthMiddleware, ResourceSettings, Verifier
 
-    verifier = Verifier(ResourceSettings(auth_url="https://auth.example"))
-    app.add_middleware(BearerAuthMiddleware, verifier=verifier)
-    # and `await verifier.start()` / `await verifier.stop()` in the app's lifespan
+verifier = Verifier(ResourceSettings(auth_url="https://auth.example"))
+app.add_middleware(BearerAuthMiddleware, verifier=verifier)
+# and `await verifier.start()` / `await verifier.stop()` in the app's lifespan
 """
 
 from .app import create_app
@@ -12,7 +12,6 @@ from .asgi import BearerAuthMiddleware, ReplicaIdMiddleware, current_claims
 from .client import ClientCredentials, TokenRequestError, UserLogin
 from .config import ResourceSettings
 from .deps import Authenticated, install_error_handlers
-from .logs import RequestIdMiddleware
 from .errors import (
     AuthError,
     InsufficientScope,
@@ -22,6 +21,7 @@ from .errors import (
     Unavailable,
 )
 from .jose import TokenError
+from .logs import RequestIdMiddleware
 from .metrics import metrics_endpoint
 from .verifier import Verifier
 

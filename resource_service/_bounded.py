@@ -49,20 +49,20 @@ def parse_json(content: bytes | str, what: str) -> Any:
         raise ValueError(f"{what} is not JSON") from None
 
 
-async def sse_events(chunks: AsyncIterator[bytes], *, max_line: int,
-                     max_event: int) -> AsyncIterator[tuple[str, str]]:
+async def sse_events(chunks: AsyncIterator[bytes], *, max_line: int, max_event: int) -> AsyncIterator[tuple[str, str]]:
     """(event, data) per dispatched server-sent event (WHATWG HTML, section 9.2.6).
 
     `TooLarge` when one line exceeds `max_line` bytes or one event's data `max_event`."""
     buffer = bytearray()
-    event, data, size = "", [], 0
+    event, size = "", 0
+    data: list[str] = []
     async for chunk in chunks:
         buffer += chunk
         start = 0
         while (end := _EOL.search(buffer, start)) is not None:
             if end.group() == b"\r" and end.end() == len(buffer):
                 break  # perhaps the first half of a CRLF: wait for the next chunk
-            line = bytes(buffer[start:end.start()])
+            line = bytes(buffer[start : end.start()])
             start = end.end()
             if len(line) > max_line:
                 raise TooLarge(f"event stream line longer than {max_line} bytes")

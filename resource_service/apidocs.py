@@ -29,17 +29,21 @@ def install_docs(app: FastAPI) -> None:
     assert app.docs_url is None and app.redoc_url is None, "create the app with docs_url=None, redoc_url=None"
 
     def static(request: Request, name: str) -> str:
-        return request.scope.get("root_path", "").rstrip("/") + _PREFIX + name
+        return str(request.scope.get("root_path", "")).rstrip("/") + _PREFIX + name
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "").rstrip("/")
         return get_swagger_ui_html(
-            openapi_url=root + str(app.openapi_url), title=f"{app.title} - Swagger UI",
-            oauth2_redirect_url=root + "/docs/oauth2-redirect", init_oauth=app.swagger_ui_init_oauth,
+            openapi_url=root + str(app.openapi_url),
+            title=f"{app.title} - Swagger UI",
+            oauth2_redirect_url=root + "/docs/oauth2-redirect",
+            init_oauth=app.swagger_ui_init_oauth,
             swagger_ui_parameters=app.swagger_ui_parameters,
-            swagger_js_url=static(request, "swagger-ui-bundle.js"), swagger_css_url=static(request, "swagger-ui.css"),
-            swagger_favicon_url=static(request, "favicon.png"))
+            swagger_js_url=static(request, "swagger-ui-bundle.js"),
+            swagger_css_url=static(request, "swagger-ui.css"),
+            swagger_favicon_url=static(request, "favicon.png"),
+        )
 
     @app.get("/docs/oauth2-redirect", include_in_schema=False)
     async def swagger_ui_redirect() -> HTMLResponse:
@@ -48,8 +52,12 @@ def install_docs(app: FastAPI) -> None:
     @app.get("/redoc", include_in_schema=False)
     async def redoc(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "").rstrip("/")
-        return get_redoc_html(openapi_url=root + str(app.openapi_url), title=f"{app.title} - ReDoc",
-                              redoc_js_url=static(request, "redoc.standalone.js"),
-                              redoc_favicon_url=static(request, "favicon.png"), with_google_fonts=False)
+        return get_redoc_html(
+            openapi_url=root + str(app.openapi_url),
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=static(request, "redoc.standalone.js"),
+            redoc_favicon_url=static(request, "favicon.png"),
+            with_google_fonts=False,
+        )
 
     app.mount(_PREFIX.rstrip("/"), StaticFiles(directory=_STATIC), name="docs-static")

@@ -28,38 +28,72 @@ SCOPES = {"reports:read": "Read reports"}
 
 # What the routes answer, for the OpenAPI document: every refusal is an RFC 6750 section 3
 # response rendered by `errors.render`, and every response names the replica that sent it.
-_REPLICA_ID = {"X-Replica-Id": {"required": True, "description": "The replica that answered",
-                                "schema": {"type": "string"}}}
-_CHALLENGE = {"WWW-Authenticate": {"required": True, "description": 'Bearer realm="api", with error and scope',
-                                   "schema": {"type": "string"}}}
-_RETRY_AFTER = {"Retry-After": {"required": True, "description": "Seconds to wait before retrying",
-                                "schema": {"type": "integer", "minimum": 1}}}
+_REPLICA_ID = {
+    "X-Replica-Id": {"required": True, "description": "The replica that answered", "schema": {"type": "string"}}
+}
+_CHALLENGE = {
+    "WWW-Authenticate": {
+        "required": True,
+        "description": 'Bearer realm="api", with error and scope',
+        "schema": {"type": "string"},
+    }
+}
+_RETRY_AFTER = {
+    "Retry-After": {
+        "required": True,
+        "description": "Seconds to wait before retrying",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
 
 
 def _json(description: str, schema: dict[str, Any], headers: dict[str, Any]) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}},
-            "headers": {**headers, **_REPLICA_ID}}
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": schema}},
+        "headers": {**headers, **_REPLICA_ID},
+    }
 
 
 def _refusal(errors: list[str], *, code_required: bool = True) -> dict[str, Any]:
-    return {"type": "object", "required": ["error", "error_description"] if code_required else ["error_description"],
-            "properties": {"error": {"type": "string", "enum": errors}, "error_description": {"type": "string"}}}
+    return {
+        "type": "object",
+        "required": ["error", "error_description"] if code_required else ["error_description"],
+        "properties": {"error": {"type": "string", "enum": errors}, "error_description": {"type": "string"}},
+    }
 
 
 _REFUSALS: dict[int | str, dict[str, Any]] = {
     400: _json("The Authorization header is malformed", _refusal(["invalid_request"]), _CHALLENGE),
     # No credential at all: a bare challenge without an error code (RFC 6750 section 3.1).
-    401: _json("No bearer token, or an invalid, expired or revoked one",
-               _refusal(["invalid_token"], code_required=False), _CHALLENGE),
-    503: _json("This replica cannot decide yet (no keys, or a stale revocation list): retry",
-               _refusal(["temporarily_unavailable"]), _RETRY_AFTER),
+    401: _json(
+        "No bearer token, or an invalid, expired or revoked one",
+        _refusal(["invalid_token"], code_required=False),
+        _CHALLENGE,
+    ),
+    503: _json(
+        "This replica cannot decide yet (no keys, or a stale revocation list): retry",
+        _refusal(["temporarily_unavailable"]),
+        _RETRY_AFTER,
+    ),
 }
-_INSUFFICIENT_SCOPE = {403: _json("The token lacks a required scope", _refusal(["insufficient_scope"]), _CHALLENGE)}
-_STATUS = {"type": "object", "required": ["status", "replica"],
-           "properties": {"status": {"const": "ok"}, "replica": {"type": "string"}}}
-_READINESS = {"type": "object", "required": ["ready", "replica", "checks"],
-              "properties": {"ready": {"type": "boolean"}, "replica": {"type": "string"},
-                             "checks": {"type": "object", "additionalProperties": {"type": "string"}}}}
+_INSUFFICIENT_SCOPE: dict[int | str, dict[str, Any]] = {
+    403: _json("The token lacks a required scope", _refusal(["insufficient_scope"]), _CHALLENGE)
+}
+_STATUS = {
+    "type": "object",
+    "required": ["status", "replica"],
+    "properties": {"status": {"const": "ok"}, "replica": {"type": "string"}},
+}
+_READINESS = {
+    "type": "object",
+    "required": ["ready", "replica", "checks"],
+    "properties": {
+        "ready": {"type": "boolean"},
+        "replica": {"type": "string"},
+        "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+    },
+}
 
 
 def create_app(settings: ResourceSettings, *, verifier: Verifier | None = None) -> FastAPI:
@@ -84,20 +118,45 @@ def create_app(settings: ResourceSettings, *, verifier: Verifier | None = None) 
 
     # /me is the hot path: the middleware has verified the token; the route only
     # reads the claims it left. Its security is declared for OpenAPI by hand.
-    @app.get("/me", openapi_extra={"security": [{auth.scheme_name: []}]}, responses={
-        200: _json("The verified claims of the caller's token", {
-            "type": "object", "required": ["replica", "claims"],
-            "properties": {"replica": {"type": "string"}, "claims": {"type": "object"}}}, {}),
-        **_REFUSALS})
+    @app.get(
+        "/me",
+        openapi_extra={"security": [{auth.scheme_name: []}]},
+        responses={
+            200: _json(
+                "The verified claims of the caller's token",
+                {
+                    "type": "object",
+                    "required": ["replica", "claims"],
+                    "properties": {"replica": {"type": "string"}, "claims": {"type": "object"}},
+                },
+                {},
+            ),
+            **_REFUSALS,
+        },
+    )
     async def me() -> Response:
         return JSONResponse({"replica": replica, "claims": current_claims()})
 
-    @app.get("/reports", responses={
-        200: _json("The caller's reports", {
-            "type": "object", "required": ["replica", "sub", "reports"],
-            "properties": {"replica": {"type": "string"}, "sub": {"type": "string"},
-                           "reports": {"type": "array", "items": {"type": "object"}}}}, {}),
-        **_REFUSALS, **_INSUFFICIENT_SCOPE})
+    @app.get(
+        "/reports",
+        responses={
+            200: _json(
+                "The caller's reports",
+                {
+                    "type": "object",
+                    "required": ["replica", "sub", "reports"],
+                    "properties": {
+                        "replica": {"type": "string"},
+                        "sub": {"type": "string"},
+                        "reports": {"type": "array", "items": {"type": "object"}},
+                    },
+                },
+                {},
+            ),
+            **_REFUSALS,
+            **_INSUFFICIENT_SCOPE,
+        },
+    )
     async def reports(claims: dict[str, Any] = Security(auth, scopes=["reports:read"])) -> dict[str, Any]:
         return {"replica": replica, "sub": claims["sub"], "reports": [{"id": 1, "total": 42}]}
 
@@ -105,13 +164,20 @@ def create_app(settings: ResourceSettings, *, verifier: Verifier | None = None) 
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", "replica": replica, **verifier.status()}
 
-    @app.get("/readyz", responses={200: _json("Ready to decide requests", _READINESS, {}),
-                                  503: _json("Not ready: no keys, never synced, or too stale", _READINESS, {})})
+    @app.get(
+        "/readyz",
+        responses={
+            200: _json("Ready to decide requests", _READINESS, {}),
+            503: _json("Not ready: no keys, never synced, or too stale", _READINESS, {}),
+        },
+    )
     async def readyz() -> Response:
         checks = verifier.readiness()
         ready = all(result == "ok" for result in checks.values())
-        return JSONResponse({"ready": ready, "replica": replica, "checks": checks, **verifier.status()},
-                            status_code=200 if ready else 503)
+        return JSONResponse(
+            {"ready": ready, "replica": replica, "checks": checks, **verifier.status()},
+            status_code=200 if ready else 503,
+        )
 
     async def internal_error(request: Request, exc: Exception) -> Response:
         # Sent by Starlette's outermost middleware, past RequestIdMiddleware (which adds the
@@ -130,6 +196,11 @@ def create_app(settings: ResourceSettings, *, verifier: Verifier | None = None) 
     # request), the replica id header and the latency histogram: as three layers they
     # cost /me about 1 µs more a request (in-process: python -m bench.inprocess).
     timer = RequestTimer(verifier.metrics.latency, app.routes) if verifier.metrics is not None else None
-    app.add_middleware(RequestIdMiddleware, access_log=settings.access_log, logger="resource_service.access",
-                       headers=[("x-replica-id", replica)], observe=timer)
+    app.add_middleware(
+        RequestIdMiddleware,
+        access_log=settings.access_log,
+        logger="resource_service.access",
+        headers=[("x-replica-id", replica)],
+        observe=timer,
+    )
     return app

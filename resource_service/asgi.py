@@ -87,9 +87,7 @@ class BearerAuthMiddleware:
     lifespan scopes.
     """
 
-    def __init__(
-        self, app: ASGIApp, verifier: TokenVerifier, *, exempt: Collection[str] = DEFAULT_EXEMPT
-    ) -> None:
+    def __init__(self, app: ASGIApp, verifier: TokenVerifier, *, exempt: Collection[str] = DEFAULT_EXEMPT) -> None:
         self.app = app
         self.verifier = verifier
         self.exempt = frozenset(exempt)

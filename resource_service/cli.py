@@ -43,9 +43,7 @@ def _parser() -> argparse.ArgumentParser:
 def settings_from_args(args: argparse.Namespace) -> ResourceSettings:
     """Environment settings, with the flags that were given taking precedence."""
     overrides = {
-        name: value
-        for name in ("host", "port", "replica_id", "auth_url")
-        if (value := getattr(args, name)) is not None
+        name: value for name in ("host", "port", "replica_id", "auth_url") if (value := getattr(args, name)) is not None
     }
     return ResourceSettings(**overrides)
 

@@ -149,8 +149,9 @@ class _TokenAuth(httpx.Auth, abc.ABC):
     def _token_request(self, form: dict[str, str]) -> _Steps:
         """POST `form` to the token endpoint with our client authentication; keep and return the answer."""
         if self._token_endpoint is None:
-            metadata = yield httpx.Request("GET", self._issuer.rstrip("/") + WELL_KNOWN,
-                                           headers={"Accept": "application/json"})
+            metadata = yield httpx.Request(
+                "GET", self._issuer.rstrip("/") + WELL_KNOWN, headers={"Accept": "application/json"}
+            )
             self._token_endpoint = _token_endpoint(metadata, self._issuer)
         headers = {"Accept": "application/json"}
         if self._secret is not None:  # RFC 6749 section 2.3.1: HTTP Basic of the form-encoded id and secret
@@ -179,8 +180,15 @@ class ClientCredentials(_TokenAuth):
     once. `clock` (monotonic seconds) is injectable for tests.
     """
 
-    def __init__(self, issuer_url: str, client_id: str, client_secret: str, scope: str | None = None, *,
-                 clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self,
+        issuer_url: str,
+        client_id: str,
+        client_secret: str,
+        scope: str | None = None,
+        *,
+        clock: Clock = time.monotonic,
+    ) -> None:
         super().__init__(issuer_url, client_id=client_id, client_secret=client_secret, clock=clock)
         self._scope = scope
 
@@ -206,9 +214,17 @@ class UserLogin(_TokenAuth):
     also passes `client_secret`.
     """
 
-    def __init__(self, issuer_url: str, username: str | None, password: str | None, *,
-                 client_id: str | None = None, client_secret: str | None = None, scope: str | None = None,
-                 clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self,
+        issuer_url: str,
+        username: str | None,
+        password: str | None,
+        *,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        scope: str | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
         super().__init__(issuer_url, client_id=client_id, client_secret=client_secret, clock=clock)
         self._username = username
         self._password = password
@@ -216,8 +232,15 @@ class UserLogin(_TokenAuth):
         self._refresh: str | None = None
 
     @classmethod
-    def from_tokens(cls, issuer_url: str, tokens: Mapping[str, Any], *, client_id: str | None = None,
-                    client_secret: str | None = None, clock: Clock = time.monotonic) -> UserLogin:
+    def from_tokens(
+        cls,
+        issuer_url: str,
+        tokens: Mapping[str, Any],
+        *,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        clock: Clock = time.monotonic,
+    ) -> UserLogin:
         """Carry on a session begun elsewhere, from its token response (`refresh_token` and,
         optionally, `access_token` and `expires_in`). Holding no password, it raises
         `TokenRequestError` once that session ends."""
@@ -236,8 +259,10 @@ class UserLogin(_TokenAuth):
         return self._refresh
 
     def __repr__(self) -> str:
-        return (f"UserLogin(issuer_url={self._issuer!r}, username={self._username!r}, "
-                f"client_id={self._client_id!r}, scope={self._scope!r})")
+        return (
+            f"UserLogin(issuer_url={self._issuer!r}, username={self._username!r}, "
+            f"client_id={self._client_id!r}, scope={self._scope!r})"
+        )
 
     def _renew(self) -> _Steps:
         if self._refresh is not None:
@@ -248,8 +273,11 @@ class UserLogin(_TokenAuth):
                     raise
                 self._access = self._refresh = None  # the session is over, its access tokens with it
                 if self._password is None:
-                    raise TokenRequestError("invalid_grant", "the session ended (its refresh token was refused) "
-                                            "and no password is held: log in again", exc.status_code) from None
+                    raise TokenRequestError(
+                        "invalid_grant",
+                        "the session ended (its refresh token was refused) and no password is held: log in again",
+                        exc.status_code,
+                    ) from None
             else:
                 # RFC 6749 section 6: the issuer may rotate the refresh token, or keep the old one.
                 self._refresh = body.get("refresh_token") or self._refresh
@@ -278,8 +306,7 @@ def _json(response: httpx.Response) -> tuple[int, Any]:
 def _token_endpoint(response: httpx.Response, issuer: str) -> str:
     status, document = _json(response)
     if status != 200 or not isinstance(document, dict):
-        raise TokenRequestError("invalid_metadata", f"the issuer's metadata could not be read (HTTP {status})",
-                                status)
+        raise TokenRequestError("invalid_metadata", f"the issuer's metadata could not be read (HTTP {status})", status)
     if document.get("issuer") != issuer:  # RFC 8414 section 3.3: exactly the issuer we were given
         raise TokenRequestError("invalid_metadata", "the metadata names another issuer")
     endpoint = document.get("token_endpoint")

@@ -55,9 +55,7 @@ class ResourceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RESOURCE_", extra="forbid", hide_input_in_errors=True)
 
     auth_url: str = Field(description="Base URL at which this replica reaches the issuer.")
-    issuer: str | None = Field(
-        default=None, description="Expected `iss` and metadata issuer; defaults to auth_url."
-    )
+    issuer: str | None = Field(default=None, description="Expected `iss` and metadata issuer; defaults to auth_url.")
     allow_insecure_issuer: bool = Field(
         default=False,
         description="Accept an `http://` issuer on a host other than loopback (127.0.0.0/8, ::1, "
@@ -70,7 +68,8 @@ class ResourceSettings(BaseSettings):
         "host and port.",
     )
     audience: str = Field(
-        default="api", min_length=1,
+        default="api",
+        min_length=1,
         description="The `aud` access tokens must carry: the issuers' AUTH_AUDIENCE.",
     )
     replica_id: str = Field(
@@ -85,12 +84,16 @@ class ResourceSettings(BaseSettings):
         "below 1 s junk kids would turn requests into fetches at the issuer.",
     )
     revocation_snapshot_interval: float = Field(
-        default=600.0, gt=0, le=86_400,
+        default=600.0,
+        gt=0,
+        le=86_400,
         description="Seconds between full snapshot pulls of the revocation list. A snapshot is "
         "authoritative: anything this copy holds that the feed does not is dropped with it.",
     )
     revocation_poll_interval: float = Field(
-        default=5.0, gt=0, le=3600,
+        default=5.0,
+        gt=0,
+        le=3600,
         description="Seconds between pulls of the revocation feed while push has not confirmed "
         "the copy current; the delay of a revocation when push is down.",
     )
@@ -112,11 +115,15 @@ class ResourceSettings(BaseSettings):
         "(fail closed); unset: never. Must exceed the poll interval.",
     )
     leeway: float = Field(
-        default=30.0, ge=0, le=300,
+        default=30.0,
+        ge=0,
+        le=300,
         description="Clock skew tolerated on exp/nbf/iat, seconds (the issuers' AUTH_LEEWAY).",
     )
     token_cache_size: int = Field(
-        default=10_000, ge=0, le=10_000_000,
+        default=10_000,
+        ge=0,
+        le=10_000_000,
         description="Verified tokens remembered (least recently used first out); expiry, key and "
         "revocation are still checked on every request. 0: no cache.",
     )
@@ -139,19 +146,27 @@ class ResourceSettings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Interface `resource-service serve` binds.")
     port: int = Field(default=8001, ge=1, le=65535, description="Port `resource-service serve` binds.")
     http_header_timeout: float = Field(
-        default=10.0, gt=0, le=300,
+        default=10.0,
+        gt=0,
+        le=300,
         description="Seconds a connection has to send a request's headers (slow clients get 408 and are closed).",
     )
     http_body_timeout: float = Field(
-        default=30.0, gt=0, le=3600,
+        default=30.0,
+        gt=0,
+        le=3600,
         description="Seconds a request has, after its headers, to send its whole body; a stalled body is closed.",
     )
     http_max_header_bytes: int = Field(
-        default=16_384, ge=1_024, le=1_048_576,
+        default=16_384,
+        ge=1_024,
+        le=1_048_576,
         description="Largest request line and headers together, bytes; larger requests get 431.",
     )
     http_limit_concurrency: int = Field(
-        default=1_000, ge=1, description="Open connections before new requests get 503.",
+        default=1_000,
+        ge=1,
+        description="Open connections before new requests get 503.",
     )
     http_backlog: int = Field(default=2_048, ge=1, description="Connections the kernel queues before accepting them.")
 

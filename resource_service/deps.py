@@ -42,9 +42,7 @@ class Authenticated:
     ) -> None:
         self.verifier = verifier
         self._metrics = getattr(verifier, "metrics", None)  # a ResourceMetrics, or None
-        self.scheme = OAuth2PasswordBearer(
-            tokenUrl=token_url, scopes=dict(scopes or {}), auto_error=False
-        )
+        self.scheme = OAuth2PasswordBearer(tokenUrl=token_url, scopes=dict(scopes or {}), auto_error=False)
         # FastAPI reads a dependency's parameters from its signature. Declaring this
         # instance's scheme as a sub-dependency puts the flow in OpenAPI.
         signature = inspect.signature(type(self).__call__, eval_str=True)

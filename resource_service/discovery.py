@@ -10,8 +10,8 @@ replica to fetch keys or revocations from a server of its choosing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 

@@ -27,8 +27,8 @@ REALM = "api"
 # RFC 6750 section 3: error_description is %x20-21 / %x23-5B / %x5D-7E and a scope
 # token %x21 / %x23-5B / %x5D-7E, so neither may hold a quote or a backslash.
 # Anything else is dropped rather than escaped: there is no escaping to get wrong.
-_NOT_DESCRIPTION_CHAR = re.compile(r'[^\x20\x21\x23-\x5b\x5d-\x7e]')
-_NOT_SCOPE_CHAR = re.compile(r'[^\x21\x23-\x5b\x5d-\x7e]')
+_NOT_DESCRIPTION_CHAR = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
+_NOT_SCOPE_CHAR = re.compile(r"[^\x21\x23-\x5b\x5d-\x7e]")
 
 
 class AuthError(Exception):

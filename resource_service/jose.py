@@ -221,9 +221,7 @@ def decode_with_key(
     if not key.verify(signing_input, _b64decode(signature_segment)):
         raise TokenError("bad_signature", "token signature is invalid")
     claims = _json_object(payload_segment, "payload")
-    _check_claims(
-        claims, issuer=issuer, audience=audience, now=now, leeway=leeway, required=required
-    )
+    _check_claims(claims, issuer=issuer, audience=audience, now=now, leeway=leeway, required=required)
     return claims, key
 
 

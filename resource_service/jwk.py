@@ -71,11 +71,13 @@ def _verify_ed25519(key: Ed25519PublicKey, msg: bytes, sig: bytes) -> bool:
     return len(sig) == 64 and _EDDSA.verify(msg, key, sig)  # RFC 8032 section 5.1.6
 
 
-ALGORITHMS: Mapping[str, _Algorithm] = MappingProxyType({
-    "RS256": _Algorithm("RSA", _load_rsa, _verify_rs256),
-    "ES256": _Algorithm("EC", _load_p256, _verify_es256),
-    "EdDSA": _Algorithm("OKP", _load_ed25519, _verify_ed25519),
-})
+ALGORITHMS: Mapping[str, _Algorithm] = MappingProxyType(
+    {
+        "RS256": _Algorithm("RSA", _load_rsa, _verify_rs256),
+        "ES256": _Algorithm("EC", _load_p256, _verify_es256),
+        "EdDSA": _Algorithm("OKP", _load_ed25519, _verify_ed25519),
+    }
+)
 
 
 @dataclass(frozen=True, eq=False)

@@ -18,9 +18,8 @@ from typing import Any
 
 import httpx
 
-from ._bounded import fetch, parse_json
-
 from ._backoff import Backoff
+from ._bounded import fetch, parse_json
 from .jose import Key, key_from_jwk
 
 __all__ = ["JwksCache"]
@@ -140,8 +139,7 @@ class JwksCache:
                 self._confirm(response)
                 return "not_modified"
             if response.status_code != 200:
-                logger.warning("JWKS fetch answered %s; keeping the last key set",
-                               response.status_code)
+                logger.warning("JWKS fetch answered %s; keeping the last key set", response.status_code)
                 return "error"
             keys = self._parse(parse_json(content, "JWKS"))
         except (httpx.HTTPError, ValueError) as exc:

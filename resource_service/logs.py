@@ -95,15 +95,18 @@ def configure_logging(format: LogFormat = "auto", level: str = "INFO", *, stream
     ]
     # Plain tracebacks only: the fancier ones (rich, better-exceptions, dict_tracebacks) print
     # each frame's local variables, and a local can be a password or a private key.
-    renderer: Any = (structlog.dev.ConsoleRenderer(colors=stream.isatty(),
-                                                   exception_formatter=structlog.dev.plain_traceback)
-                     if console else structlog.processors.JSONRenderer())
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer(colors=stream.isatty(), exception_formatter=structlog.dev.plain_traceback)
+        if console
+        else structlog.processors.JSONRenderer()
+    )
     final: list[Any] = [structlog.stdlib.ProcessorFormatter.remove_processors_meta]
     if not console:  # the console renderer formats tracebacks itself
         final.append(structlog.processors.format_exc_info)
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(structlog.stdlib.ProcessorFormatter(foreign_pre_chain=pre_chain,
-                                                             processors=[*final, renderer]))
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(foreign_pre_chain=pre_chain, processors=[*final, renderer])
+    )
     root = logging.getLogger()
     for old in root.handlers[:]:
         root.removeHandler(old)
@@ -137,10 +140,16 @@ class RequestIdMiddleware:
     and the seconds taken once the response is sent (`resource_service.metrics.RequestTimer`).
     """
 
-    def __init__(self, app: ASGIApp, *, access_log: bool = False, logger: str = "resource_service.access",
-                 headers: Iterable[tuple[str, str]] = (),
-                 observe: Callable[[Scope, int, float], None] | None = None,
-                 client_address: bool = False) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        access_log: bool = False,
+        logger: str = "resource_service.access",
+        headers: Iterable[tuple[str, str]] = (),
+        observe: Callable[[Scope, int, float], None] | None = None,
+        client_address: bool = False,
+    ) -> None:
         self.app = app
         self.access_log = access_log
         self.client_address = client_address
@@ -181,9 +190,15 @@ class RequestIdMiddleware:
                 if self._observe is not None:
                     self._observe(scope, status, seconds)
                 if self.access_log:
-                    self.logger.info("request", extra={
-                        "method": scope["method"], "path": scope["path"][:_MAX_PATH], "status": status,
-                        "duration_ms": round(seconds * 1000, 3)})
+                    self.logger.info(
+                        "request",
+                        extra={
+                            "method": scope["method"],
+                            "path": scope["path"][:_MAX_PATH],
+                            "status": status,
+                            "duration_ms": round(seconds * 1000, 3),
+                        },
+                    )
             _request_id.reset(token)
             if address_token is not None:
                 _client_address.reset(address_token)

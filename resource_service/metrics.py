@@ -42,8 +42,7 @@ from starlette.types import Scope
 if TYPE_CHECKING:
     from .verifier import Verifier
 
-__all__ = ["CONTENT_TYPE", "LATENCY_BUCKETS", "LatencyHistogram", "RequestTimer", "ResourceMetrics",
-           "metrics_endpoint"]
+__all__ = ["CONTENT_TYPE", "LATENCY_BUCKETS", "LatencyHistogram", "RequestTimer", "ResourceMetrics", "metrics_endpoint"]
 
 # The Prometheus text format every scraper reads (exposition format 0.0.4).
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -55,10 +54,26 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 # Every reason a request can be refused for (TokenError.reason and AuthError.reason), plus
 # "ok" and "insufficient_scope": the label's whole value set, bound up front.
 OUTCOMES = (
-    "ok", "missing_credentials", "invalid_request", "malformed", "bad_header", "unsupported_alg",
-    "alg_mismatch", "wrong_typ", "unknown_kid", "bad_signature", "missing_claim", "bad_claim",
-    "wrong_issuer", "wrong_audience", "expired", "not_yet_valid", "iat_in_future", "revoked",
-    "unavailable", "insufficient_scope",
+    "ok",
+    "missing_credentials",
+    "invalid_request",
+    "malformed",
+    "bad_header",
+    "unsupported_alg",
+    "alg_mismatch",
+    "wrong_typ",
+    "unknown_kid",
+    "bad_signature",
+    "missing_claim",
+    "bad_claim",
+    "wrong_issuer",
+    "wrong_audience",
+    "expired",
+    "not_yet_valid",
+    "iat_in_future",
+    "revoked",
+    "unavailable",
+    "insufficient_scope",
 )
 JWKS_OUTCOMES = ("ok", "not_modified", "error")
 
@@ -73,18 +88,25 @@ class ResourceMetrics:
     def __init__(self, verifier: Verifier) -> None:
         self.registry = CollectorRegistry()
         verifications = Counter(
-            "resource_verifications", "Requests decided by the verifier, by outcome: ok or the refusal reason",
-            ["outcome"], registry=self.registry)
+            "resource_verifications",
+            "Requests decided by the verifier, by outcome: ok or the refusal reason",
+            ["outcome"],
+            registry=self.registry,
+        )
         self._refusals: dict[str, Callable[[], None]] = {
-            outcome: verifications.labels(outcome).inc for outcome in OUTCOMES}
+            outcome: verifications.labels(outcome).inc for outcome in OUTCOMES
+        }
         self._other = verifications.labels  # a reason added later without a row above
         self.ok: Callable[[], None] = self._refusals["ok"]  # the verified path: one call
-        fetches = Counter("resource_jwks_fetches", "JWKS fetches from the issuer, by outcome",
-                          ["outcome"], registry=self.registry)
+        fetches = Counter(
+            "resource_jwks_fetches", "JWKS fetches from the issuer, by outcome", ["outcome"], registry=self.registry
+        )
         self._fetches = {outcome: fetches.labels(outcome).inc for outcome in JWKS_OUTCOMES}
         self.latency = LatencyHistogram(
-            "resource_http_request_duration_seconds", "Time to answer an HTTP request, by route template",
-            registry=self.registry)
+            "resource_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route template",
+            registry=self.registry,
+        )
         self.registry.register(_VerifierState(verifier))
 
     def refused(self, reason: str) -> None:
@@ -114,11 +136,17 @@ class LatencyHistogram(Collector):
 
     LABELS = ("method", "route", "status")
 
-    def __init__(self, name: str, documentation: str, *, buckets: Sequence[float] = LATENCY_BUCKETS,
-                 registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        *,
+        buckets: Sequence[float] = LATENCY_BUCKETS,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
         self._name, self._documentation = name, documentation
         self._bounds = tuple(sorted(buckets))
-        self._les = [floatToGoString(b) for b in self._bounds] + ["+Inf"]
+        self._les = [floatToGoString(b) for b in self._bounds] + ["+Inf"]  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
         # Per series: a count per bucket (the last one past every bound), then the sum.
         self._series: dict[tuple[str, str, int], list[float]] = {}
         if registry is not None:
@@ -138,7 +166,7 @@ class LatencyHistogram(Collector):
         family = HistogramMetricFamily(self._name, self._documentation, labels=self.LABELS)
         for (method, route, status), series in list(self._series.items()):
             cumulative = itertools.accumulate(series[:-1])
-            family.add_metric([method, route, str(status)], list(zip(self._les, cumulative)), series[-1])
+            family.add_metric([method, route, str(status)], list(zip(self._les, cumulative, strict=False)), series[-1])
         return [family]
 
 
@@ -155,21 +183,26 @@ class _VerifierState(Collector):
 
     def collect(self) -> Iterable[Metric]:
         status = self._verifier.status()
-        return self._families(keys=status["keys"], size=len(self._verifier.revocations),
-                              staleness=status["revocation_staleness"])
+        return self._families(
+            keys=status["keys"], size=len(self._verifier.revocations), staleness=status["revocation_staleness"]
+        )
 
     @staticmethod
     def _families(*, keys: int | None, size: int | None, staleness: float | None) -> list[Metric]:
         # Staleness is absent until the first sync: there is no age to report, and a made-up
         # number (0, or infinity) would either hide the problem or page someone at start-up.
         return [
-            GaugeMetricFamily("resource_jwks_keys", "Signing keys this replica holds from the issuer's JWKS",
-                              value=keys),
-            GaugeMetricFamily("resource_revocation_list_size", "Entries in this replica's revocation list copy",
-                              value=size),
-            GaugeMetricFamily("resource_revocation_staleness_seconds",
-                              "Seconds since the revocation list copy was last known current",
-                              value=staleness),
+            GaugeMetricFamily(
+                "resource_jwks_keys", "Signing keys this replica holds from the issuer's JWKS", value=keys
+            ),
+            GaugeMetricFamily(
+                "resource_revocation_list_size", "Entries in this replica's revocation list copy", value=size
+            ),
+            GaugeMetricFamily(
+                "resource_revocation_staleness_seconds",
+                "Seconds since the revocation list copy was last known current",
+                value=staleness,
+            ),
         ]
 
 

@@ -106,8 +106,7 @@ class RevocationSync:
             while True:
                 feed_before, cursor_before = self._revocations.feed, self._revocations.cursor
                 params = {**self._revocations.pull_params(self._clock()), "limit": str(PULL_PAGE)}
-                response, content = await fetch(self._client, self._list_uri, params=params,
-                                                max_bytes=_MAX_PAGE_BYTES)
+                response, content = await fetch(self._client, self._list_uri, params=params, max_bytes=_MAX_PAGE_BYTES)
                 response.raise_for_status()
                 body = parse_json(content, "revocation pull")
                 more = self._revocations.apply_pull(body, self._clock())
@@ -164,8 +163,9 @@ class RevocationSync:
             self.request_pull()  # no backlog on the stream: catch up by pull
             handled = 0
             try:
-                async for event, data in sse_events(response.aiter_bytes(), max_line=_MAX_EVENT_BYTES,
-                                                    max_event=_MAX_EVENT_BYTES):
+                async for event, data in sse_events(
+                    response.aiter_bytes(), max_line=_MAX_EVENT_BYTES, max_event=_MAX_EVENT_BYTES
+                ):
                     self.handle_event(event, data)
                     handled += 1
             finally:
@@ -189,7 +189,8 @@ class RevocationSync:
                         if len(data) > _MAX_PUSH_BYTES:
                             raise ValueError("too_large")
                         event, payload = await self._open_push(
-                            data.decode("ascii") if isinstance(data, bytes) else str(data))
+                            data.decode("ascii") if isinstance(data, bytes) else str(data)
+                        )
                     except (ValueError, UnicodeDecodeError) as exc:
                         self.refused_pushes += 1
                         reason = str(exc) if isinstance(exc, ValueError) else "not_ascii"

@@ -187,9 +187,9 @@ class RevocationList:
         # Runs on every request, cached token or not: an empty table costs no lookup.
         jti_table, sid_table = self._jti, self._sid
         jti, sid, sub = claims.get("jti"), claims.get("sid"), claims.get("sub")
-        if jti is not None and jti_table._count and jti in jti_table:  # noqa: SLF001
+        if jti is not None and jti_table._count and jti in jti_table:
             return True
-        if sid is not None and sid_table._count and sid in sid_table:  # noqa: SLF001
+        if sid is not None and sid_table._count and sid in sid_table:
             return True
         before = self._before.get(_key(sub)) if sub is not None and self._before else None
         return before is not None and claims["iat"] < before
@@ -203,8 +203,12 @@ class RevocationList:
         and every `snapshot_interval` seconds, so anything wrongly held is dropped)."""
         if self.feed is None:
             return {}
-        if self._staged is None and now is not None and self._snapshot_at is not None \
-                and now - self._snapshot_at >= self._snapshot_interval:
+        if (
+            self._staged is None
+            and now is not None
+            and self._snapshot_at is not None
+            and now - self._snapshot_at >= self._snapshot_interval
+        ):
             return {}
         return {"after": str(self.cursor), "feed": self.feed}
 
@@ -216,7 +220,10 @@ class RevocationList:
         if not isinstance(body, dict):
             raise ValueError("revocation pull is not a JSON object")
         feed, cursor, snapshot, entries = (
-            body.get("feed"), body.get("cursor"), body.get("snapshot"), body.get("entries")
+            body.get("feed"),
+            body.get("cursor"),
+            body.get("snapshot"),
+            body.get("entries"),
         )
         more = body.get("more", False)
         if not isinstance(more, bool):

@@ -46,15 +46,21 @@ class HttpSettings(Protocol):
 
 
 def limits_of(settings: HttpSettings) -> Limits:
-    return Limits(header_timeout=settings.http_header_timeout, body_timeout=settings.http_body_timeout,
-                  max_header_bytes=settings.http_max_header_bytes,
-                  limit_concurrency=settings.http_limit_concurrency, backlog=settings.http_backlog)
+    return Limits(
+        header_timeout=settings.http_header_timeout,
+        body_timeout=settings.http_body_timeout,
+        max_header_bytes=settings.http_max_header_bytes,
+        limit_concurrency=settings.http_limit_concurrency,
+        backlog=settings.http_backlog,
+    )
 
 
 def _closing_answer(status: int, reason: str) -> bytes:
     body = reason.lower().encode()
-    return (f"HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\n"
-            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n").encode() + body
+    return (
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    ).encode() + body
 
 
 _TIMEOUT = _closing_answer(408, "Request Timeout")
@@ -65,8 +71,15 @@ class ServerConfig(uvicorn.Config):
     """uvicorn's Config on uvloop with the guarded protocol, the limits and no proxy headers."""
 
     def __init__(self, app: Any, *, limits: Limits, **options: Any) -> None:
-        super().__init__(app, loop="uvloop", http=GuardedHttpToolsProtocol, proxy_headers=False,
-                         limit_concurrency=limits.limit_concurrency, backlog=limits.backlog, **options)
+        super().__init__(
+            app,
+            loop="uvloop",
+            http=GuardedHttpToolsProtocol,
+            proxy_headers=False,
+            limit_concurrency=limits.limit_concurrency,
+            backlog=limits.backlog,
+            **options,
+        )
         self.limits = limits
 
 
@@ -82,7 +95,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._unparsed = 0  # bytes fed while the headers are incomplete: bounds the parser's work
         self._refused = False
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as uvicorn's own: asyncio says BaseTransport
         super().connection_made(transport)
         self._arm(self._limits.header_timeout, self._headers_too_slow)
 
@@ -155,8 +168,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # The application may be reading the body (it then sees a disconnect) or answering:
         # no answer of ours can be written into that, so the connection just closes.
         self._deadline = None
-        log.info("request body not complete within %s s: connection closed", self._limits.body_timeout,
-                 extra={"client": self._peer()})
+        log.info(
+            "request body not complete within %s s: connection closed",
+            self._limits.body_timeout,
+            extra={"client": self._peer()},
+        )
         self.transport.close()
 
     def _refuse(self, answer: bytes, message: str, limit: float) -> None:

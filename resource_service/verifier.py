@@ -62,12 +62,11 @@ class Verifier:
         self.metadata: Metadata | None = None
         self._clock = clock
         self._sleep = sleep  # between retries; injected so tests need not wait
-        self._client = httpx.AsyncClient(
-            transport=transport, timeout=_HTTP_TIMEOUT, follow_redirects=False
-        )
+        self._client = httpx.AsyncClient(transport=transport, timeout=_HTTP_TIMEOUT, follow_redirects=False)
         self._redis = (
             Redis.from_url(settings.redis_url, socket_connect_timeout=2, health_check_interval=15)
-            if settings.redis_url else None
+            if settings.redis_url
+            else None
         )
         self._jwks: JwksCache | None = None
         self._sync: RevocationSync | None = None
@@ -135,9 +134,13 @@ class Verifier:
             "revocation_staleness": self.revocations.staleness(now),
             "jwks_age": self._jwks.age() if self._jwks else None,
             "keys": len(self._jwks.keys) if self._jwks else 0,
-            "revocation_push": None if self._sync is None else {
-                "source": self._sync.push_source, "connected": self._sync.push_connected,
-                "pushed": self._sync.pushed, "pulled": self._sync.pulled,
+            "revocation_push": None
+            if self._sync is None
+            else {
+                "source": self._sync.push_source,
+                "connected": self._sync.push_connected,
+                "pushed": self._sync.pushed,
+                "pulled": self._sync.pulled,
                 "refused": self._sync.refused_pushes,
             },
         }
@@ -172,9 +175,7 @@ class Verifier:
             if staleness is None or staleness > bound:
                 # Fail closed: serving on an old list could honour a revoked token.
                 self._fail_closed("revocations_stale", staleness=staleness)
-                raise Unavailable(
-                    "revocation list is stale", retry_after=self.settings.revocation_poll_interval
-                )
+                raise Unavailable("revocation list is stale", retry_after=self.settings.revocation_poll_interval)
         if self._refusing is not None:
             security.info("fail_closed", extra={"state": "recovered", "reason": self._refusing})
             self._refusing = None
@@ -202,9 +203,7 @@ class Verifier:
         except TokenError as exc:
             raise self._refusal(exc) from None
 
-    def _decode_with(
-        self, token: str, jwks: JwksCache, now: float, rule: _Rule | None
-    ) -> tuple[dict[str, Any], Key]:
+    def _decode_with(self, token: str, jwks: JwksCache, now: float, rule: _Rule | None) -> tuple[dict[str, Any], Key]:
         typ, audience, required = rule or (ACCESS_TOKEN_TYP, self.settings.audience, _ACCESS_CLAIMS)
         return decode_with_key(
             token,

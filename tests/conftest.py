@@ -153,8 +153,15 @@ class Stack:
 
     def start_replicas(self, n: int, **env: str) -> list[Service]:
         assert self.auth is not None
-        new = [replica_process(f"replica-{len(self.replicas) + i + 1}", auth_url=self.auth.url, data=self.tmp,
-                               env={**REPLICA_ENV, **env}) for i in range(n)]
+        new = [
+            replica_process(
+                f"replica-{len(self.replicas) + i + 1}",
+                auth_url=self.auth.url,
+                data=self.tmp,
+                env={**REPLICA_ENV, **env},
+            )
+            for i in range(n)
+        ]
         self.replicas.extend(rep.spawn() for rep in new)
         for rep in new:
             rep.wait_healthy(30.0)
@@ -168,8 +175,11 @@ class Stack:
     def add_user(self, name: str = "alice", scope: str = "reports:read", password: str = PASSWORD) -> str:
         import json
 
-        return str(json.loads(self.cli("users", "add", name, "--password-stdin", "--scope", scope,
-                                       stdin=password + "\n"))["sub"])
+        return str(
+            json.loads(self.cli("users", "add", name, "--password-stdin", "--scope", scope, stdin=password + "\n"))[
+                "sub"
+            ]
+        )
 
     def add_client(self, client_id: str, secret: str, scope: str = "") -> None:
         self.cli("clients", "add", client_id, "--secret-stdin", "--scope", scope, stdin=secret + "\n")

@@ -34,8 +34,22 @@ class OwnRedis:
 
     def start(self) -> OwnRedis:
         self._proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self._workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self._workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         assert eventually(self.pings, timeout=10), "own redis-server did not start"
         return self
 
@@ -85,12 +99,14 @@ class OwnPostgres:
             self._as = ["runuser", "-u", "postgres", "--"]
         self.data = self.dir / "data"
         self.port = free_port()
-        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8",
-                  "--locale=C")
+        self._run(
+            "initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale=C"
+        )
 
     def _run(self, tool: str, *args: str) -> None:
-        done = subprocess.run([*self._as, str(PG_BIN / tool), *args], check=False, capture_output=True, text=True,
-                              timeout=60)
+        done = subprocess.run(
+            [*self._as, str(PG_BIN / tool), *args], check=False, capture_output=True, text=True, timeout=60
+        )
         assert done.returncode == 0, f"{tool} {' '.join(args)}: {done.stderr}{self.log()}"
 
     def log(self) -> str:
@@ -98,8 +114,19 @@ class OwnPostgres:
         return path.read_text()[-2000:] if path.exists() else ""
 
     def start(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.dir / "server.log"), "-w", "-t", "30", "-o",
-                  f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.dir}", "start")
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.dir / "server.log"),
+            "-w",
+            "-t",
+            "30",
+            "-o",
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.dir}",
+            "start",
+        )
 
     def stop(self, mode: str = "fast") -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "30", "stop")
@@ -109,14 +136,28 @@ class OwnPostgres:
 
     def destroy(self) -> None:
         if self.running():
-            subprocess.run([*self._as, str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w",
-                            "stop"], check=False, capture_output=True, timeout=60)
+            subprocess.run(
+                [*self._as, str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"],
+                check=False,
+                capture_output=True,
+                timeout=60,
+            )
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def amcheck(self, url: str) -> None:
         """pg_amcheck on every table and index of the database at `url` (exit 0: sound)."""
-        self._run("pg_amcheck", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "--install-missing",
-                  "--heapallindexed", url.rsplit("/", 1)[1])
+        self._run(
+            "pg_amcheck",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "--install-missing",
+            "--heapallindexed",
+            url.rsplit("/", 1)[1],
+        )
 
     def database(self) -> str:
         """A new, migrated database; its SQLAlchemy URL."""

@@ -12,8 +12,14 @@ from typing import Any
 JSON = "application/json"
 
 _ERROR_CODES: dict[int, list[str]] = {
-    400: ["invalid_request", "invalid_grant", "unauthorized_client", "unsupported_grant_type", "invalid_scope",
-          "unsupported_token_type"],
+    400: [
+        "invalid_request",
+        "invalid_grant",
+        "unauthorized_client",
+        "unsupported_grant_type",
+        "invalid_scope",
+        "unsupported_token_type",
+    ],
     401: ["invalid_client", "invalid_token", "invalid_request"],
     429: ["temporarily_unavailable"],
     503: ["temporarily_unavailable"],
@@ -21,16 +27,23 @@ _ERROR_CODES: dict[int, list[str]] = {
 _DESCRIPTIONS = {
     400: "Refused: the request is malformed or the grant is invalid (RFC 6749 section 5.2)",
     401: "Client authentication failed, or the bearer token is missing or invalid",
-    429: "Too many failed logins or client secrets, or too many open push streams; "
-         "retry after `Retry-After` seconds",
+    429: "Too many failed logins or client secrets, or too many open push streams; retry after `Retry-After` seconds",
     503: "Busy; retry after `Retry-After` seconds",
 }
-_RETRY_AFTER = {"Retry-After": {"required": True, "description": "Seconds to wait before retrying",
-                                "schema": {"type": "integer", "minimum": 1}}}
+_RETRY_AFTER = {
+    "Retry-After": {
+        "required": True,
+        "description": "Seconds to wait before retrying",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
 _HEADERS: dict[int, dict[str, Any]] = {
-    401: {"WWW-Authenticate": {"description": "`Basic realm=\"auth\"` when the client used HTTP Basic; "
-                                              "a Bearer challenge at /logout",
-                               "schema": {"type": "string"}}},
+    401: {
+        "WWW-Authenticate": {
+            "description": '`Basic realm="auth"` when the client used HTTP Basic; a Bearer challenge at /logout',
+            "schema": {"type": "string"},
+        }
+    },
     429: _RETRY_AFTER,
     503: _RETRY_AFTER,
 }
@@ -45,12 +58,21 @@ def _json(schema: dict[str, Any], description: str, headers: dict[str, Any] | No
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The refusals an endpoint can answer, for `responses=`."""
-    return {status: _json({
-        "type": "object",
-        "required": ["error", "error_description"],
-        "properties": {"error": {"type": "string", "enum": _ERROR_CODES[status]},
-                       "error_description": {"type": "string"}},
-    }, _DESCRIPTIONS[status], _HEADERS.get(status)) for status in statuses}
+    return {
+        status: _json(
+            {
+                "type": "object",
+                "required": ["error", "error_description"],
+                "properties": {
+                    "error": {"type": "string", "enum": _ERROR_CODES[status]},
+                    "error_description": {"type": "string"},
+                },
+            },
+            _DESCRIPTIONS[status],
+            _HEADERS.get(status),
+        )
+        for status in statuses
+    }
 
 
 def ok(schema: dict[str, Any], description: str = "Successful Response") -> dict[int | str, dict[str, Any]]:
@@ -99,40 +121,72 @@ REVOCATION_PULL = {  # docs/wire.md, "Pull"
         "cursor": {"type": "integer", "minimum": 0},
         "snapshot": {"type": "boolean"},
         "more": {"type": "boolean"},
-        "entries": {"type": "array", "items": {
-            "type": "object",
-            "required": ["seq", "kind", "value", "before", "expires_at"],
-            "additionalProperties": False,
-            "properties": {
-                "seq": {"type": "integer", "minimum": 1},
-                "kind": {"type": "string", "enum": ["jti", "sid", "sub"]},
-                "value": {"type": "string"},
-                "before": {"type": ["integer", "null"]},
-                "expires_at": {"type": "integer"},
+        "entries": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["seq", "kind", "value", "before", "expires_at"],
+                "additionalProperties": False,
+                "properties": {
+                    "seq": {"type": "integer", "minimum": 1},
+                    "kind": {"type": "string", "enum": ["jti", "sid", "sub"]},
+                    "value": {"type": "string"},
+                    "before": {"type": ["integer", "null"]},
+                    "expires_at": {"type": "integer"},
+                },
             },
-        }},
+        },
     },
 }
 
 METADATA = {  # RFC 8414 section 2, and docs/wire.md
     "type": "object",
-    "required": ["issuer", "jwks_uri", "token_endpoint", "revocation_endpoint", "introspection_endpoint",
-                 "grant_types_supported", "response_types_supported", "revocation_list_uri"],
-    "properties": {name: {"type": "string"} for name in (
-        "issuer", "jwks_uri", "token_endpoint", "revocation_endpoint", "introspection_endpoint",
-        "revocation_list_uri", "revocation_stream_uri", "logout_endpoint")}
-    | {"grant_types_supported": {"type": "array", "items": {"type": "string"}},
-       "response_types_supported": {"type": "array", "items": {"type": "string"}}},
+    "required": [
+        "issuer",
+        "jwks_uri",
+        "token_endpoint",
+        "revocation_endpoint",
+        "introspection_endpoint",
+        "grant_types_supported",
+        "response_types_supported",
+        "revocation_list_uri",
+    ],
+    "properties": {
+        name: {"type": "string"}
+        for name in (
+            "issuer",
+            "jwks_uri",
+            "token_endpoint",
+            "revocation_endpoint",
+            "introspection_endpoint",
+            "revocation_list_uri",
+            "revocation_stream_uri",
+            "logout_endpoint",
+        )
+    }
+    | {
+        "grant_types_supported": {"type": "array", "items": {"type": "string"}},
+        "response_types_supported": {"type": "array", "items": {"type": "string"}},
+    },
 }
 
 JWKS = {  # RFC 7517 section 5; public members only
     "type": "object",
     "required": ["keys"],
-    "properties": {"keys": {"type": "array", "items": {
-        "type": "object",
-        "required": ["kid", "kty", "alg", "use"],
-        "not": {"anyOf": [{"required": [name]} for name in ("d", "p", "q", "dp", "dq", "qi", "k")]},
-        "properties": {"kid": {"type": "string"}, "kty": {"type": "string"}, "alg": {"type": "string"},
-                       "use": {"type": "string", "enum": ["sig"]}},
-    }}},
+    "properties": {
+        "keys": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["kid", "kty", "alg", "use"],
+                "not": {"anyOf": [{"required": [name]} for name in ("d", "p", "q", "dp", "dq", "qi", "k")]},
+                "properties": {
+                    "kid": {"type": "string"},
+                    "kty": {"type": "string"},
+                    "alg": {"type": "string"},
+                    "use": {"type": "string", "enum": ["sig"]},
+                },
+            },
+        }
+    },
 }

@@ -23,34 +23,50 @@ router = APIRouter(tags=["revocation"])
 STREAM_RETRY_AFTER = 10  # seconds; meanwhile a replica pulls, as it does whenever push is down
 
 
-@router.get("/revocations", summary="Revocation entries after a cursor, or a full snapshot",
-            responses={**ok(REVOCATION_PULL), **errors(400, 429, 503)})
-async def pull(request: Request,
-               after: int | None = Query(None, ge=0, le=2**62, description="cursor of the last entry applied"),
-               feed: str | None = Query(None, max_length=64, description="the feed id the cursor belongs to"),
-               limit: int = Query(PAGE_DEFAULT, ge=1, le=PAGE_LIMIT, description="most entries in this answer"),
-               ) -> Response:
+@router.get(
+    "/revocations",
+    summary="Revocation entries after a cursor, or a full snapshot",
+    responses={**ok(REVOCATION_PULL), **errors(400, 429, 503)},
+)
+async def pull(
+    request: Request,
+    after: int | None = Query(None, ge=0, le=2**62, description="cursor of the last entry applied"),
+    feed: str | None = Query(None, max_length=64, description="the feed id the cursor belongs to"),
+    limit: int = Query(PAGE_DEFAULT, ge=1, le=PAGE_LIMIT, description="most entries in this answer"),
+) -> Response:
     s = services(request)
     address = address_bucket(request.client.host if request.client else "unknown")
     body = await s.feed.pull(after, feed, limit, may_render=lambda n: s.pull_budget.spend(address, n))
     if body is None:
-        raise RateLimited(s.pull_budget.retry_after(address),
-                          "too many revocation entries pulled from this address; retry later")
+        raise RateLimited(
+            s.pull_budget.retry_after(address), "too many revocation entries pulled from this address; retry later"
+        )
     return Response(body, media_type="application/json", headers={"Cache-Control": "no-cache"})
 
 
-@router.get("/revocations/stream", summary="Server-sent events: new entries and heartbeats",
-            response_class=StreamingResponse,
-            responses={200: {"description": "`heartbeat` and `revocation` events (docs/wire.md, \"Push\")",
-                             "content": {"text/event-stream": {"schema": {"type": "string"}}}},
-                       **errors(429)})
+@router.get(
+    "/revocations/stream",
+    summary="Server-sent events: new entries and heartbeats",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": '`heartbeat` and `revocation` events (docs/wire.md, "Push")',
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        **errors(429),
+    },
+)
 async def stream(request: Request) -> StreamingResponse:
     s = services(request)
     address = address_bucket(request.client.host if request.client else "unknown")
     if not s.streams.take(address):
         raise RateLimited(STREAM_RETRY_AFTER, "too many revocation streams open; pull /revocations meanwhile")
-    return _HeldStream(s.feed.subscribe(), release=lambda: s.streams.give_back(address),
-                       media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return _HeldStream(
+        s.feed.subscribe(),
+        release=lambda: s.streams.give_back(address),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 class _HeldStream(StreamingResponse):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -19,27 +20,48 @@ from .responses import INTROSPECTION, errors, ok
 
 router = APIRouter(tags=["revocation"])
 
-_TOKEN_FORM = {"requestBody": {"required": True, "content": {FORM_TYPE: {"schema": {
-    "type": "object", "required": ["token"],
-    "properties": {"token": {"type": "string", "maxLength": 4096},
-                   # RFC 7009 section 2.1: a hint we do not know is ignored, not refused.
-                   "token_type_hint": {"type": "string", "examples": ["access_token", "refresh_token"]},
-                   "client_id": {"type": "string"}, "client_secret": {"type": "string", "format": "password"}},
-}}}}}
+_TOKEN_FORM = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            FORM_TYPE: {
+                "schema": {
+                    "type": "object",
+                    "required": ["token"],
+                    "properties": {
+                        "token": {"type": "string", "maxLength": 4096},
+                        # RFC 7009 section 2.1: a hint we do not know is ignored, not refused.
+                        "token_type_hint": {"type": "string", "examples": ["access_token", "refresh_token"]},
+                        "client_id": {"type": "string"},
+                        "client_secret": {"type": "string", "format": "password"},
+                    },
+                }
+            }
+        },
+    }
+}
 
 # Declares the Bearer credential in the OpenAPI document, so Swagger's Authorize works here.
 _bearer = OAuth2PasswordBearer(tokenUrl="token", auto_error=False)
 
 
-@router.post("/revoke", openapi_extra=_TOKEN_FORM, summary="Revoke a token (RFC 7009)", response_class=Response,
-             responses={200: {"description": "Revoked, or not a token of ours (RFC 7009 section 2.2)"},
-                        **errors(400, 401, 429, 503)})
+@router.post(
+    "/revoke",
+    openapi_extra=_TOKEN_FORM,
+    summary="Revoke a token (RFC 7009)",
+    response_class=Response,
+    responses={
+        200: {"description": "Revoked, or not a token of ours (RFC 7009 section 2.2)"},
+        **errors(400, 401, 429, 503),
+    },
+)
 async def revoke(request: Request) -> Response:
     s = services(request)
     params = await read_form(request)
     token = require(params, "token")
-    caller = await authenticate(request, params, s.store, s.hasher, s.limiter, metrics=s.metrics,
-                                hide_confidential=True)
+    caller = await authenticate(
+        request, params, s.store, s.hasher, s.limiter, metrics=s.metrics, hide_confidential=True
+    )
     now = time.time()
     # RFC 7009 section 2.2: an invalid, expired or unknown token is answered 200 all the same.
     if (claims := _read(s.minter.read_refresh, token, now)) is not None:
@@ -53,8 +75,12 @@ async def revoke(request: Request) -> Response:
     return Response(status_code=200, headers=NO_STORE)
 
 
-@router.post("/introspect", openapi_extra=_TOKEN_FORM, summary="Introspect a token (RFC 7662)",
-             responses={**ok(INTROSPECTION), **errors(400, 401, 429, 503)})
+@router.post(
+    "/introspect",
+    openapi_extra=_TOKEN_FORM,
+    summary="Introspect a token (RFC 7662)",
+    responses={**ok(INTROSPECTION), **errors(400, 401, 429, 503)},
+)
 async def introspect(request: Request) -> JSONResponse:
     s = services(request)
     params = await read_form(request)
@@ -65,16 +91,24 @@ async def introspect(request: Request) -> JSONResponse:
     return JSONResponse(await _introspect(s, token, caller), headers=NO_STORE)
 
 
-@router.post("/logout", status_code=204, summary="End the caller's login session", response_class=Response,
-             responses=errors(400, 401, 503))
+@router.post(
+    "/logout",
+    status_code=204,
+    summary="End the caller's login session",
+    response_class=Response,
+    responses=errors(400, 401, 503),
+)
 async def logout(request: Request, _: str | None = Depends(_bearer)) -> Response:
     s = services(request)
     headers = request.headers.getlist("authorization")
     scheme, _, token = headers[0].partition(" ") if headers else ("", "", "")
     if not headers or (len(headers) == 1 and scheme.lower() != "bearer" and headers[0][:6].lower() != "bearer"):
         # RFC 6750 section 3.1: no credential, or another scheme than Bearer: the bare challenge.
-        return JSONResponse({"error": "invalid_request", "error_description": "bearer token required"},
-                            status_code=401, headers={"WWW-Authenticate": 'Bearer realm="auth"'})
+        return JSONResponse(
+            {"error": "invalid_request", "error_description": "bearer token required"},
+            status_code=401,
+            headers={"WWW-Authenticate": 'Bearer realm="auth"'},
+        )
     if len(headers) > 1 or scheme.lower() != "bearer" or not token.strip() or len(token) > 8192:
         raise MalformedBearer("malformed Authorization header")
     try:
@@ -99,7 +133,8 @@ async def _introspect(s: Services, token: str, caller: Caller) -> dict[str, Any]
         return {"active": True, "token_type": "refresh_token", **_public(claims)}
     if (claims := _read(s.minter.read_access, token, now)) is not None:
         if not _may_see(caller, claims) or await s.store.is_revoked(
-                jti=claims["jti"], sid=claims.get("sid"), sub=claims["sub"], iat=int(claims["iat"]), now=int(now)):
+            jti=claims["jti"], sid=claims.get("sid"), sub=claims["sub"], iat=int(claims["iat"]), now=int(now)
+        ):
             return {"active": False}
         return {"active": True, "token_type": "Bearer", **_public(claims)}
     return {"active": False}
@@ -117,9 +152,9 @@ def _public(claims: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _read(reader: Any, token: str, now: float) -> dict[str, Any] | None:
+def _read(reader: Callable[[str, float], dict[str, Any]], token: str, now: float) -> dict[str, Any] | None:
     try:
-        return reader(token, now)  # type: ignore[no-any-return]
+        return reader(token, now)
     except TokenError:
         return None
 

@@ -30,32 +30,49 @@ def _when(grant_type: str, then: dict[str, Any]) -> dict[str, Any]:
 _FORM_SCHEMA = {
     "requestBody": {
         "required": True,
-        "content": {FORM_TYPE: {"schema": {
-            "type": "object",
-            "required": ["grant_type"],
-            "properties": {
-                "grant_type": {"type": "string", "enum": ["password", "refresh_token", "client_credentials"]},
-                "username": {"type": "string", "maxLength": MAX_VALUE},
-                "password": {"type": "string", "format": "password", "maxLength": MAX_VALUE},
-                "refresh_token": {"type": "string", "maxLength": MAX_VALUE},
-                "scope": {"type": "string", "maxLength": MAX_VALUE},
-                "client_id": {"type": "string", "maxLength": 128},
-                "client_secret": {"type": "string", "format": "password", "maxLength": 1024},
-            },
-            "allOf": [
-                _when("password", {"required": ["username", "password"], "properties": {
-                    "username": {"minLength": 1, "maxLength": MAX_USERNAME_LENGTH},
-                    "password": {"minLength": 1, "maxLength": MAX_PASSWORD_LENGTH}}}),
-                _when("refresh_token", {"required": ["refresh_token"],
-                                        "properties": {"refresh_token": {"minLength": 1}}}),
-            ],
-        }}},
+        "content": {
+            FORM_TYPE: {
+                "schema": {
+                    "type": "object",
+                    "required": ["grant_type"],
+                    "properties": {
+                        "grant_type": {"type": "string", "enum": ["password", "refresh_token", "client_credentials"]},
+                        "username": {"type": "string", "maxLength": MAX_VALUE},
+                        "password": {"type": "string", "format": "password", "maxLength": MAX_VALUE},
+                        "refresh_token": {"type": "string", "maxLength": MAX_VALUE},
+                        "scope": {"type": "string", "maxLength": MAX_VALUE},
+                        "client_id": {"type": "string", "maxLength": 128},
+                        "client_secret": {"type": "string", "format": "password", "maxLength": 1024},
+                    },
+                    "allOf": [
+                        _when(
+                            "password",
+                            {
+                                "required": ["username", "password"],
+                                "properties": {
+                                    "username": {"minLength": 1, "maxLength": MAX_USERNAME_LENGTH},
+                                    "password": {"minLength": 1, "maxLength": MAX_PASSWORD_LENGTH},
+                                },
+                            },
+                        ),
+                        _when(
+                            "refresh_token",
+                            {"required": ["refresh_token"], "properties": {"refresh_token": {"minLength": 1}}},
+                        ),
+                    ],
+                }
+            }
+        },
     }
 }
 
 
-@router.post("/token", openapi_extra=_FORM_SCHEMA, summary="Issue tokens (RFC 6749)",
-             responses={**ok(TOKEN), **errors(400, 401, 429, 503)})
+@router.post(
+    "/token",
+    openapi_extra=_FORM_SCHEMA,
+    summary="Issue tokens (RFC 6749)",
+    responses={**ok(TOKEN), **errors(400, 401, 429, 503)},
+)
 async def token(request: Request) -> JSONResponse:
     s = services(request)
     if s.metrics is None:

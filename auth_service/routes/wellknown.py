@@ -36,18 +36,32 @@ def metadata(settings: Settings) -> dict[str, Any]:
 async def _metadata(request: Request) -> Response:
     s = services(request)
     body = json.dumps(metadata(s.settings), separators=(",", ":"))
-    return Response(body, media_type="application/json",
-                    headers={"Cache-Control": f"public, max-age={s.settings.jwks_max_age}"})
+    return Response(
+        body, media_type="application/json", headers={"Cache-Control": f"public, max-age={s.settings.jwks_max_age}"}
+    )
 
 
-router.add_api_route("/.well-known/oauth-authorization-server", _metadata, methods=["GET"],
-                     summary="Authorization server metadata (RFC 8414)", responses=ok(METADATA))
-router.add_api_route("/.well-known/openid-configuration", _metadata, methods=["GET"],
-                     summary="The same metadata at the OpenID Connect discovery path", responses=ok(METADATA))
+router.add_api_route(
+    "/.well-known/oauth-authorization-server",
+    _metadata,
+    methods=["GET"],
+    summary="Authorization server metadata (RFC 8414)",
+    responses=ok(METADATA),
+)
+router.add_api_route(
+    "/.well-known/openid-configuration",
+    _metadata,
+    methods=["GET"],
+    summary="The same metadata at the OpenID Connect discovery path",
+    responses=ok(METADATA),
+)
 
 
-@router.get("/.well-known/jwks.json", summary="Public signing keys (RFC 7517)",
-            responses={**ok(JWKS), 304: {"description": "Not Modified: `If-None-Match` holds the current ETag"}})
+@router.get(
+    "/.well-known/jwks.json",
+    summary="Public signing keys (RFC 7517)",
+    responses={**ok(JWKS), 304: {"description": "Not Modified: `If-None-Match` holds the current ETag"}},
+)
 async def jwks(request: Request) -> Response:
     s = services(request)
     body, etag = s.keys.jwks()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from .protocols import (
     Client,
     Conflict,
@@ -13,8 +15,6 @@ from .protocols import (
     Store,
     User,
 )
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from .schema import SchemaBehind
 from .sql import SqlStore
 
@@ -46,5 +46,18 @@ def migration_engine(url: str) -> AsyncEngine:
     return pg_engine(url)
 
 
-__all__ = ["Client", "Conflict", "Credential", "SchemaBehind", "migration_engine", "RefreshRecord", "RevocationEntry", "Revoked", "RotateOutcome", "SqlStore",
-           "Store", "User", "open_store"]
+__all__ = [
+    "Client",
+    "Conflict",
+    "Credential",
+    "RefreshRecord",
+    "RevocationEntry",
+    "Revoked",
+    "RotateOutcome",
+    "SchemaBehind",
+    "SqlStore",
+    "Store",
+    "User",
+    "migration_engine",
+    "open_store",
+]

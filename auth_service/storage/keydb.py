@@ -42,8 +42,9 @@ class SqlKeyStore:
 
     async def fingerprint(self) -> tuple[tuple[str, int], ...]:
         async with self._engine.connect() as conn:
-            rows = await conn.execute(select(signing_keys.c.kid, signing_keys.c.activates_at)
-                                      .order_by(signing_keys.c.kid))
+            rows = await conn.execute(
+                select(signing_keys.c.kid, signing_keys.c.activates_at).order_by(signing_keys.c.kid)
+            )
             return tuple((row.kid, row.activates_at) for row in rows)
 
     async def load(self) -> dict[str, tuple[KeyRecord, PrivateKeyTypes]]:
@@ -54,16 +55,23 @@ class SqlKeyStore:
         for row in rows:
             if row.kid not in self._decrypted:
                 self._decrypted[row.kid] = await asyncio.to_thread(  # scrypt: off the event loop
-                    decode_key, row.private_key, self._passphrase, f"signing key {row.kid}")
+                    decode_key, row.private_key, self._passphrase, f"signing key {row.kid}"
+                )
             keys[row.kid] = (KeyRecord(row.kid, row.alg, row.created_at, row.activates_at), self._decrypted[row.kid])
         return keys
 
     async def write(self, record: KeyRecord, key: PrivateKeyTypes) -> None:
         stored = await asyncio.to_thread(encode_key, key, self._passphrase)
         async with self._engine.begin() as conn:
-            await conn.execute(insert(signing_keys).values(
-                kid=record.kid, alg=record.alg, created_at=record.created_at, activates_at=record.activates_at,
-                private_key=stored))
+            await conn.execute(
+                insert(signing_keys).values(
+                    kid=record.kid,
+                    alg=record.alg,
+                    created_at=record.created_at,
+                    activates_at=record.activates_at,
+                    private_key=stored,
+                )
+            )
 
     async def delete(self, kid: str) -> None:
         async with self._engine.begin() as conn:
@@ -75,8 +83,11 @@ class SqlKeyStore:
         for kid, old in self._legacy.items():
             new = await asyncio.to_thread(encode_key, self._decrypted[kid], self._passphrase)
             async with self._engine.begin() as conn:
-                done = await conn.execute(update(signing_keys).values(private_key=new).where(
-                    signing_keys.c.kid == kid, signing_keys.c.private_key == old))
+                done = await conn.execute(
+                    update(signing_keys)
+                    .values(private_key=new)
+                    .where(signing_keys.c.kid == kid, signing_keys.c.private_key == old)
+                )
             if done.rowcount:
                 rewritten.append(kid)
         self._legacy = {}

@@ -81,8 +81,11 @@ class FileKeyStore:
         for path in sorted(self._dir.glob("*.json")):
             record, stored = self._read(path)
             cached = self._decoded.get(record.kid)
-            key = cached[1] if cached is not None and cached[0] == stored else decode_key(
-                stored, self._passphrase, str(path))
+            key = (
+                cached[1]
+                if cached is not None and cached[0] == stored
+                else decode_key(stored, self._passphrase, str(path))
+            )
             keys[record.kid] = (record, key)
             decoded[record.kid] = (stored, key)
             if is_legacy(stored):
@@ -92,9 +95,17 @@ class FileKeyStore:
 
     def _write(self, record: KeyRecord, key: PrivateKeyTypes) -> None:
         self._dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        body = json.dumps({"kid": record.kid, "alg": record.alg, "created_at": record.created_at,
-                           "activates_at": record.activates_at, "encrypted": self._passphrase is not None,
-                           "private_key": encode_key(key, self._passphrase)}, indent=1).encode()
+        body = json.dumps(
+            {
+                "kid": record.kid,
+                "alg": record.alg,
+                "created_at": record.created_at,
+                "activates_at": record.activates_at,
+                "encrypted": self._passphrase is not None,
+                "private_key": encode_key(key, self._passphrase),
+            },
+            indent=1,
+        ).encode()
         final = self._dir / f"{record.kid}.json"
         tmp = self._dir / f".{record.kid}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -117,8 +128,12 @@ class FileKeyStore:
             raise KeystoreError(f"{path} is readable by others (mode {stat.S_IMODE(mode):o}); chmod 600 it")
         try:
             data = json.loads(path.read_text())
-            record = KeyRecord(kid=str(data["kid"]), alg=str(data["alg"]), created_at=int(data["created_at"]),
-                               activates_at=int(data["activates_at"]))
+            record = KeyRecord(
+                kid=str(data["kid"]),
+                alg=str(data["alg"]),
+                created_at=int(data["created_at"]),
+                activates_at=int(data["activates_at"]),
+            )
             encrypted = bool(data["encrypted"])
             stored = str(data["private_key"])
         except (ValueError, KeyError, TypeError) as exc:
@@ -126,6 +141,7 @@ class FileKeyStore:
         if encrypted and not self._passphrase:
             raise KeystoreError(f"{path} is encrypted: set AUTH_KEYS_PASSPHRASE")
         if not encrypted and self._passphrase:
-            raise KeystoreError(f"{path} is stored unencrypted but AUTH_KEYS_PASSPHRASE is set; "
-                                "unset it or move the key away")
+            raise KeystoreError(
+                f"{path} is stored unencrypted but AUTH_KEYS_PASSPHRASE is set; unset it or move the key away"
+            )
         return record, stored

@@ -70,10 +70,10 @@ _LEGACY_LABEL = "ENCRYPTED PRIVATE KEY"  # the PEM label of PKCS#8 with PBKDF2 (
 def encode_key(key: PrivateKeyTypes, passphrase: bytes | None) -> str:
     """The stored form of `key`: plain PKCS#8 PEM without a passphrase, else sealed as above."""
     if not passphrase:
-        return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                 serialization.NoEncryption()).decode("ascii")
-    der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
+        return key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode("ascii")
+    der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     salt, nonce = os.urandom(16), os.urandom(12)
     header = f"${_FORMAT}$" + ",".join(f"{name}={value}" for name, value in _SCRYPT.items()) + "$"
     sealed = AESGCM(_kek(passphrase, salt, _SCRYPT)).encrypt(nonce, der, header.encode())

@@ -4,7 +4,7 @@ start-up: `auth-service db upgrade` migrates, the service only checks."""
 from __future__ import annotations
 
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from .schema import check
 from .sql import SqlStore
@@ -18,10 +18,9 @@ def async_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def engine(url: str):  # type: ignore[no-untyped-def]
+def engine(url: str) -> AsyncEngine:
     # hide_parameters: database errors would otherwise quote bound values (hashes) into logs.
-    return create_async_engine(async_url(url), pool_size=10, max_overflow=10, pool_pre_ping=True,
-                               hide_parameters=True)
+    return create_async_engine(async_url(url), pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True)
 
 
 async def open_postgres(url: str) -> SqlStore:

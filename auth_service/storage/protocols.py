@@ -66,8 +66,13 @@ class RevocationEntry:
     expires_at: int
 
     def as_json(self) -> dict[str, object]:
-        return {"seq": self.seq, "kind": self.kind, "value": self.value, "before": self.before,
-                "expires_at": self.expires_at}
+        return {
+            "seq": self.seq,
+            "kind": self.kind,
+            "value": self.value,
+            "before": self.before,
+            "expires_at": self.expires_at,
+        }
 
 
 class RotateOutcome(Enum):
@@ -94,8 +99,9 @@ class UserStore(Protocol):
 
     async def user_by_id(self, sub: str) -> User | None: ...
 
-    async def set_password_hash(self, sub: str, password_hash: str, changed_at: int | None,
-                                *, replaces: str | None = None) -> None:
+    async def set_password_hash(
+        self, sub: str, password_hash: str, changed_at: int | None, *, replaces: str | None = None
+    ) -> None:
         """Store a new hash. `changed_at` is set for a password change, None for a rehash
         of the same password with new parameters. With `replaces`, the hash is stored only
         if the current one is still that (a rehash never undoes a password change)."""
@@ -126,8 +132,7 @@ class FamilyStore(Protocol):
 
     async def refresh_record(self, jti: str) -> RefreshRecord | None: ...
 
-    async def rotate(self, old_jti: str, new: RefreshRecord, now: int,
-                     revocation_expires_at: int) -> RotateOutcome:
+    async def rotate(self, old_jti: str, new: RefreshRecord, now: int, revocation_expires_at: int) -> RotateOutcome:
         """Atomically retire `old_jti` and store `new` in its family.
 
         Exactly one of any number of concurrent callers with the same `old_jti` gets

@@ -36,11 +36,11 @@ class RedisPublisher:
         self._sign = sign
 
     async def entry(self, feed_id: str, entry: RevocationEntry) -> None:
-        claimed = await self._redis.set(f"{self._prefix}published:{feed_id}:{entry.seq}", 1, nx=True,
-                                        ex=_CLAIM_SECONDS)
+        claimed = await self._redis.set(f"{self._prefix}published:{feed_id}:{entry.seq}", 1, nx=True, ex=_CLAIM_SECONDS)
         if claimed:
             await self._redis.publish(self._channel, self._sign("revocation", entry.as_json()))
 
     async def heartbeat(self, feed_id: str, cursor: int, read_at: float) -> None:
-        await self._redis.publish(self._channel, self._sign(
-            "heartbeat", {"feed": feed_id, "cursor": cursor, "time": round(read_at, 3)}))
+        await self._redis.publish(
+            self._channel, self._sign("heartbeat", {"feed": feed_id, "cursor": cursor, "time": round(read_at, 3)})
+        )

@@ -60,12 +60,14 @@ class RedisLoginLimiter:
         per_pair = self._limits.max_failures
         ceiling = self._limits.ceiling if kind == "login" else 0
         try:
-            wait = int(await self._script(keys=self._keys(kind, subject, address),
-                                          args=[now, self._limits.window, per_pair,
-                                                self._limits.max_attempts_per_address, ceiling, token]))
+            wait = int(
+                await self._script(
+                    keys=self._keys(kind, subject, address),
+                    args=[now, self._limits.window, per_pair, self._limits.max_attempts_per_address, ceiling, token],
+                )
+            )
         except RedisError as exc:
-            log.warning("rate limits: Redis unavailable (%s); using this instance's counters",
-                        type(exc).__name__)
+            log.warning("rate limits: Redis unavailable (%s); using this instance's counters", type(exc).__name__)
             return self._fallback.reserve_now(kind, subject, address, now)
         if wait:
             return Reservation(wait)
@@ -86,10 +88,12 @@ class RedisLoginLimiter:
             log.warning("rate limits: Redis unavailable (%s); a success stays counted", type(exc).__name__)
 
     def _keys(self, kind: Kind, subject: str, address: str) -> list[str]:
-        return [self._key("pair", f"{kind}\0{subject}\0{address}"), self._key(f"addr:{kind}", address),
-                self._key(f"subject:{kind}", subject)]
+        return [
+            self._key("pair", f"{kind}\0{subject}\0{address}"),
+            self._key(f"addr:{kind}", address),
+            self._key(f"subject:{kind}", subject),
+        ]
 
     def _key(self, kind: str, value: str) -> str:
         # Hashed: usernames and addresses are not written into a shared store in clear.
         return f"{self._prefix}login:{kind}:{hashlib.sha256(value.encode()).hexdigest()[:32]}"
-

@@ -51,5 +51,6 @@ async def upgrade(engine: AsyncEngine) -> tuple[str | None, str]:
 async def check(engine: AsyncEngine) -> None:
     found, wanted = await current(engine), head()
     if found != wanted:
-        raise SchemaBehind(f"database schema is at revision {found or 'none'}, this code needs {wanted}: "
-                           "run `auth-service db upgrade`")
+        raise SchemaBehind(
+            f"database schema is at revision {found or 'none'}, this code needs {wanted}: run `auth-service db upgrade`"
+        )

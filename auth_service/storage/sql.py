@@ -12,8 +12,10 @@ import secrets
 import unicodedata
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -22,7 +24,7 @@ from .tables import clients, families, feed, refresh_tokens, revocations, users
 
 
 def username_key(username: str) -> str:
-    """The form usernames are compared in: 'Ａlice' (fullwidth) and 'ALICE' are 'alice'."""
+    """The form usernames are compared in: 'Ａlice' (fullwidth) and 'ALICE' are 'alice'."""  # noqa: RUF002
     return unicodedata.normalize("NFKC", username).casefold()
 
 
@@ -60,13 +62,20 @@ class SqlStore:
     # -- users -------------------------------------------------------------------------
 
     async def add_user(self, username: str, password_hash: str, scope: str, now: int) -> User:
-        user = User(id=_new_id(), username=username, password_hash=password_hash, scope=scope,
-                    password_changed_at=now)
+        user = User(id=_new_id(), username=username, password_hash=password_hash, scope=scope, password_changed_at=now)
         try:
             async with self._writer.begin() as conn:
-                await conn.execute(insert(users).values(
-                    id=user.id, username=username, username_key=username_key(username),
-                    password_hash=password_hash, scope=scope, created_at=now, password_changed_at=now))
+                await conn.execute(
+                    insert(users).values(
+                        id=user.id,
+                        username=username,
+                        username_key=username_key(username),
+                        password_hash=password_hash,
+                        scope=scope,
+                        created_at=now,
+                        password_changed_at=now,
+                    )
+                )
         except IntegrityError as exc:
             raise Conflict(f"user {username!r} exists") from exc
         return user
@@ -81,8 +90,9 @@ class SqlStore:
             row = (await conn.execute(select(users).where(users.c.id == sub))).first()
         return _user(row) if row else None
 
-    async def set_password_hash(self, sub: str, password_hash: str, changed_at: int | None,
-                                *, replaces: str | None = None) -> None:
+    async def set_password_hash(
+        self, sub: str, password_hash: str, changed_at: int | None, *, replaces: str | None = None
+    ) -> None:
         values: dict[str, object] = {"password_hash": password_hash}
         if changed_at is not None:
             values["password_changed_at"] = changed_at
@@ -107,8 +117,9 @@ class SqlStore:
     async def add_client(self, client_id: str, secret_hash: str, scope: str, now: int) -> Client:
         try:
             async with self._writer.begin() as conn:
-                await conn.execute(insert(clients).values(
-                    client_id=client_id, secret_hash=secret_hash, scope=scope, created_at=now))
+                await conn.execute(
+                    insert(clients).values(client_id=client_id, secret_hash=secret_hash, scope=scope, created_at=now)
+                )
         except IntegrityError as exc:
             raise Conflict(f"client {client_id!r} exists") from exc
         return Client(client_id=client_id, secret_hash=secret_hash, scope=scope)
@@ -124,20 +135,33 @@ class SqlStore:
         async with self._writer.begin() as conn:
             if not await _login_stands(conn, record.sub, checked):
                 return False
-            await conn.execute(insert(families).values(
-                sid=record.sid, sub=record.sub, client_id=record.client_id, created_at=record.issued_at,
-                expires_at=record.expires_at, revoked_at=None))
-            await conn.execute(insert(refresh_tokens).values(
-                jti=record.jti, sid=record.sid, scope=record.scope, issued_at=record.issued_at,
-                expires_at=record.expires_at, used_at=None))
+            await conn.execute(
+                insert(families).values(
+                    sid=record.sid,
+                    sub=record.sub,
+                    client_id=record.client_id,
+                    created_at=record.issued_at,
+                    expires_at=record.expires_at,
+                    revoked_at=None,
+                )
+            )
+            await conn.execute(
+                insert(refresh_tokens).values(
+                    jti=record.jti,
+                    sid=record.sid,
+                    scope=record.scope,
+                    issued_at=record.issued_at,
+                    expires_at=record.expires_at,
+                    used_at=None,
+                )
+            )
         return True
 
     async def refresh_record(self, jti: str) -> RefreshRecord | None:
         async with self._read() as conn:
             return await _refresh_record(conn, jti)
 
-    async def rotate(self, old_jti: str, new: RefreshRecord, now: int,
-                     revocation_expires_at: int) -> RotateOutcome:
+    async def rotate(self, old_jti: str, new: RefreshRecord, now: int, revocation_expires_at: int) -> RotateOutcome:
         async with self._writer.begin() as conn:
             old = await _refresh_record(conn, old_jti)
             if old is None:
@@ -152,24 +176,36 @@ class SqlStore:
             retired = await conn.execute(
                 update(refresh_tokens)
                 .where(and_(refresh_tokens.c.jti == old_jti, refresh_tokens.c.used_at.is_(None)))
-                .values(used_at=now))
+                .values(used_at=now)
+            )
             if retired.rowcount != 1:
                 await _revoke_family(conn, old.sid, now, revocation_expires_at)
                 return RotateOutcome.REUSED
-            await conn.execute(insert(refresh_tokens).values(
-                jti=new.jti, sid=old.sid, scope=new.scope, issued_at=new.issued_at,
-                expires_at=new.expires_at, used_at=None))
+            await conn.execute(
+                insert(refresh_tokens).values(
+                    jti=new.jti,
+                    sid=old.sid,
+                    scope=new.scope,
+                    issued_at=new.issued_at,
+                    expires_at=new.expires_at,
+                    used_at=None,
+                )
+            )
             # Same lifetime for every token of a family: the newest expires last.
-            await conn.execute(update(families).where(families.c.sid == old.sid)
-                               .values(expires_at=new.expires_at))
+            await conn.execute(update(families).where(families.c.sid == old.sid).values(expires_at=new.expires_at))
             return RotateOutcome.ROTATED
 
     async def refresh_times(self, sid: str, since: int) -> list[int]:
         async with self._read() as conn:
-            return list((await conn.execute(
-                select(refresh_tokens.c.issued_at)
-                .where(and_(refresh_tokens.c.sid == sid, refresh_tokens.c.issued_at > since))
-                .order_by(refresh_tokens.c.issued_at))).scalars())
+            return list(
+                (
+                    await conn.execute(
+                        select(refresh_tokens.c.issued_at)
+                        .where(and_(refresh_tokens.c.sid == sid, refresh_tokens.c.issued_at > since))
+                        .order_by(refresh_tokens.c.issued_at)
+                    )
+                ).scalars()
+            )
 
     async def revoke_family(self, sid: str, now: int, revocation_expires_at: int) -> Revoked:
         async with self._writer.begin() as conn:
@@ -178,9 +214,11 @@ class SqlStore:
     async def revoke_subject(self, sub: str, now: int, before: int, revocation_expires_at: int) -> Revoked:
         async with self._writer.begin() as conn:
             await _lock_user(conn, sub)  # a login storing its family now waits, or is seen below
-            await conn.execute(update(families)
-                               .where(and_(families.c.sub == sub, families.c.revoked_at.is_(None)))
-                               .values(revoked_at=now))
+            await conn.execute(
+                update(families)
+                .where(and_(families.c.sub == sub, families.c.revoked_at.is_(None)))
+                .values(revoked_at=now)
+            )
             entry = await _append(conn, "sub", sub, before, revocation_expires_at, now)
         return Revoked(entry)
 
@@ -217,70 +255,110 @@ class SqlStore:
         return result.rowcount
 
     async def is_revoked(self, *, jti: str, sid: str | None, sub: str, iat: int, now: int) -> bool:
-        match = or_(and_(revocations.c.kind == "jti", revocations.c.value == jti),
-                    and_(revocations.c.kind == "sub", revocations.c.value == sub, revocations.c.before > iat))
+        match = or_(
+            and_(revocations.c.kind == "jti", revocations.c.value == jti),
+            and_(revocations.c.kind == "sub", revocations.c.value == sub, revocations.c.before > iat),
+        )
         if sid is not None:
             match = or_(match, and_(revocations.c.kind == "sid", revocations.c.value == sid))
         async with self._read() as conn:
-            row = (await conn.execute(select(revocations.c.seq)
-                                      .where(and_(revocations.c.expires_at > now, match)).limit(1))).first()
+            row = (
+                await conn.execute(
+                    select(revocations.c.seq).where(and_(revocations.c.expires_at > now, match)).limit(1)
+                )
+            ).first()
         return row is not None
 
     async def revoked_before(self, sub: str) -> int | None:
+        query = select(func.max(revocations.c.before)).where(
+            and_(revocations.c.kind == "sub", revocations.c.value == sub)
+        )
         async with self._read() as conn:
-            return (await conn.execute(
-                select(func.max(revocations.c.before))
-                .where(and_(revocations.c.kind == "sub", revocations.c.value == sub)))).scalar()
+            before = (await conn.execute(query)).scalar()
+        return None if before is None else int(before)
 
     async def count_revocations(self, now: int) -> int:
         async with self._read() as conn:
-            return int((await conn.execute(
-                select(func.count()).select_from(revocations).where(revocations.c.expires_at > now))).scalar_one())
+            return int(
+                (
+                    await conn.execute(
+                        select(func.count()).select_from(revocations).where(revocations.c.expires_at > now)
+                    )
+                ).scalar_one()
+            )
 
 
 async def _refresh_record(conn: AsyncConnection, jti: str) -> RefreshRecord | None:
-    row = (await conn.execute(
-        select(refresh_tokens, families.c.sub, families.c.client_id, families.c.revoked_at,
-               families.c.created_at.label("session_started_at"))
-        .join(families, families.c.sid == refresh_tokens.c.sid)
-        .where(refresh_tokens.c.jti == jti))).first()
+    row = (
+        await conn.execute(
+            select(
+                refresh_tokens,
+                families.c.sub,
+                families.c.client_id,
+                families.c.revoked_at,
+                families.c.created_at.label("session_started_at"),
+            )
+            .join(families, families.c.sid == refresh_tokens.c.sid)
+            .where(refresh_tokens.c.jti == jti)
+        )
+    ).first()
     if row is None:
         return None
-    return RefreshRecord(jti=row.jti, sid=row.sid, sub=row.sub, client_id=row.client_id, scope=row.scope,
-                         issued_at=row.issued_at, expires_at=row.expires_at, used_at=row.used_at,
-                         family_revoked_at=row.revoked_at, session_started_at=row.session_started_at)
+    return RefreshRecord(
+        jti=row.jti,
+        sid=row.sid,
+        sub=row.sub,
+        client_id=row.client_id,
+        scope=row.scope,
+        issued_at=row.issued_at,
+        expires_at=row.expires_at,
+        used_at=row.used_at,
+        family_revoked_at=row.revoked_at,
+        session_started_at=row.session_started_at,
+    )
 
 
-async def _lock_user(conn: AsyncConnection, sub: str) -> object:
+async def _lock_user(conn: AsyncConnection, sub: str) -> Row[Any] | None:
     """The user's row, locked until the transaction ends (PostgreSQL; SQLite's writer is
     serial already): logins, password changes and subject revocations of one user queue."""
-    return (await conn.execute(select(users.c.password_hash, users.c.disabled_at)
-                               .where(users.c.id == sub).with_for_update())).first()
+    return (
+        await conn.execute(
+            select(users.c.password_hash, users.c.disabled_at).where(users.c.id == sub).with_for_update()
+        )
+    ).first()
 
 
 async def _login_stands(conn: AsyncConnection, sub: str, checked: Credential) -> bool:
     user = await _lock_user(conn, sub)
-    if user is None or user.disabled_at is not None or user.password_hash != checked.password_hash:  # type: ignore[attr-defined]
+    if user is None or user.disabled_at is not None or user.password_hash != checked.password_hash:
         return False
-    newer = (await conn.execute(select(revocations.c.seq).where(and_(
-        revocations.c.kind == "sub", revocations.c.value == sub, revocations.c.seq > checked.feed_head))
-        .limit(1))).first()
+    newer = (
+        await conn.execute(
+            select(revocations.c.seq)
+            .where(and_(revocations.c.kind == "sub", revocations.c.value == sub, revocations.c.seq > checked.feed_head))
+            .limit(1)
+        )
+    ).first()
     return newer is None
 
 
 async def _subject_revoked_since(conn: AsyncConnection, record: RefreshRecord) -> bool:
     """Whether a `sub` entry revokes what its subject had before this family began."""
     started = record.session_started_at or record.issued_at
-    row = (await conn.execute(select(revocations.c.seq).where(and_(
-        revocations.c.kind == "sub", revocations.c.value == record.sub, revocations.c.before > started))
-        .limit(1))).first()
+    row = (
+        await conn.execute(
+            select(revocations.c.seq)
+            .where(and_(revocations.c.kind == "sub", revocations.c.value == record.sub, revocations.c.before > started))
+            .limit(1)
+        )
+    ).first()
     return row is not None
 
 
 async def _revoke_family(conn: AsyncConnection, sid: str, now: int, expires_at: int) -> RevocationEntry | None:
-    changed = await conn.execute(update(families)
-                                 .where(and_(families.c.sid == sid, families.c.revoked_at.is_(None)))
-                                 .values(revoked_at=now))
+    changed = await conn.execute(
+        update(families).where(and_(families.c.sid == sid, families.c.revoked_at.is_(None))).values(revoked_at=now)
+    )
     if changed.rowcount == 0 and await _live_entry(conn, "sid", sid, now) is not None:
         return None
     return await _append(conn, "sid", sid, None, expires_at, now)
@@ -292,26 +370,46 @@ async def _lock_feed(conn: AsyncConnection) -> None:
 
 
 async def _live_entry(conn: AsyncConnection, kind: str, value: str, now: int) -> RevocationEntry | None:
-    row = (await conn.execute(select(revocations).where(and_(
-        revocations.c.kind == kind, revocations.c.value == value, revocations.c.expires_at > now)))).first()
+    row = (
+        await conn.execute(
+            select(revocations).where(
+                and_(revocations.c.kind == kind, revocations.c.value == value, revocations.c.expires_at > now)
+            )
+        )
+    ).first()
     return _entry(row) if row else None
 
 
-async def _append(conn: AsyncConnection, kind: str, value: str, before: int | None, expires_at: int,
-                  now: int) -> RevocationEntry:
-    seq = (await conn.execute(update(feed).where(feed.c.id == 1).values(head=feed.c.head + 1)
-                              .returning(feed.c.head))).scalar_one()
-    await conn.execute(insert(revocations).values(seq=seq, kind=kind, value=value, before=before,
-                                                  expires_at=expires_at, created_at=now))
+async def _append(
+    conn: AsyncConnection, kind: str, value: str, before: int | None, expires_at: int, now: int
+) -> RevocationEntry:
+    seq = (
+        await conn.execute(update(feed).where(feed.c.id == 1).values(head=feed.c.head + 1).returning(feed.c.head))
+    ).scalar_one()
+    await conn.execute(
+        insert(revocations).values(
+            seq=seq, kind=kind, value=value, before=before, expires_at=expires_at, created_at=now
+        )
+    )
     return RevocationEntry(seq=seq, kind=kind, value=value, before=before, expires_at=expires_at)
 
 
-def _user(row: object) -> User:
-    return User(id=row.id, username=row.username, password_hash=row.password_hash,  # type: ignore[attr-defined]
-                scope=row.scope, password_changed_at=row.password_changed_at,  # type: ignore[attr-defined]
-                disabled_at=row.disabled_at)  # type: ignore[attr-defined]
+def _user(row: Row[Any]) -> User:
+    return User(
+        id=row.id,
+        username=row.username,
+        password_hash=row.password_hash,
+        scope=row.scope,
+        password_changed_at=row.password_changed_at,
+        disabled_at=row.disabled_at,
+    )
 
 
-def _entry(row: object) -> RevocationEntry:
-    return RevocationEntry(seq=row.seq, kind=row.kind, value=row.value,  # type: ignore[attr-defined]
-                           before=row.before, expires_at=row.expires_at)  # type: ignore[attr-defined]
+def _entry(row: Row[Any]) -> RevocationEntry:
+    return RevocationEntry(
+        seq=row.seq,
+        kind=row.kind,
+        value=row.value,
+        before=row.before,
+        expires_at=row.expires_at,
+    )

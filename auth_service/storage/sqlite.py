@@ -26,8 +26,13 @@ def _engine(url: str, *, immediate: bool) -> AsyncEngine:
     # server and the CLI) wait on busy_timeout instead of deadlocking on a lock upgrade.
     # hide_parameters: a database error's message would otherwise quote the bound values
     # (a password hash, a client secret's hash) into whatever log records the error.
-    engine = create_async_engine(url, pool_size=1 if immediate else 5, max_overflow=0, hide_parameters=True,
-                                 connect_args={"timeout": _BUSY_TIMEOUT_MS / 1000})
+    engine = create_async_engine(
+        url,
+        pool_size=1 if immediate else 5,
+        max_overflow=0,
+        hide_parameters=True,
+        connect_args={"timeout": _BUSY_TIMEOUT_MS / 1000},
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:

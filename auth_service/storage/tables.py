@@ -82,5 +82,7 @@ signing_keys = Table(
     Column("alg", String(16), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("activates_at", BigInteger, nullable=False),
-    Column("private_key", Text, nullable=False),  # sealed with AUTH_KEYS_PASSPHRASE (keystore.py; older rows: encrypted PKCS#8 PEM)
+    Column(
+        "private_key", Text, nullable=False
+    ),  # sealed with AUTH_KEYS_PASSPHRASE (keystore.py; older rows: encrypted PKCS#8 PEM)
 )

@@ -26,5 +26,6 @@ def serve_parser(description: str) -> argparse.ArgumentParser:
 
 
 def run(app: ASGIApp, args: argparse.Namespace) -> None:
-    uvicorn.run(app, host=args.host, port=args.port, loop="uvloop", http="httptools", workers=1,
-                lifespan="on", access_log=False)
+    uvicorn.run(
+        app, host=args.host, port=args.port, loop="uvloop", http="httptools", workers=1, lifespan="on", access_log=False
+    )

@@ -14,9 +14,15 @@ from bench.apps import run, serve_parser
 
 # The claims of a real access token (RFC 9068, see docs/wire.md), values of typical length.
 CLAIMS = {
-    "iss": "http://127.0.0.1:40000", "sub": "mJ0Yy3b2TqKcS8FvQe1w9g", "aud": "api",
-    "client_id": "default", "scope": "", "sid": "4tq2N0xkB6mHcQ1pZ9sE7w",
-    "preferred_username": "bench", "iat": 1764000000, "exp": 1764003600,
+    "iss": "http://127.0.0.1:40000",
+    "sub": "mJ0Yy3b2TqKcS8FvQe1w9g",
+    "aud": "api",
+    "client_id": "default",
+    "scope": "",
+    "sid": "4tq2N0xkB6mHcQ1pZ9sE7w",
+    "preferred_username": "bench",
+    "iat": 1764000000,
+    "exp": 1764003600,
     "jti": "pX7vD2sQ9nK4bW1zR8cT5g",
 }
 

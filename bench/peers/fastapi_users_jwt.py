@@ -66,8 +66,9 @@ def create_app(db: Path) -> FastAPI:
     async def get_user_manager(user_db: Any = Depends(get_user_db)) -> AsyncIterator[UserManager]:
         yield UserManager(user_db)
 
-    auth_backend = AuthenticationBackend(name="jwt", transport=BearerTransport(tokenUrl=TOKEN_PATH.lstrip("/")),
-                                         get_strategy=get_jwt_strategy)
+    auth_backend = AuthenticationBackend(
+        name="jwt", transport=BearerTransport(tokenUrl=TOKEN_PATH.lstrip("/")), get_strategy=get_jwt_strategy
+    )
     fastapi_users = FastAPIUsers[User, uuid.UUID](get_user_manager, [auth_backend])
     current_active_user = fastapi_users.current_user(active=True)
 
@@ -87,9 +88,18 @@ def create_app(db: Path) -> FastAPI:
 
     @app.get("/me")
     async def me(user: User = Depends(current_active_user)) -> Response:
-        return JSONResponse({"replica": "fastapi-users", "claims": {
-            "sub": str(user.id), "email": user.email, "is_active": user.is_active,
-            "is_superuser": user.is_superuser, "is_verified": user.is_verified}})
+        return JSONResponse(
+            {
+                "replica": "fastapi-users",
+                "claims": {
+                    "sub": str(user.id),
+                    "email": user.email,
+                    "is_active": user.is_active,
+                    "is_superuser": user.is_superuser,
+                    "is_verified": user.is_verified,
+                },
+            }
+        )
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

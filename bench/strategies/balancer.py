@@ -96,8 +96,10 @@ def _cookie(header: str | None, name: str) -> str:
 
 def _reply(status: int, reason: str) -> bytes:
     body = f'{{"detail":"{reason}"}}'.encode()
-    return (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
-            "connection: close\r\n\r\n").encode() + body
+    return (
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
+        "connection: close\r\n\r\n"
+    ).encode() + body
 
 
 async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
@@ -257,8 +259,11 @@ def _upstreams(value: str) -> dict[str, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.strategies.balancer", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.strategies.balancer",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstreams", type=_upstreams, required=True, help="ID=host:port,... (the id is the route)")
     parser.add_argument("--mode", choices=("sticky", "round-robin"), required=True)

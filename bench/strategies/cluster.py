@@ -45,8 +45,9 @@ class ClusterStore(MemoryStore):
 
     name = "cluster"
 
-    def __init__(self, peers: Sequence[str], *, port: int, ttl: float = DEFAULT_TTL,
-                 replicate_timeout: float = 2.0) -> None:
+    def __init__(
+        self, peers: Sequence[str], *, port: int, ttl: float = DEFAULT_TTL, replicate_timeout: float = 2.0
+    ) -> None:
         super().__init__(ttl)
         self.peers = [p.rstrip("/") for p in peers]
         self._port = port
@@ -55,8 +56,13 @@ class ClusterStore(MemoryStore):
         self._sync: asyncio.Task[None] | None = None
         self._synced_from: str | None = None
         self._ready = not self.peers
-        self._counters = {"replicated_out_sessions": 0, "replicated_out_messages": 0,
-                          "replicated_out_bytes": 0, "replicated_in_sessions": 0, "replication_failures": 0}
+        self._counters = {
+            "replicated_out_sessions": 0,
+            "replicated_out_messages": 0,
+            "replicated_out_bytes": 0,
+            "replicated_in_sessions": 0,
+            "replication_failures": 0,
+        }
 
     async def start(self) -> None:
         self._client = httpx.AsyncClient(timeout=self._timeout, limits=httpx.Limits(max_keepalive_connections=32))
@@ -86,8 +92,7 @@ class ClusterStore(MemoryStore):
         return {"peers": len(self.peers), "synced_from": self._synced_from, **self._counters}
 
     def routes(self) -> Sequence[BaseRoute]:
-        return [Route("/_replicate", self._receive, methods=["POST"]),
-                Route("/_sessions", self._dump, methods=["GET"])]
+        return [Route("/_replicate", self._receive, methods=["POST"]), Route("/_sessions", self._dump, methods=["GET"])]
 
     async def _replicate(self, entries: _Entries) -> None:
         """Send `entries` to every peer at once; return when each has answered or failed."""
@@ -104,8 +109,9 @@ class ClusterStore(MemoryStore):
     async def _send(self, peer: str, body: bytes) -> bool:
         assert self._client is not None
         try:
-            response = await self._client.post(f"{peer}/_replicate", content=body,
-                                               headers={"content-type": "application/json"})
+            response = await self._client.post(
+                f"{peer}/_replicate", content=body, headers={"content-type": "application/json"}
+            )
             return response.status_code == 204
         except httpx.HTTPError as exc:
             _log.warning("replication to %s failed: %r", peer, exc)

@@ -52,8 +52,9 @@ class _Process:
     def spawn(self) -> None:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))}
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(self.cmd, cwd=_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.cmd, cwd=_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
 
     @property
     def pid(self) -> int | None:
@@ -101,8 +102,17 @@ def _wait_healthy(url: str, proc: _Process | Nginx, timeout: float, log: Path) -
 class Run:
     """N replicas of one strategy and the balancer in front of them."""
 
-    def __init__(self, strategy: str, replicas: list[Replica], balancer: _Process | Nginx, kind: str,
-                 balancer_url: str, workdir: Path, redis_url: str, redis_prefix: str) -> None:
+    def __init__(
+        self,
+        strategy: str,
+        replicas: list[Replica],
+        balancer: _Process | Nginx,
+        kind: str,
+        balancer_url: str,
+        workdir: Path,
+        redis_url: str,
+        redis_prefix: str,
+    ) -> None:
         self.strategy = strategy
         self.replicas = replicas
         self.balancer = balancer
@@ -186,8 +196,15 @@ class Run:
         self.stop()
 
 
-def start(strategy: str, replicas: int = 3, *, balancer: str = "auto", redis_url: str = DEFAULT_URL,
-          workdir: Path | None = None, timeout: float = 30.0) -> Run:
+def start(
+    strategy: str,
+    replicas: int = 3,
+    *,
+    balancer: str = "auto",
+    redis_url: str = DEFAULT_URL,
+    workdir: Path | None = None,
+    timeout: float = 30.0,
+) -> Run:
     """Start `replicas` replicas of `strategy` and a balancer (auto | nginx | python); wait until all are healthy."""
     kind = balancer_kind(balancer)
     workdir = workdir or Path(tempfile.mkdtemp(prefix=f"bench-{strategy}-"))
@@ -198,9 +215,23 @@ def start(strategy: str, replicas: int = 3, *, balancer: str = "auto", redis_url
     nodes: list[Replica] = []
     for i, port in enumerate(ports):
         replica_id = f"{strategy}-{i + 1}"
-        cmd = [sys.executable, "-m", "bench.strategies.serve", "--strategy", strategy, "--port", str(port),
-               "--replica-id", replica_id, "--peers", ",".join(u for u in urls if u != urls[i]),
-               "--redis-url", redis_url, "--redis-prefix", prefix]
+        cmd = [
+            sys.executable,
+            "-m",
+            "bench.strategies.serve",
+            "--strategy",
+            strategy,
+            "--port",
+            str(port),
+            "--replica-id",
+            replica_id,
+            "--peers",
+            ",".join(u for u in urls if u != urls[i]),
+            "--redis-url",
+            redis_url,
+            "--redis-prefix",
+            prefix,
+        ]
         nodes.append(Replica(replica_id, port, cmd, workdir / f"{replica_id}.log"))
     upstreams = {r.id: r.upstream for r in nodes}
     lb: _Process | Nginx
@@ -209,9 +240,21 @@ def start(strategy: str, replicas: int = 3, *, balancer: str = "auto", redis_url
         lb_log = lb.prefix / "error.log"
     else:
         lb_log = workdir / "balancer.log"
-        lb = _Process("balancer", [sys.executable, "-m", "bench.strategies.balancer", "--port", str(lb_port),
-                                   "--upstreams", ",".join(f"{i}={a}" for i, a in upstreams.items()),
-                                   "--mode", "sticky" if strategy == "sticky" else "round-robin"], lb_log)
+        lb = _Process(
+            "balancer",
+            [
+                sys.executable,
+                "-m",
+                "bench.strategies.balancer",
+                "--port",
+                str(lb_port),
+                "--upstreams",
+                ",".join(f"{i}={a}" for i, a in upstreams.items()),
+                "--mode",
+                "sticky" if strategy == "sticky" else "round-robin",
+            ],
+            lb_log,
+        )
     run = Run(strategy, nodes, lb, kind, f"http://127.0.0.1:{lb_port}", workdir, redis_url, prefix)
     try:
         for node in nodes:

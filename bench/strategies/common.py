@@ -27,8 +27,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["COOKIE", "ROUTE", "MemoryStore", "Session", "SessionStore", "check_route", "create_app", "new_sid",
-           "rss_bytes"]
+__all__ = [
+    "COOKIE",
+    "ROUTE",
+    "MemoryStore",
+    "Session",
+    "SessionStore",
+    "check_route",
+    "create_app",
+    "new_sid",
+    "rss_bytes",
+]
 
 COOKIE = "sid"
 ROUTE = "route"
@@ -65,8 +74,9 @@ class Session:
 def check_route(replica_id: str) -> str:
     """`replica_id` if both balancers can route by it, else ValueError: it goes into nginx's config."""
     if len(replica_id) > 63 or not _ROUTE_ID.fullmatch(replica_id) or replica_id in _MAP_KEYWORDS:
-        raise ValueError(f"a route must match {_ROUTE_ID.pattern} (at most 63 characters, not a map keyword): "
-                         f"{replica_id!r}")
+        raise ValueError(
+            f"a route must match {_ROUTE_ID.pattern} (at most 63 characters, not a map keyword): {replica_id!r}"
+        )
     return replica_id
 
 
@@ -213,11 +223,9 @@ def create_app(store: SessionStore, replica_id: str) -> ASGIApp:
         sid = await store.create(username)
         response = JSONResponse({"replica": replica_id, "user": username})
         # No `Secure`: the bench speaks plain HTTP on loopback; behind TLS, production sets it.
-        response.set_cookie(COOKIE, sid, max_age=int(store.ttl), httponly=True,
-                            samesite="lax", path="/")
+        response.set_cookie(COOKIE, sid, max_age=int(store.ttl), httponly=True, samesite="lax", path="/")
         if store.pinned:  # same lifetime as the session: a route outliving it, or dying first, misroutes
-            response.set_cookie(ROUTE, replica_id, max_age=int(store.ttl), httponly=True,
-                                samesite="lax", path="/")
+            response.set_cookie(ROUTE, replica_id, max_age=int(store.ttl), httponly=True, samesite="lax", path="/")
         return response
 
     @app.get("/me")
@@ -238,16 +246,25 @@ def create_app(store: SessionStore, replica_id: str) -> ASGIApp:
     @app.get("/_stats")
     async def stats(request: Request) -> dict[str, Any]:
         loopback_only(request)
-        return {"replica": replica_id, "strategy": store.name, "rss_bytes": rss_bytes(),
-                "sessions": await store.count(), **await store.facts()}
+        return {
+            "replica": replica_id,
+            "strategy": store.name,
+            "rss_bytes": rss_bytes(),
+            "sessions": await store.count(),
+            **await store.facts(),
+        }
 
     @app.post("/_bulk_sessions")
     async def bulk_sessions(request: Request, count: int = Query(ge=1, le=2_000_000)) -> dict[str, Any]:
         loopback_only(request)
         started = time.perf_counter()
         await store.bulk(count)
-        return {"replica": replica_id, "created": count, "sessions": await store.count(),
-                "seconds": round(time.perf_counter() - started, 3)}
+        return {
+            "replica": replica_id,
+            "created": count,
+            "sessions": await store.count(),
+            "seconds": round(time.perf_counter() - started, 3),
+        }
 
     app.router.routes.extend(store.routes())
     return _ReplicaHeader(app, replica_id)

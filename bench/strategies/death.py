@@ -92,8 +92,9 @@ async def _accepted_anywhere(sid: str, urls: list[str]) -> bool:
     return False
 
 
-async def areplica_death(run: Run, *, users: int = 30, victim: int = 0, before: float = 0.5,
-                         after: float = 1.5, interval: float = 0.02) -> DeathReport:
+async def areplica_death(
+    run: Run, *, users: int = 30, victim: int = 0, before: float = 0.5, after: float = 1.5, interval: float = 0.02
+) -> DeathReport:
     """Log `users` in, run them for `before` s, kill replica `victim`, run `after` s more, count."""
     started = time.monotonic()
     clients = [httpx.AsyncClient(base_url=run.url, timeout=5.0) for _ in range(users)]
@@ -115,11 +116,19 @@ async def areplica_death(run: Run, *, users: int = 30, victim: int = 0, before: 
     survivors = [r.url for r in run.replicas if r.running()]
     lost = [not await _accepted_anywhere(sid, survivors) for sid in original]
     return DeathReport(
-        strategy=run.strategy, balancer=run.balancer_kind, replicas=len(run.replicas), victim=victim_id,
-        victim_pid=pid, users=users, served_by_victim=sum(p.last_replica == victim_id for p in people),
-        forced_relogin=sum(p.forced for p in people), sessions_lost=sum(lost),
-        requests=sum(p.requests for p in people), failed_requests=sum(p.failed for p in people),
-        seconds=round(time.monotonic() - started, 3))
+        strategy=run.strategy,
+        balancer=run.balancer_kind,
+        replicas=len(run.replicas),
+        victim=victim_id,
+        victim_pid=pid,
+        users=users,
+        served_by_victim=sum(p.last_replica == victim_id for p in people),
+        forced_relogin=sum(p.forced for p in people),
+        sessions_lost=sum(lost),
+        requests=sum(p.requests for p in people),
+        failed_requests=sum(p.failed for p in people),
+        seconds=round(time.monotonic() - started, 3),
+    )
 
 
 def replica_death(run: Run, **options: Any) -> DeathReport:

@@ -44,7 +44,9 @@ def _cluster(args: argparse.Namespace) -> SessionStore:
 
 
 _BUILDERS: dict[str, Callable[[argparse.Namespace], SessionStore]] = {
-    "redis": _redis, "sticky": _sticky, "cluster": _cluster,
+    "redis": _redis,
+    "sticky": _sticky,
+    "cluster": _cluster,
 }
 STRATEGIES = tuple(_BUILDERS)
 
@@ -54,8 +56,11 @@ def _peers(value: str) -> list[str]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bench.strategies.serve", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.strategies.serve",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--strategy", choices=STRATEGIES, required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--replica-id", required=True)
@@ -75,8 +80,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     app = create_app(build_store(args), args.replica_id)
     # Keep-alive outlives the balancer's (nginx upstream keepalive_timeout 60s), so the balancer,
     # not the replica, closes idle pooled connections and never sends on one being closed.
-    uvicorn.run(app, host=_HOST, port=args.port, loop="uvloop", http="httptools", workers=1,
-                access_log=False, log_level="warning", lifespan="on", timeout_keep_alive=75)
+    uvicorn.run(
+        app,
+        host=_HOST,
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        workers=1,
+        access_log=False,
+        log_level="warning",
+        lifespan="on",
+        timeout_keep_alive=75,
+    )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import httpx
 import redis
 
 from auth_service.launch import Service, free_ports
-from bench.harness import CLK_TCK, BenchError, Contender, Context, Mode, core_ticks, process_ticks, measure
+from bench.harness import CLK_TCK, BenchError, Contender, Context, Mode, core_ticks, measure, process_ticks
 from bench.harness import Run as WrkRun
 from bench.profile import profile
 from bench.report import Row
@@ -31,9 +31,28 @@ from bench.strategies.nginx import Nginx
 from bench.strategies.redis_store import DEFAULT_URL
 from bench.suites._ours import USERNAME, Issuer, bearer
 
-__all__ = ["CONTROL", "STRATEGIES", "Deployment", "Lead", "Measured", "SizeMeasured", "by_contender", "contender_of",
-           "cpu_ticks", "deploy", "deploy_all", "full_cost", "measure_deployments", "measure_size", "measured_before",
-           "redis_cpu", "redis_info", "row", "sizes", "stop_all"]
+__all__ = [
+    "CONTROL",
+    "STRATEGIES",
+    "Deployment",
+    "Lead",
+    "Measured",
+    "SizeMeasured",
+    "by_contender",
+    "contender_of",
+    "cpu_ticks",
+    "deploy",
+    "deploy_all",
+    "full_cost",
+    "measure_deployments",
+    "measure_size",
+    "measured_before",
+    "redis_cpu",
+    "redis_info",
+    "row",
+    "sizes",
+    "stop_all",
+]
 
 STRATEGIES = ("tokens", "redis", "sticky", "cluster")
 CONTROL = "no auth"  # the scale-out control: N no-auth apps, for what sharing one core costs by itself
@@ -93,7 +112,9 @@ def deploy(ctx: Context, strategy: str, replicas: int, issuer: Issuer) -> Deploy
         return Deployment(strategy, run, bearer(issuer.token))
     if strategy == CONTROL:
         return Deployment(strategy, run, {})
-    response = httpx.post(f"{run.url}/login", data={"username": USERNAME})  # not ctx.http: its jar would keep the cookie
+    response = httpx.post(
+        f"{run.url}/login", data={"username": USERNAME}
+    )  # not ctx.http: its jar would keep the cookie
     if response.status_code != 200:
         raise BenchError(f"{strategy} login failed: {response.status_code} {response.text[:200]}")
     cookies = {k: v for k, v in response.cookies.items() if k in (COOKIE, ROUTE)}
@@ -140,19 +161,46 @@ def _start_behind_balancer(strategy: str, issuer: Issuer, n: int, workdir: Path)
     def command(i: int, port: int) -> list[str]:
         if strategy == CONTROL:
             return [sys.executable, "-m", "bench.apps.noauth", "serve", "--host", "127.0.0.1", "--port", str(port)]
-        return [sys.executable, "-m", "resource_service", "serve", "--host", "127.0.0.1", "--port", str(port),
-                "--replica-id", f"tokens-{i + 1}", "--auth-url", issuer.service.url]
+        return [
+            sys.executable,
+            "-m",
+            "resource_service",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--replica-id",
+            f"tokens-{i + 1}",
+            "--auth-url",
+            issuer.service.url,
+        ]
 
-    nodes = [Replica(f"{prefix}-{i + 1}", port, command(i, port), workdir / f"{prefix}-{i + 1}.log")
-             for i, port in enumerate(ports)]
+    nodes = [
+        Replica(f"{prefix}-{i + 1}", port, command(i, port), workdir / f"{prefix}-{i + 1}.log")
+        for i, port in enumerate(ports)
+    ]
     upstreams = {r.id: r.upstream for r in nodes}
     lb: Nginx | Replica
     if kind == "nginx":
         lb = Nginx(workdir / "nginx", port=lb_port, upstreams=upstreams, sticky=False)
     else:
-        lb = Replica("balancer", lb_port, [sys.executable, "-m", "bench.strategies.balancer", "--port", str(lb_port),
-                                           "--upstreams", ",".join(f"{i}={a}" for i, a in upstreams.items()),
-                                           "--mode", "round-robin"], workdir / "balancer.log")
+        lb = Replica(
+            "balancer",
+            lb_port,
+            [
+                sys.executable,
+                "-m",
+                "bench.strategies.balancer",
+                "--port",
+                str(lb_port),
+                "--upstreams",
+                ",".join(f"{i}={a}" for i, a in upstreams.items()),
+                "--mode",
+                "round-robin",
+            ],
+            workdir / "balancer.log",
+        )
     run = Run(strategy, nodes, lb, kind, f"http://127.0.0.1:{lb_port}", workdir, DEFAULT_URL, "unused")
     ready = "/healthz" if strategy == CONTROL else "/readyz"
     try:
@@ -261,8 +309,7 @@ def measure_deployments(ctx: Context, deployments: Sequence[Deployment]) -> list
 
 def contender_of(deployment: Deployment) -> Contender:
     """The deployment under wrk: `/me` through its balancer with its user's credential."""
-    return Contender(deployment.name, f"{deployment.run.url}/me", cast(Service, Lead(deployment)),
-                     deployment.headers)
+    return Contender(deployment.name, f"{deployment.run.url}/me", cast(Service, Lead(deployment)), deployment.headers)
 
 
 def _mode(ctx: Context) -> Mode:
@@ -294,8 +341,14 @@ def _one(ctx: Context, deployment: Deployment, contender: Contender, round_: int
     return Measured(summed, redis_used / n * 1e6, lb_cpu / n * 1e6, tuple(u / CLK_TCK / n * 1e6 for u in used))
 
 
-def row(contender: str, metric: str, values: Sequence[float], unit: str, target: float | None = None,
-        met: bool | None = None) -> Row:
+def row(
+    contender: str,
+    metric: str,
+    values: Sequence[float],
+    unit: str,
+    target: float | None = None,
+    met: bool | None = None,
+) -> Row:
     """A row like the harness's; `met` given when the target is not "median at least"."""
     median = statistics.median(values)
     if met is None and target is not None:

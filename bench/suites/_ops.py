@@ -27,8 +27,14 @@ __all__ = ["ISSUER_ENV", "budget_row", "login", "new_issuer", "percentile", "sum
 ISSUER_ENV = {"AUTH_ACCESS_TOKEN_TTL": "3600"}  # as `_ours`: tokens outlive the suite
 
 
-def new_issuer(ctx: Context, name: str, env: Mapping[str, str] | None = None, *,
-               role: Literal["server", "load"] = "load", port: int | None = None) -> tuple[Service, Path]:
+def new_issuer(
+    ctx: Context,
+    name: str,
+    env: Mapping[str, str] | None = None,
+    *,
+    role: Literal["server", "load"] = "load",
+    port: int | None = None,
+) -> tuple[Service, Path]:
     """An issuer (not started) in its own directory, with user `bench` already added."""
     data = ctx.workdir / name
     data.mkdir(exist_ok=True)
@@ -41,8 +47,9 @@ def new_issuer(ctx: Context, name: str, env: Mapping[str, str] | None = None, *,
 
 def login(ctx: Context, service: Service, data: Path) -> Issuer:
     """One password login at `service`; the result can sign a pool with `_ours.mint_pool`."""
-    response = ctx.http.post(f"{service.url}/token", data={
-        "grant_type": "password", "username": USERNAME, "password": PASSWORD})
+    response = ctx.http.post(
+        f"{service.url}/token", data={"grant_type": "password", "username": USERNAME, "password": PASSWORD}
+    )
     if response.status_code != 200:
         raise BenchError(f"login at {service.name} failed: {response.status_code} {response.text[:300]}")
     token = response.json()["access_token"]
@@ -64,8 +71,7 @@ def budget_row(contender: str, what: str, values: Sequence[float], budget: float
     """`budget - value` (median, min-max over `values`), met when what is left is >= 0."""
     left = [budget - v for v in values]
     median = statistics.median(left)
-    return Row(contender, f"{what} <= {budget:g} {unit}: left", median, min(left), max(left), unit, 0.0,
-               median >= 0)
+    return Row(contender, f"{what} <= {budget:g} {unit}: left", median, min(left), max(left), unit, 0.0, median >= 0)
 
 
 def wrk_json(done: subprocess.CompletedProcess[str], what: str) -> dict[str, float]:

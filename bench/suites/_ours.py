@@ -51,8 +51,12 @@ def start_issuers(ctx: Context, algs: list[str]) -> dict[str, Issuer]:
         d.mkdir()
     # The user first, then the server: the database is set up by one process at a time.
     with ThreadPoolExecutor() as pool:  # each `users add` is a Python start plus an Argon2 hash
-        added = list(pool.map(lambda d: cli(["users", "add", USERNAME, "--password-stdin"], data=d,
-                                            stdin=PASSWORD + "\n"), dirs.values()))
+        added = list(
+            pool.map(
+                lambda d: cli(["users", "add", USERNAME, "--password-stdin"], data=d, stdin=PASSWORD + "\n"),
+                dirs.values(),
+            )
+        )
     for done in added:
         if done.returncode != 0:
             raise BenchError(f"auth-service users add failed: {done.stderr[-2000:]}")
@@ -60,8 +64,9 @@ def start_issuers(ctx: Context, algs: list[str]) -> dict[str, Issuer]:
     ctx.start(services.values(), "load")  # idle while measuring: kept off the servers' core
     issuers = {}
     for alg, service in services.items():
-        response = ctx.http.post(f"{service.url}/token", data={
-            "grant_type": "password", "username": USERNAME, "password": PASSWORD})
+        response = ctx.http.post(
+            f"{service.url}/token", data={"grant_type": "password", "username": USERNAME, "password": PASSWORD}
+        )
         if response.status_code != 200:
             raise BenchError(f"login at the {alg} issuer failed: {response.status_code} {response.text}")
         token = response.json()["access_token"]
@@ -94,8 +99,11 @@ def mint_pool(issuer: Issuer, count: int, path: Path) -> list[str]:
         tokens = _sign(pem, header, claims, count)
     else:
         with ProcessPoolExecutor(workers) as pool:
-            tokens = [t for part in pool.map(_sign, [pem] * workers, [header] * workers, [claims] * workers, shares)
-                      for t in part]
+            tokens = [
+                t
+                for part in pool.map(_sign, [pem] * workers, [header] * workers, [claims] * workers, shares)
+                for t in part
+            ]
     if tokens and tokens[0].split(".")[0] != issuer.token.split(".")[0]:
         raise BenchError(f"minted {issuer.alg} header differs from the issuer's: {tokens[0].split('.')[0]}")
     path.write_text("\n".join(tokens) + "\n")
@@ -108,10 +116,18 @@ _PARALLEL_FROM = 2_000
 def _sign(pem: bytes, header: dict[str, Any], claims: dict[str, Any], count: int) -> list[str]:
     key = serialization.load_pem_private_key(pem, None)
     extra = {k: v for k, v in header.items() if k != "alg"}
-    return [jwt.encode({**claims, "jti": secrets.token_urlsafe(16)}, key,  # type: ignore[arg-type]
-                       algorithm=header["alg"], headers=extra) for _ in range(count)]
+    return [
+        jwt.encode(
+            {**claims, "jti": secrets.token_urlsafe(16)},
+            key,  # type: ignore[arg-type]  # a PEM of ours: RSA, EC or Ed25519, which PyJWT takes
+            algorithm=header["alg"],
+            headers=extra,
+        )
+        for _ in range(count)
+    ]
 
 
 def segment(part: str) -> dict[str, Any]:
     """One JWS segment, decoded but not verified: it is only copied, never trusted."""
-    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))  # type: ignore[no-any-return]
+    decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    return decoded

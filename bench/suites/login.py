@@ -35,8 +35,10 @@ def run(ctx: Context) -> SuiteResult:
     ctx.expect("JWKS answers 200", f"{auth.url}/.well-known/jwks.json", 200)
     script = ctx.workdir / "login.lua"
     body = urlencode({"grant_type": "password", "username": USERNAME, "password": PASSWORD})
-    script.write_text(f'dofile("{LUA / "summary.lua"}")\nwrk.method = "POST"\nwrk.body = "{body}"\n'
-                      'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n')
+    script.write_text(
+        f'dofile("{LUA / "summary.lua"}")\nwrk.method = "POST"\nwrk.body = "{body}"\n'
+        'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n'
+    )
     seconds = max(ctx.mode.seconds + 2, 3)  # a login takes tens of ms: give each run enough of them
     if ctx.mode.warmup:
         _wrk(ctx, f"{auth.url}/token", LOGIN_CONNECTIONS, ctx.mode.warmup, script)
@@ -71,11 +73,19 @@ def run(ctx: Context) -> SuiteResult:
         _row("JWKS during logins", "latency p99", jwks, "ms"),
         budget_row("JWKS during logins", "p99", jwks, JWKS_P99_MS, "ms"),
     ]
-    return SuiteResult("login", rows, [], ctx.checks, notes=[
-        f"issuer pinned to one core; {LOGIN_CONNECTIONS} wrk connections POST /token (password grant), "
-        f"{JWKS_CONNECTIONS} more GET the JWKS at the same time; {seconds} s per run, {ctx.mode.rounds} rounds",
-        "AUTH_LOGIN_MAX_FAILURES and AUTH_LOGIN_MAX_ATTEMPTS_PER_IP set to 1e9 so the rate limit does not interfere",
-    ])
+    return SuiteResult(
+        "login",
+        rows,
+        [],
+        ctx.checks,
+        notes=[
+            (
+                f"issuer pinned to one core; {LOGIN_CONNECTIONS} wrk connections POST /token (password grant), "
+                f"{JWKS_CONNECTIONS} more GET the JWKS at the same time; {seconds} s per run, {ctx.mode.rounds} rounds"
+            ),
+            "AUTH_LOGIN_MAX_FAILURES and AUTH_LOGIN_MAX_ATTEMPTS_PER_IP set to 1e9 so the rate limit does not interfere",
+        ],
+    )
 
 
 def _together(ctx: Context, url: str, seconds: int, script: Path) -> tuple[dict[str, float], dict[str, float]]:
@@ -91,8 +101,19 @@ def _wrk(ctx: Context, url: str, connections: int, seconds: int, script: Path) -
 
 
 def _spawn(ctx: Context, url: str, connections: int, seconds: int, script: Path) -> subprocess.Popen[str]:
-    cmd = [*ctx.pinning.wrk_prefix(), "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
-           "--latency", "-s", str(script), url]
+    cmd = [
+        *ctx.pinning.wrk_prefix(),
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "10s",
+        "--latency",
+        "-s",
+        str(script),
+        url,
+    ]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -107,4 +128,3 @@ def _failed(stats: dict[str, float]) -> int:
 
 def _row(contender: str, metric: str, values: list[float], unit: str) -> Row:
     return Row(contender, metric, statistics.median(values), min(values), max(values), unit)
-

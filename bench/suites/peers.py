@@ -30,18 +30,23 @@ def run(ctx: Context) -> SuiteResult:
     noauth = app_process(ctx, "noauth", "bench.apps.noauth")
     peers: dict[str, tuple[Service, ModuleType]] = {
         "docs recipe (async)": (app_process(ctx, "docs-async", "bench.peers.docs_recipe"), docs_recipe),
-        "docs recipe (sync def)": (app_process(ctx, "docs-sync", "bench.peers.docs_recipe", ["--sync"]),
-                                   docs_recipe),
-        "fastapi-users JWT": (app_process(ctx, "fastapi-users", "bench.peers.fastapi_users_jwt",
-                                          ["--db", str(ctx.workdir / "fastapi_users.db")]), fastapi_users_jwt),
+        "docs recipe (sync def)": (app_process(ctx, "docs-sync", "bench.peers.docs_recipe", ["--sync"]), docs_recipe),
+        "fastapi-users JWT": (
+            app_process(
+                ctx, "fastapi-users", "bench.peers.fastapi_users_jwt", ["--db", str(ctx.workdir / "fastapi_users.db")]
+            ),
+            fastapi_users_jwt,
+        ),
     }
     ctx.start([noauth, ours, *(server for server, _ in peers.values())], "server")
 
     ctx.expect("no-auth route answers 200", f"{noauth.url}/me", 200)
     ctx.expect("ours accepts the issued token", f"{ours.url}/me", 200, bearer(issuer.token))
     ctx.expect("ours answers 401 without a credential", f"{ours.url}/me", 401)
-    contenders = [Contender(BASELINE, f"{noauth.url}/me", noauth),
-                  Contender(OURS, f"{ours.url}/me", ours, bearer(issuer.token))]
+    contenders = [
+        Contender(BASELINE, f"{noauth.url}/me", noauth),
+        Contender(OURS, f"{ours.url}/me", ours, bearer(issuer.token)),
+    ]
     for name, (server, module) in peers.items():
         token = _login(ctx, server, module)
         ctx.expect(f"{name} accepts its own token", f"{server.url}/me", 200, bearer(token))

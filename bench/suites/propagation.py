@@ -67,12 +67,21 @@ class Path_:
 def paths(size: Size, prefix: str) -> list[Path_]:
     return [
         Path_("push SSE", {}, {}, PUSH_P99_MS),
-        Path_("push Redis", {"AUTH_REDIS_URL": REDIS_URL, "AUTH_REDIS_PREFIX": prefix},
-              {"RESOURCE_REDIS_URL": REDIS_URL, "RESOURCE_REDIS_PREFIX": prefix}, PUSH_P99_MS),
-        Path_(f"pull every {size.poll:g} s", {},
-              {"RESOURCE_REVOCATION_PUSH": "false", "RESOURCE_REVOCATION_POLL_INTERVAL": str(size.poll)},
-              size.poll * 1000 + PUSH_P99_MS, lanes=min(_PULL_LANES, size.revocations), jitter=size.poll,
-              pause=_PULL_POLL_PAUSE),
+        Path_(
+            "push Redis",
+            {"AUTH_REDIS_URL": REDIS_URL, "AUTH_REDIS_PREFIX": prefix},
+            {"RESOURCE_REDIS_URL": REDIS_URL, "RESOURCE_REDIS_PREFIX": prefix},
+            PUSH_P99_MS,
+        ),
+        Path_(
+            f"pull every {size.poll:g} s",
+            {},
+            {"RESOURCE_REVOCATION_PUSH": "false", "RESOURCE_REVOCATION_POLL_INTERVAL": str(size.poll)},
+            size.poll * 1000 + PUSH_P99_MS,
+            lanes=min(_PULL_LANES, size.revocations),
+            jitter=size.poll,
+            pause=_PULL_POLL_PAUSE,
+        ),
     ]
 
 
@@ -83,33 +92,49 @@ def run(ctx: Context) -> SuiteResult:
     for index, path in enumerate(paths(size, prefix)):
         arrivals, rounds = _path(ctx, index, path, size)
         rows += _rows(path, arrivals, rounds)
-    return SuiteResult("propagation", rows, [], ctx.checks, notes=[
-        f"{size.revocations} revocations x {size.replicas} replicas per path, each token accepted by every "
-        f"replica just before; 'all replicas' is the slowest replica of each revocation; Redis prefix {prefix!r}",
-        f"targets: push p99 <= {PUSH_P99_MS:g} ms, pull p99 <= P + {PUSH_P99_MS:g} ms, shown as the budget left",
-        f"push: one revocation at a time; pull: up to {_PULL_LANES} at once, each after a random 0..P delay, "
-        f"replicas checked every {1000 * _PULL_POLL_PAUSE:g} ms while they still accept the token",
-    ])
+    return SuiteResult(
+        "propagation",
+        rows,
+        [],
+        ctx.checks,
+        notes=[
+            (
+                f"{size.revocations} revocations x {size.replicas} replicas per path, each token accepted by every "
+                f"replica just before; 'all replicas' is the slowest replica of each revocation; Redis prefix {prefix!r}"
+            ),
+            f"targets: push p99 <= {PUSH_P99_MS:g} ms, pull p99 <= P + {PUSH_P99_MS:g} ms, shown as the budget left",
+            (
+                f"push: one revocation at a time; pull: up to {_PULL_LANES} at once, each after a random 0..P delay, "
+                f"replicas checked every {1000 * _PULL_POLL_PAUSE:g} ms while they still accept the token"
+            ),
+        ],
+    )
 
 
 def _path(ctx: Context, index: int, path: Path_, size: Size) -> tuple[list[float], list[float]]:
     auth, data = new_issuer(ctx, f"issuer-{index}", {"AUTH_LOGIN_MAX_FAILURES": "1000", **path.issuer_env})
     ctx.start([auth], "load")
     issuer = login(ctx, auth, data)
-    replicas = [replica_process(f"p{index}-r{i}", auth_url=auth.url, data=ctx.workdir, env=path.replica_env)
-                for i in range(size.replicas)]
+    replicas = [
+        replica_process(f"p{index}-r{i}", auth_url=auth.url, data=ctx.workdir, env=path.replica_env)
+        for i in range(size.replicas)
+    ]
     ctx.start(replicas, "server")
     pool = mint_pool(issuer, size.revocations, ctx.workdir / f"pool-propagation-{index}.txt")
     arrivals, rounds, refused = asyncio.run(_measure(auth, replicas, pool, path))
-    ctx.check(f"{path.name}: every replica refuses every revoked token", refused == len(pool) * len(replicas),
-              f"{refused} refusals of {len(pool) * len(replicas)}")
+    ctx.check(
+        f"{path.name}: every replica refuses every revoked token",
+        refused == len(pool) * len(replicas),
+        f"{refused} refusals of {len(pool) * len(replicas)}",
+    )
     for service in [*replicas, auth]:  # the next path gets the cores to itself
         service.stop()
     return arrivals, rounds
 
 
-async def _measure(auth: Service, replicas: list[Service], pool: list[str],
-                   path: Path_) -> tuple[list[float], list[float], int]:
+async def _measure(
+    auth: Service, replicas: list[Service], pool: list[str], path: Path_
+) -> tuple[list[float], list[float], int]:
     arrivals: list[float] = []
     rounds: list[float] = []
     limits = httpx.Limits(max_connections=path.lanes, max_keepalive_connections=path.lanes)
@@ -119,8 +144,9 @@ async def _measure(auth: Service, replicas: list[Service], pool: list[str],
         for token in tokens:
             statuses = await asyncio.gather(*[c.get("/me", headers=bearer(token)) for c in clients])
             if any(s.status_code != 200 for s in statuses):
-                raise BenchError(f"a replica refused a token before its revocation: "
-                                 f"{[s.status_code for s in statuses]}")
+                raise BenchError(
+                    f"a replica refused a token before its revocation: {[s.status_code for s in statuses]}"
+                )
             await asyncio.sleep(random.uniform(0, path.jitter))
             response = await http.post(f"{auth.url}/revoke", data={"token": token})
             start = time.perf_counter()
@@ -134,7 +160,7 @@ async def _measure(auth: Service, replicas: list[Service], pool: list[str],
         async with httpx.AsyncClient(timeout=10, limits=limits) as http:
             async with asyncio.TaskGroup() as group:
                 for i in range(path.lanes):
-                    group.create_task(lane(pool[i::path.lanes], http))
+                    group.create_task(lane(pool[i :: path.lanes], http))
     except ExceptionGroup as group:  # one lane's failure says what broke; the others were cancelled
         raise group.exceptions[0] from None
     finally:
@@ -155,8 +181,11 @@ async def _refused_after(client: httpx.AsyncClient, token: str, start: float, pa
 def _rows(path: Path_, arrivals: list[float], rounds: list[float]) -> list[Row]:
     rows = []
     for what, values in (("all replicas", rounds), ("per replica", arrivals)):
-        for stat, value in (("median", statistics.median(values)), ("p99", percentile(values, 99)),
-                            ("worst", max(values))):
+        for stat, value in (
+            ("median", statistics.median(values)),
+            ("p99", percentile(values, 99)),
+            ("worst", max(values)),
+        ):
             rows.append(Row(path.name, f"{what}: {stat}", value, value, value, "ms"))
     rows.append(budget_row(path.name, "all replicas p99", [percentile(rounds, 99)], path.budget_ms, "ms"))
     return rows

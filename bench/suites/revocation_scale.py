@@ -24,7 +24,7 @@ from auth_service.launch import Service, auth_process, replica_process
 from bench.harness import BenchError, Contender, Context, measure
 from bench.report import Row, SuiteResult, contender_rows
 from bench.suites._ops import budget_row, login, new_issuer, summary_row
-from bench.suites._ours import segment, bearer, mint_pool
+from bench.suites._ours import bearer, mint_pool, segment
 
 ENTRIES = {"smoke": 25_000, "quick": 100_000, "full": 1_000_000}
 MEMORY_MB = 100.0  # target at 1,000,000 entries; scaled by N/1e6 at smaller sizes
@@ -47,16 +47,25 @@ def run(ctx: Context) -> SuiteResult:
 
     empty_replica, empty_start = _start_replica(ctx, "scale-empty", empty_auth)
     full_replica, full_start = _start_replica(ctx, "scale-full", full_auth)
-    for name, token, status in (("the first entry's token", first, 401), ("the head entry's token", last, 401),
-                                ("a valid token", full.token, 200)):
-        ctx.expect(f"the {count:,}-entry replica answers {status} to {name}", f"{full_replica.url}/me", status,
-                   bearer(token))
+    for name, token, status in (
+        ("the first entry's token", first, 401),
+        ("the head entry's token", last, 401),
+        ("a valid token", full.token, 200),
+    ):
+        ctx.expect(
+            f"the {count:,}-entry replica answers {status} to {name}", f"{full_replica.url}/me", status, bearer(token)
+        )
     ctx.expect("the empty replica accepts its token", f"{empty_replica.url}/me", 200, bearer(empty.token))
     delta = _rss(full_replica) - _rss(empty_replica)
 
     base, loaded = "/me, 0 entries", f"/me, {count:,} entries"
-    runs = measure(ctx, [Contender(base, f"{empty_replica.url}/me", empty_replica, bearer(empty.token)),
-                         Contender(loaded, f"{full_replica.url}/me", full_replica, bearer(full.token))])
+    runs = measure(
+        ctx,
+        [
+            Contender(base, f"{empty_replica.url}/me", empty_replica, bearer(empty.token)),
+            Contender(loaded, f"{full_replica.url}/me", full_replica, bearer(full.token)),
+        ],
+    )
     budget = MEMORY_MB * count / 1_000_000
     rows: list[Row] = [
         summary_row(loaded, "replica start to in sync", full_start, "s"),
@@ -67,13 +76,21 @@ def run(ctx: Context) -> SuiteResult:
         budget_row(loaded, f"RSS delta (100 MB per 1e6 x {count:,})", [delta / 1e6], budget, "MB"),
         *contender_rows(runs, baseline=base, targets={loaded: CHECK_RATIO}),
     ]
-    return SuiteResult("revocation_scale", rows, runs, ctx.checks, notes=[
-        f"{count:,} jti entries written into SQLite in one transaction in {fill_seconds:.1f} s (not via POST /revoke)",
-        "sync: replica spawn to /readyz 200, Python start-up included: compare with the empty feed's row",
-        f"memory: VmRSS after sync minus an identical replica with 0 entries; target {MEMORY_MB:g} MB "
-        f"at 1,000,000 entries, scaled to {budget:g} MB here",
-        f"check cost: '÷ 0 entries' >= {CHECK_RATIO} means at most 10 % slower with the entries than without",
-    ])
+    return SuiteResult(
+        "revocation_scale",
+        rows,
+        runs,
+        ctx.checks,
+        notes=[
+            f"{count:,} jti entries written into SQLite in one transaction in {fill_seconds:.1f} s (not via POST /revoke)",
+            "sync: replica spawn to /readyz 200, Python start-up included: compare with the empty feed's row",
+            (
+                f"memory: VmRSS after sync minus an identical replica with 0 entries; target {MEMORY_MB:g} MB "
+                f"at 1,000,000 entries, scaled to {budget:g} MB here"
+            ),
+            f"check cost: '÷ 0 entries' >= {CHECK_RATIO} means at most 10 % slower with the entries than without",
+        ],
+    )
 
 
 def _jti(token: str) -> str:
@@ -87,9 +104,11 @@ def _fill(db: Path, count: int, first: str, last: str) -> None:
     with sqlite3.connect(db) as conn:  # one transaction: committed on leaving the block
         if conn.execute("SELECT head FROM feed WHERE id = 1").fetchone()[0] != 0:
             raise BenchError(f"{db}: the feed is not empty")
-        conn.executemany("INSERT INTO revocations (seq, kind, value, before, expires_at, created_at) "
-                         "VALUES (?, 'jti', ?, NULL, ?, ?)",
-                         ((seq, value, now + 7200, now) for seq, value in enumerate(values, 1)))
+        conn.executemany(
+            "INSERT INTO revocations (seq, kind, value, before, expires_at, created_at) "
+            "VALUES (?, 'jti', ?, NULL, ?, ?)",
+            ((seq, value, now + 7200, now) for seq, value in enumerate(values, 1)),
+        )
         conn.execute("UPDATE feed SET head = ? WHERE id = 1", (count,))
     conn.close()
 

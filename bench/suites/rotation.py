@@ -28,8 +28,7 @@ from bench.suites._ours import segment
 INTERVAL = 5.0  # seconds between rotations: the 4 s publish lead plus a margin
 ROTATIONS = {"smoke": 1, "quick": 1, "full": 8}
 REPLICAS = 2
-_ENV = {"AUTH_JWKS_MAX_AGE": "1", "AUTH_LOGIN_MAX_FAILURES": "1000000",
-        "AUTH_LOGIN_MAX_ATTEMPTS_PER_IP": "1000000"}
+_ENV = {"AUTH_JWKS_MAX_AGE": "1", "AUTH_LOGIN_MAX_FAILURES": "1000000", "AUTH_LOGIN_MAX_ATTEMPTS_PER_IP": "1000000"}
 # Replicas run with their defaults (unknown-kid refetch interval 10 s): a new key must be
 # known from the issuer's max-age schedule alone, within the 4 s publish lead.
 _REPLICA_ENV: dict[str, str] = {}
@@ -40,7 +39,9 @@ def run(ctx: Context) -> SuiteResult:
     rotations = ROTATIONS[ctx.mode.name]
     auth, data = new_issuer(ctx, "issuer", _ENV)
     ctx.start([auth], "load")
-    replicas = [replica_process(f"rot-r{i}", auth_url=auth.url, data=ctx.workdir, env=_REPLICA_ENV) for i in range(REPLICAS)]
+    replicas = [
+        replica_process(f"rot-r{i}", auth_url=auth.url, data=ctx.workdir, env=_REPLICA_ENV) for i in range(REPLICAS)
+    ]
     ctx.start(replicas, "server")
     pool_file = ctx.workdir / "pool-rotation.txt"
     pool: list[str] = []
@@ -66,12 +67,14 @@ def run(ctx: Context) -> SuiteResult:
 
     kids = list(dict.fromkeys(segment(t.split(".")[0])["kid"] for t in pool))
     ctx.check("every rotation succeeded", not failures and len(rotated) == rotations, "; ".join(failures))
-    ctx.check(f"the pool holds tokens of every key ({rotations + 1} expected)", len(kids) == rotations + 1,
-              f"{len(kids)} signing keys among {len(pool)} tokens")
+    ctx.check(
+        f"the pool holds tokens of every key ({rotations + 1} expected)",
+        len(kids) == rotations + 1,
+        f"{len(kids)} signing keys among {len(pool)} tokens",
+    )
     requests = sum(r.requests for r in runs)
     refused = sum(r.failed for r in runs)
-    ctx.check("zero responses >= 400 for valid tokens across rotations", refused == 0,
-              f"{refused} of {requests}")
+    ctx.check("zero responses >= 400 for valid tokens across rotations", refused == 0, f"{refused} of {requests}")
     share = 100.0 * (requests - refused) / requests if requests else 0.0
     rows = [
         summary_row("rotations", "keys rotated under load", float(len(rotated)), "keys"),
@@ -83,13 +86,29 @@ def run(ctx: Context) -> SuiteResult:
     ]
     for contender in contenders:
         mine = [r.rps for r in runs if r.contender == contender.name]
-        rows.append(Row(contender.name, "throughput during rotations", sorted(mine)[len(mine) // 2],
-                        min(mine), max(mine), "req/s"))
-    return SuiteResult("rotation", rows, runs, ctx.checks, notes=[
-        f"{rotations} rotations every {INTERVAL:g} s (AUTH_JWKS_MAX_AGE=1: 4 s publish lead), load as "
-        f"back-to-back {_PHASE_SECONDS} s wrk phases per replica over a token pool that grows by one "
-        "fresh login per phase; login rate limits raised out of the way; replicas at default settings",
-    ])
+        rows.append(
+            Row(
+                contender.name,
+                "throughput during rotations",
+                sorted(mine)[len(mine) // 2],
+                min(mine),
+                max(mine),
+                "req/s",
+            )
+        )
+    return SuiteResult(
+        "rotation",
+        rows,
+        runs,
+        ctx.checks,
+        notes=[
+            (
+                f"{rotations} rotations every {INTERVAL:g} s (AUTH_JWKS_MAX_AGE=1: 4 s publish lead), load as "
+                f"back-to-back {_PHASE_SECONDS} s wrk phases per replica over a token pool that grows by one "
+                "fresh login per phase; login rate limits raised out of the way; replicas at default settings"
+            ),
+        ],
+    )
 
 
 def _rotate(data: Path, rotations: int, rotated: list[str], failures: list[str]) -> None:
@@ -102,4 +121,3 @@ def _rotate(data: Path, rotations: int, rotated: list[str], failures: list[str])
             return
         rotated.append(done.stdout.strip())
         time.sleep(max(0.0, INTERVAL - (time.monotonic() - started)))
-

@@ -16,8 +16,17 @@ import statistics
 from bench.harness import Context
 from bench.report import Row, SuiteResult
 from bench.strategies.cluster_runner import balancer_kind
-from bench.suites._deployments import (CONTROL, Measured, SizeMeasured, deploy_all, measure_size, measured_before,
-                                      row, sizes, stop_all)
+from bench.suites._deployments import (
+    CONTROL,
+    Measured,
+    SizeMeasured,
+    deploy_all,
+    measure_size,
+    measured_before,
+    row,
+    sizes,
+    stop_all,
+)
 from bench.suites._ours import Issuer, start_issuers
 
 __all__ = ["BOTTLENECKS", "run"]
@@ -26,13 +35,13 @@ WITHIN = 1.10  # CPU per request at N may be at most 10 % above one replica's
 
 BOTTLENECKS = {
     "tokens": "none on the request path: each replica verifies alone (keys and revocations are pulled "
-              "in the background)",
+    "in the background)",
     "redis": "the Redis server: one round trip per request, and its CPU (shown apart) is shared by every replica",
     "sticky": "none on the request path, but a replica's sessions die with it (see the strategies suite)",
     "cluster": "replication fan-out grows with N on every login (N-1 messages), and every replica holds "
-               "every session, so memory per replica grows with all sessions, not its share",
+    "every session, so memory per replica grows with all sessions, not its share",
     CONTROL: "none: the control. Whatever its CPU per request gains from 1 to N replicas is the cost of N "
-             "event loops sharing one core, which every strategy pays on this machine",
+    "event loops sharing one core, which every strategy pays on this machine",
 }
 
 
@@ -70,28 +79,46 @@ def run(ctx: Context) -> SuiteResult:
             if n == 1:
                 base[strategy] = statistics.median(cpu)
             elif strategy in base:
-                rows.append(row(name, "CPU/request at x1 ÷ here", [base[strategy] / c for c in cpu], "x",
-                                1 / WITHIN))
+                rows.append(row(name, "CPU/request at x1 ÷ here", [base[strategy] / c for c in cpu], "x", 1 / WITHIN))
                 control = [m.run.cpu_us_per_request for m in these if m.run.contender == f"{CONTROL} x{n}"]
                 if strategy != CONTROL and CONTROL in base and control:
                     # The control's own growth divided out: what is left is the strategy's.
                     growth = base[CONTROL] / statistics.median(control)
-                    rows.append(row(name, "same, ÷ no auth's (core sharing removed)",
-                                    [base[strategy] / c / growth for c in cpu], "x", 1 / WITHIN))
-    notes = [f"balancer: {balancer_kind()}, on the server core with the replicas (its CPU is not counted); "
-             "replicas share that core, so req/s stays near one core's worth whatever N is: the judged number "
-             "is CPU per request",
-             "sticky: wrk is one user with one route cookie, so one replica serves every request and the "
-             "others idle; round robin spreads the other strategies (busiest ÷ idlest replica's CPU)",
-             "CPU per request at N includes what idle-time work N replicas do (background key and revocation "
-             "pulls for tokens) and N event loops taking turns on one core, each batching fewer requests",
-             f"target: CPU per request at N within {100 * (WITHIN - 1):.0f} % of one replica's "
-             f"(x1 ÷ here >= {1 / WITHIN:.3f}), judged raw and again with the no-auth control's growth divided "
-             "out: the raw row counts the machine's core sharing against every strategy, the second does not"]
+                    rows.append(
+                        row(
+                            name,
+                            "same, ÷ no auth's (core sharing removed)",
+                            [base[strategy] / c / growth for c in cpu],
+                            "x",
+                            1 / WITHIN,
+                        )
+                    )
+    notes = [
+        (
+            f"balancer: {balancer_kind()}, on the server core with the replicas (its CPU is not counted); "
+            "replicas share that core, so req/s stays near one core's worth whatever N is: the judged number "
+            "is CPU per request"
+        ),
+        (
+            "sticky: wrk is one user with one route cookie, so one replica serves every request and the "
+            "others idle; round robin spreads the other strategies (busiest ÷ idlest replica's CPU)"
+        ),
+        (
+            "CPU per request at N includes what idle-time work N replicas do (background key and revocation "
+            "pulls for tokens) and N event loops taking turns on one core, each batching fewer requests"
+        ),
+        (
+            f"target: CPU per request at N within {100 * (WITHIN - 1):.0f} % of one replica's "
+            f"(x1 ÷ here >= {1 / WITHIN:.3f}), judged raw and again with the no-auth control's growth divided "
+            "out: the raw row counts the machine's core sharing against every strategy, the second does not"
+        ),
+    ]
     notes += [f"shared bottleneck, {name}: {text}" for name, text in BOTTLENECKS.items()]
     if reused:
-        notes.append(f"{', '.join(reused)}: the runs the strategies suite measured earlier in this invocation "
-                     "(every strategy and the control, alternated), judged here: measured once, not twice")
+        notes.append(
+            f"{', '.join(reused)}: the runs the strategies suite measured earlier in this invocation "
+            "(every strategy and the control, alternated), judged here: measured once, not twice"
+        )
     if any(r.met is False and r.contender.startswith("tokens") for r in rows):
         notes += profiles
     if ctx.mode.name == "quick":

@@ -35,9 +35,25 @@ from bench.profile import profile_missed
 from bench.report import Row, SuiteResult
 from bench.strategies.cluster_runner import Run, balancer_kind
 from bench.strategies.death import areplica_death
-from bench.suites._deployments import (CONTROL, STRATEGIES, Deployment, Lead, Measured, by_contender, contender_of,
-                                      cpu_ticks, deploy_all, full_cost, measure_size, measured_before, redis_cpu,
-                                      redis_info, row, sizes, stop_all)
+from bench.suites._deployments import (
+    CONTROL,
+    STRATEGIES,
+    Deployment,
+    Lead,
+    Measured,
+    by_contender,
+    contender_of,
+    cpu_ticks,
+    deploy_all,
+    full_cost,
+    measure_size,
+    measured_before,
+    redis_cpu,
+    redis_info,
+    row,
+    sizes,
+    stop_all,
+)
 from bench.suites._ours import PASSWORD, USERNAME, Issuer, bearer, mint_pool, start_issuers
 
 __all__ = ["TOKENS_PER_CORE", "run"]
@@ -100,8 +116,9 @@ def run(ctx: Context) -> SuiteResult:
             rows += per_core
             if not profiles:  # the first size that misses: tokens' and the Redis store's replica 1
                 named = {d.name: contender_of(d) for d in deployments}
-                profiles = profile_missed(ctx, per_core,
-                                          {f"tokens x{n}": [named[f"tokens x{n}"], named[f"redis x{n}"]]})
+                profiles = profile_missed(
+                    ctx, per_core, {f"tokens x{n}": [named[f"tokens x{n}"], named[f"redis x{n}"]]}
+                )
             rows += _login_rows(ctx, deployments, issuer)
             mark = _lap(phases, "login", mark)
             for d in deployments:
@@ -118,33 +135,49 @@ def run(ctx: Context) -> SuiteResult:
         mark = _lap(phases, "stop", mark)
     rows += _constancy_rows(cost, memory)
     notes = [
-        f"balancer: {balancer_kind()} (bench/strategies/nginx.py; the Python balancer where nginx is missing); "
-        "sticky routes by the `route` cookie the replica sets at login (nginx `map $cookie_route`); "
-        "cluster replicates each login to every peer by synchronous HTTP fan-out (POST /_replicate)",
-        "CPU per request sums every replica process's utime+stime over the run (/proc); for redis the Redis "
-        "server's CPU (INFO cpu) is added in the per-core ratio; the balancer shares the replicas' core, its "
-        "CPU shown apart and not counted in either",
-        "tokens per core: (Redis store's replica + Redis server CPU per request) ÷ (tokens' CPU per request), "
-        "round by round; the req/s ratio beside it is report-only",
-        f"login: session strategies POST /login (no password is hashed there); tokens: POST /token password "
-        f"grant ({_PASSWORD_LOGINS.get(ctx.mode.name, 5)} per size, Argon2-bound) and, apart, the refresh grant "
-        "(a new access token, no password)",
-        f"memory: RSS growth per replica after {_SESSIONS.get(ctx.mode.name, 100_000):,} live sessions "
-        f"(sticky: split over the replicas; cluster: on every replica; redis: in Redis, Redis's growth shown "
-        f"apart); tokens: after {len(pool):,} distinct tokens verified at replica 1, cache at its "
-        "default size (10,000), which bounds what a replica holds",
-        "death: kill -9 of replica 1 mid-run, 30 users, every strategy's deployment at once; tokens' users "
-        "hold minted tokens (same key and claims as the issuer's, fresh jti: bench/suites/_ours.py)",
+        (
+            f"balancer: {balancer_kind()} (bench/strategies/nginx.py; the Python balancer where nginx is missing); "
+            "sticky routes by the `route` cookie the replica sets at login (nginx `map $cookie_route`); "
+            "cluster replicates each login to every peer by synchronous HTTP fan-out (POST /_replicate)"
+        ),
+        (
+            "CPU per request sums every replica process's utime+stime over the run (/proc); for redis the Redis "
+            "server's CPU (INFO cpu) is added in the per-core ratio; the balancer shares the replicas' core, its "
+            "CPU shown apart and not counted in either"
+        ),
+        (
+            "tokens per core: (Redis store's replica + Redis server CPU per request) ÷ (tokens' CPU per request), "
+            "round by round; the req/s ratio beside it is report-only"
+        ),
+        (
+            f"login: session strategies POST /login (no password is hashed there); tokens: POST /token password "
+            f"grant ({_PASSWORD_LOGINS.get(ctx.mode.name, 5)} per size, Argon2-bound) and, apart, the refresh grant "
+            "(a new access token, no password)"
+        ),
+        (
+            f"memory: RSS growth per replica after {_SESSIONS.get(ctx.mode.name, 100_000):,} live sessions "
+            f"(sticky: split over the replicas; cluster: on every replica; redis: in Redis, Redis's growth shown "
+            f"apart); tokens: after {len(pool):,} distinct tokens verified at replica 1, cache at its "
+            "default size (10,000), which bounds what a replica holds"
+        ),
+        (
+            "death: kill -9 of replica 1 mid-run, 30 users, every strategy's deployment at once; tokens' users "
+            "hold minted tokens (same key and claims as the issuer's, fresh jti: bench/suites/_ours.py)"
+        ),
     ]
     notes += profiles
     notes.append("time spent: " + ", ".join(f"{k} {v:.0f} s" for k, v in phases.items()))
     if ctx.mode.name == "quick":
-        notes.append("quick: 1 and 2 replicas, 1 s per contender x 2 rounds; tokens' memory after 11,000 "
-                     "tokens (just past the cache's 10,000), the sessions' after 25,000 sessions; 60 logins; "
-                     "deaths 1 s after the kill; --full runs 1, 2, 4, 8 replicas, 2 s x 2 rounds, 30,000 tokens, "
-                     "100,000 sessions, 500 logins and 1.5 s after the kill")
-    notes.append("tokens' memory is measured at the largest size only (each replica verifies alone: N changes "
-                 "nothing it holds), so it has no constancy row")
+        notes.append(
+            "quick: 1 and 2 replicas, 1 s per contender x 2 rounds; tokens' memory after 11,000 "
+            "tokens (just past the cache's 10,000), the sessions' after 25,000 sessions; 60 logins; "
+            "deaths 1 s after the kill; --full runs 1, 2, 4, 8 replicas, 2 s x 2 rounds, 30,000 tokens, "
+            "100,000 sessions, 500 logins and 1.5 s after the kill"
+        )
+    notes.append(
+        "tokens' memory is measured at the largest size only (each replica verifies alone: N changes "
+        "nothing it holds), so it has no constancy row"
+    )
     return SuiteResult("strategies", rows, [m.run for m in measured], ctx.checks, notes)
 
 
@@ -158,9 +191,16 @@ def _per_core_rows(measured: Sequence[Measured], n: int) -> list[Row]:
     tokens, store = by_contender(measured, f"tokens x{n}"), by_contender(measured, f"redis x{n}")
     pairs = list(zip(tokens, store, strict=True))
     name = f"tokens x{n}"
-    return [row(name, "÷ redis, by CPU/request (incl. Redis server)", [full_cost(r) / full_cost(t) for t, r in pairs],
-                "x", TOKENS_PER_CORE),
-            row(name, "÷ redis, req/s (report only)", [t.run.rps / r.run.rps for t, r in pairs], "x")]
+    return [
+        row(
+            name,
+            "÷ redis, by CPU/request (incl. Redis server)",
+            [full_cost(r) / full_cost(t) for t, r in pairs],
+            "x",
+            TOKENS_PER_CORE,
+        ),
+        row(name, "÷ redis, req/s (report only)", [t.run.rps / r.run.rps for t, r in pairs], "x"),
+    ]
 
 
 def _cpu_of(pids: Sequence[int], work: Callable[[], None]) -> tuple[float, float]:
@@ -179,7 +219,7 @@ def _login_rows(ctx: Context, deployments: Sequence[Deployment], issuer: Issuer)
         count = _LOGINS.get(ctx.mode.name, 100)
         statuses: list[int] = []
 
-        def logins() -> None:
+        def logins(d: Deployment = d, statuses: list[int] = statuses, count: int = count) -> None:
             with httpx.Client(base_url=d.run.url, timeout=10.0) as client:
                 statuses.extend(client.post("/login", data={"username": f"u{i}"}).status_code for i in range(count))
 
@@ -201,24 +241,31 @@ def _token_login_rows(ctx: Context, name: str, issuer: Issuer) -> list[Row]:
 
     def password() -> None:
         for _ in range(count):
-            response = ctx.http.post(f"{issuer.service.url}/token", data={
-                "grant_type": "password", "username": USERNAME, "password": PASSWORD})
+            response = ctx.http.post(
+                f"{issuer.service.url}/token",
+                data={"grant_type": "password", "username": USERNAME, "password": PASSWORD},
+            )
             ctx.check(f"{name} password login answers 200", response.status_code == 200, response.text[:200])
             refresh.append(response.json().get("refresh_token", ""))
 
     def refreshes() -> None:
         for token in refresh:
-            response = ctx.http.post(f"{issuer.service.url}/token", data={"grant_type": "refresh_token",
-                                                                          "refresh_token": token})
+            response = ctx.http.post(
+                f"{issuer.service.url}/token", data={"grant_type": "refresh_token", "refresh_token": token}
+            )
             ctx.check(f"{name} refresh grant answers 200", response.status_code == 200, response.text[:200])
 
     cpu, wall = _cpu_of([pid], password)
-    rows = [row(name, "login: password grant CPU (Argon2-bound)", [cpu / count * 1e6], "µs"),
-            row(name, "login: password grant wall time", [wall / count * 1000], "ms")]
+    rows = [
+        row(name, "login: password grant CPU (Argon2-bound)", [cpu / count * 1e6], "µs"),
+        row(name, "login: password grant wall time", [wall / count * 1000], "ms"),
+    ]
     if all(refresh):
         cpu, wall = _cpu_of([pid], refreshes)
-        rows += [row(name, "login: refresh grant CPU (no password)", [cpu / count * 1e6], "µs"),
-                 row(name, "login: refresh grant wall time", [wall / count * 1000], "ms")]
+        rows += [
+            row(name, "login: refresh grant CPU (no password)", [cpu / count * 1e6], "µs"),
+            row(name, "login: refresh grant wall time", [wall / count * 1000], "ms"),
+        ]
     return rows
 
 
@@ -242,7 +289,9 @@ def _memory(ctx: Context, d: Deployment, pool: Sequence[str]) -> list[float]:
         count = _SESSIONS.get(ctx.mode.name, 100_000)
         d.run.bulk_sessions(count)
         if d.strategy == "redis":
-            ctx.check(f"{d.name} bulk sessions in Redis", True, f"Redis grew {(_redis_memory() - redis_before) / 1e6:.1f} MB")
+            ctx.check(
+                f"{d.name} bulk sessions in Redis", True, f"Redis grew {(_redis_memory() - redis_before) / 1e6:.1f} MB"
+            )
     return [(_rss(pid) - b) / 1e6 for pid, b in zip(pids, before, strict=True)]
 
 
@@ -262,8 +311,11 @@ def _verify_all(ctx: Context, d: Deployment, pool: Sequence[str]) -> None:
         for replica in d.run.replicas[:1]:  # replicas are alike and share nothing: one stands for all
             contender = Contender(f"{replica.id} memory", f"{replica.url}/me", cast(Service, Lead(d)), tokens=path)
             (wrk,) = measure(one, [contender])
-            ctx.check(f"{replica.id} verified every memory-pool token", wrk.requests >= len(pool) and wrk.failed == 0,
-                      f"{wrk.requests} requests for {len(pool)} tokens, {wrk.failed} failed")
+            ctx.check(
+                f"{replica.id} verified every memory-pool token",
+                wrk.requests >= len(pool) and wrk.failed == 0,
+                f"{wrk.requests} requests for {len(pool)} tokens, {wrk.failed} failed",
+            )
 
 
 def _death_rows(ctx: Context, deployments: Sequence[Deployment], pool: Sequence[str]) -> list[Row]:
@@ -283,14 +335,17 @@ def _death_rows(ctx: Context, deployments: Sequence[Deployment], pool: Sequence[
     for d, report in zip(deployments, asyncio.run(all_deaths()), strict=True):
         users = report["users"]
         kept = (users - report["sessions_lost"]) / users
-        rows += [row(d.name, "death: sessions kept", [kept], "share", 1.0),
-                 row(d.name, "death: users forced to log in again", [float(report["forced_relogin"])], "users"),
-                 row(d.name, "death: failed requests", [float(report["failed_requests"])], "requests")]
+        rows += [
+            row(d.name, "death: sessions kept", [kept], "share", 1.0),
+            row(d.name, "death: users forced to log in again", [float(report["forced_relogin"])], "users"),
+            row(d.name, "death: failed requests", [float(report["failed_requests"])], "requests"),
+        ]
     return rows
 
 
-async def _token_death(run: Run, tokens: Sequence[str], before: float = 0.5, after: float = 1.5,
-                       interval: float = 0.02) -> dict[str, int]:
+async def _token_death(
+    run: Run, tokens: Sequence[str], before: float = 0.5, after: float = 1.5, interval: float = 0.02
+) -> dict[str, int]:
     """`replica_death` for bearer tokens: same users, timing and counts; a 401 means log in again."""
     crashed = asyncio.Event()
     counts = {"users": len(tokens), "forced_relogin": 0, "failed_requests": 0, "requests": 0}
@@ -340,6 +395,14 @@ def _constancy_rows(cost: dict[str, dict[int, float]], memory: dict[str, dict[in
         for n, mb in memory[strategy].items():
             if n > 1:
                 here = max(mb)
-                rows.append(row(f"{strategy} x{n}", "largest replica RSS growth - x1's (<= 10 % of x1 or 5 MB)",
-                                [here - base], "MB", None, here - base <= max(5.0, 0.1 * abs(base))))
+                rows.append(
+                    row(
+                        f"{strategy} x{n}",
+                        "largest replica RSS growth - x1's (<= 10 % of x1 or 5 MB)",
+                        [here - base],
+                        "MB",
+                        None,
+                        here - base <= max(5.0, 0.1 * abs(base)),
+                    )
+                )
     return rows

@@ -41,16 +41,21 @@ def run(ctx: Context) -> SuiteResult:
     ctx.expect("warm /me serves /metrics", f"{warm.url}/metrics", 200)
     ctx.expect("warm /me with metrics off serves no /metrics", f"{bare.url}/metrics", 404)
     ctx.expect("warm /me with metrics off accepts the issued token", f"{bare.url}/me", 200, bearer(token))
-    contenders = [Contender(BASELINE, f"{noauth.url}/me", noauth),
-                  Contender(WARM, f"{warm.url}/me", warm, bearer(token)),
-                  Contender(WARM_BARE, f"{bare.url}/me", bare, bearer(token))]
+    contenders = [
+        Contender(BASELINE, f"{noauth.url}/me", noauth),
+        Contender(WARM, f"{warm.url}/me", warm, bearer(token)),
+        Contender(WARM_BARE, f"{bare.url}/me", bare, bearer(token)),
+    ]
     for alg, server in cold.items():
         pool_file = ctx.workdir / f"pool-{alg.lower()}.txt"
         pool = mint_pool(issuers[alg], ctx.mode.pool, pool_file)
         sample = [pool[0], pool[-1], *random.sample(pool, min(_SAMPLE, len(pool)))]
         statuses = [ctx.http.get(f"{server.url}/me", headers=bearer(t)).status_code for t in sample]
-        ctx.check(f"cold {alg} pool accepted ({len(sample)} of {len(pool)} sampled)",
-                  statuses == [200] * len(sample), f"statuses: {sorted(set(statuses))}")
+        ctx.check(
+            f"cold {alg} pool accepted ({len(sample)} of {len(pool)} sampled)",
+            statuses == [200] * len(sample),
+            f"statuses: {sorted(set(statuses))}",
+        )
         contenders.append(Contender(f"/me cold {alg}", f"{server.url}/me", server, tokens=pool_file))
 
     runs = measure(ctx, contenders)
@@ -59,9 +64,17 @@ def run(ctx: Context) -> SuiteResult:
     behind = {name: [named[name], named[BASELINE]] for name in TARGETS}
     behind[WARM_BARE] = [named[WARM], named[WARM_BARE]]
     profiles = profile_missed(ctx, rows, behind)
-    return SuiteResult("verify", rows, runs, ctx.checks, notes=[
-        f"cold: {ctx.mode.pool} distinct tokens per algorithm, replica cache off: every request a full verification",
-        f"metrics: '{WARM}' counts and times every request for /metrics, '{WARM_BARE}' does not; "
-        f"'{WARM} ÷ this' is the share of throughput kept with metrics on (target >= {METRICS_COST[WARM_BARE]:g})",
-        *profiles,
-    ])
+    return SuiteResult(
+        "verify",
+        rows,
+        runs,
+        ctx.checks,
+        notes=[
+            f"cold: {ctx.mode.pool} distinct tokens per algorithm, replica cache off: every request a full verification",
+            (
+                f"metrics: '{WARM}' counts and times every request for /metrics, '{WARM_BARE}' does not; "
+                f"'{WARM} ÷ this' is the share of throughput kept with metrics on (target >= {METRICS_COST[WARM_BARE]:g})"
+            ),
+            *profiles,
+        ],
+    )

@@ -133,10 +133,16 @@ def attacker_certificate() -> x509.Certificate:
 
     name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "auth.example")])
     now = datetime.datetime.now(datetime.UTC)
-    return (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(attacker_rsa().public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
-            .sign(attacker_rsa(), hashes.SHA256()))
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(attacker_rsa().public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(attacker_rsa(), hashes.SHA256())
+    )
 
 
 # -- the running target --------------------------------------------------------------------
@@ -198,16 +204,24 @@ class Target:
         return int(self.http.get(f"{self.replica_url}/healthz").json()["keys"])
 
 
-def start_target(tmp: Path, *, users: tuple[str, ...] = ("alice",), clients: tuple[str, ...] = (),
-                 **env: str) -> Iterator[Target]:
+def start_target(
+    tmp: Path, *, users: tuple[str, ...] = ("alice",), clients: tuple[str, ...] = (), **env: str
+) -> Iterator[Target]:
     """The body of a module-scoped fixture: an issuer, users, clients, one replica, two logins."""
     stack = Stack(tmp)
     try:
         stack.start_auth(**env)
         with concurrent.futures.ThreadPoolExecutor() as pool:  # each CLI call is a Python start (and a hash)
             added = [pool.submit(stack.add_user, name, scope="reports:read profile") for name in users]
-            added += [pool.submit(stack.add_client, client, f"{client}-secret-of-at-least-32-characters", scope="reports:read introspect")
-                      for client in clients]
+            added += [
+                pool.submit(
+                    stack.add_client,
+                    client,
+                    f"{client}-secret-of-at-least-32-characters",
+                    scope="reports:read introspect",
+                )
+                for client in clients
+            ]
             stack.start_replicas(1)
             for job in added:
                 job.result()
@@ -224,8 +238,9 @@ def start_target(tmp: Path, *, users: tuple[str, ...] = ("alice",), clients: tup
 # -- what every refusal must look like -----------------------------------------------------
 
 
-def assert_bearer_refusal(response: httpx.Response, *, status: int, error: str, description: str,
-                          realm: str, token: str = "") -> None:
+def assert_bearer_refusal(
+    response: httpx.Response, *, status: int, error: str, description: str, realm: str, token: str = ""
+) -> None:
     """An RFC 6750 section 3 refusal: the status, the exact challenge, the same code in the body,
     and nothing of the token echoed back (CVE-2019-7644 leaked the expected signature)."""
     assert response.status_code == status, (response.status_code, response.text)

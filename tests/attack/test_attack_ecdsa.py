@@ -52,8 +52,17 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
         private = serialization.load_pem_private_key(record["private_key"].encode(), None)
         assert stack.auth is not None
         now = int(time.time())
-        claims = {"iss": stack.auth.url, "sub": secrets.token_urlsafe(16), "aud": "api", "client_id": "public",
-                  "scope": "reports:read", "sid": "", "iat": now, "exp": now + 900, "jti": ""}
+        claims = {
+            "iss": stack.auth.url,
+            "sub": secrets.token_urlsafe(16),
+            "aud": "api",
+            "client_id": "public",
+            "scope": "reports:read",
+            "sid": "",
+            "iat": now,
+            "exp": now + 900,
+            "jti": "",
+        }
         forger = Forger({"alg": "ES256", "kid": key_file.stem, "typ": "at+jwt"}, claims, private)
         control = forger.token()
         target = Target(stack, control, control)
@@ -108,44 +117,68 @@ SIGNATURE_TRICKS: dict[str, tuple[Callable[[Forger], str], str]] = {
     "r and s swapped": (_with_signature(lambda t: _fixed(_rs(t)[1], _rs(t)[0])), BAD_SIGNATURE),
     "zero signature in DER form": (_with_signature(lambda t: encode_dss_signature(0, 0)), BAD_SIGNATURE),
     "the real signature in DER form": (_with_signature(lambda t: encode_dss_signature(*_rs(t))), BAD_SIGNATURE),
-    "the real signature and one more byte": (_with_signature(lambda t: unb64(t.split(".")[2]) + b"\x00"),
-                                             BAD_SIGNATURE),
-    "empty-looking signature of 64 zero bytes but one": (_with_signature(lambda t: bytes(63) + b"\x01"),
-                                                         BAD_SIGNATURE),
+    "the real signature and one more byte": (
+        _with_signature(lambda t: unb64(t.split(".")[2]) + b"\x00"),
+        BAD_SIGNATURE,
+    ),
+    "empty-looking signature of 64 zero bytes but one": (_with_signature(lambda t: bytes(63) + b"\x01"), BAD_SIGNATURE),
     "signed by the attacker's P-256 key under the issuer's kid": (
-        lambda f: sign(f.header_bytes(), f.payload_bytes(), "ES256", attacker_ec()), BAD_SIGNATURE),
+        lambda f: sign(f.header_bytes(), f.payload_bytes(), "ES256", attacker_ec()),
+        BAD_SIGNATURE,
+    ),
     "alg RS256 under the ES256 kid, signed by the attacker's RSA key": (
-        lambda f: sign(f.header_bytes(alg="RS256"), f.payload_bytes(), "RS256", attacker_rsa()), ALG_MISMATCH),
+        lambda f: sign(f.header_bytes(alg="RS256"), f.payload_bytes(), "RS256", attacker_rsa()),
+        ALG_MISMATCH,
+    ),
     "alg EdDSA under the ES256 kid, signed by the attacker": (
-        lambda f: sign(f.header_bytes(alg="EdDSA"), f.payload_bytes(), "EdDSA", attacker_ed25519()), ALG_MISMATCH),
+        lambda f: sign(f.header_bytes(alg="EdDSA"), f.payload_bytes(), "EdDSA", attacker_ed25519()),
+        ALG_MISMATCH,
+    ),
     "alg ES384 signed by the issuer's own P-256 key": (
-        lambda f: f.raw(f.header_bytes(alg="ES384"), f.payload_bytes(), alg="ES384"), UNSUPPORTED_ALG),
-    "alg none over the issuer's real signature": (lambda f: f.raw(f.header_bytes(alg="none"), f.payload_bytes()),
-                                                  UNSUPPORTED_ALG),
+        lambda f: f.raw(f.header_bytes(alg="ES384"), f.payload_bytes(), alg="ES384"),
+        UNSUPPORTED_ALG,
+    ),
+    "alg none over the issuer's real signature": (
+        lambda f: f.raw(f.header_bytes(alg="none"), f.payload_bytes()),
+        UNSUPPORTED_ALG,
+    ),
     "alg HS256 keyed with the EC public key PEM": (
         _hmac_with(_public(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)),
-        UNSUPPORTED_ALG),
+        UNSUPPORTED_ALG,
+    ),
     "alg HS256 keyed with the EC public key in OpenSSH format (CVE-2024-33663)": (
-        _hmac_with(_public(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)), UNSUPPORTED_ALG),
+        _hmac_with(_public(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)),
+        UNSUPPORTED_ALG,
+    ),
     "alg HS256 keyed with the uncompressed EC point": (
         _hmac_with(_public(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)),
-        UNSUPPORTED_ALG),
+        UNSUPPORTED_ALG,
+    ),
     "jwk header with the attacker's P-256 key (CVE-2018-0114)": (
-        lambda f: sign(f.header_bytes(kid=DROP, jwk=ECAlgorithm.to_jwk(attacker_ec().public_key(), as_dict=True)),
-                       f.payload_bytes(), "ES256", attacker_ec()), "embedded keys are not accepted"),
+        lambda f: sign(
+            f.header_bytes(kid=DROP, jwk=ECAlgorithm.to_jwk(attacker_ec().public_key(), as_dict=True)),
+            f.payload_bytes(),
+            "ES256",
+            attacker_ec(),
+        ),
+        "embedded keys are not accepted",
+    ),
     "jwk header with a point off the curve (invalid-curve attack)": (
         lambda f: sign(f.header_bytes(jwk=_off_curve_jwk()), f.payload_bytes(), "ES256", attacker_ec()),
-        "embedded keys are not accepted"),
+        "embedded keys are not accepted",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", list(SIGNATURE_TRICKS.values()), ids=list(SIGNATURE_TRICKS))
-def test_a_signature_trick_is_refused_as_invalid_token(target: Target, case: tuple[Callable[[Forger], str], str]
-                                                       ) -> None:
+def test_a_signature_trick_is_refused_as_invalid_token(
+    target: Target, case: tuple[Callable[[Forger], str], str]
+) -> None:
     build, description = case
     token = build(target.forger)
-    assert_bearer_refusal(target.me(token), status=401, error="invalid_token", realm="api", description=description,
-                          token=token)
+    assert_bearer_refusal(
+        target.me(token), status=401, error="invalid_token", realm="api", description=description, token=token
+    )
     assert target.me(target.access).status_code == 200
     assert target.replica_keys() == target.keys
 
@@ -158,7 +191,8 @@ def test_the_malleated_twin_of_a_revoked_token_is_revoked_too(target: Target) ->
     r, s = _rs(token)
     twin = f"{header}.{payload}.{b64(_fixed(r, P256_ORDER - s))}"
     target.forger.private.public_key().verify(  # raises unless the twin is a valid signature
-        encode_dss_signature(r, P256_ORDER - s), f"{header}.{payload}".encode(), ec.ECDSA(hashes.SHA256()))
+        encode_dss_signature(r, P256_ORDER - s), f"{header}.{payload}".encode(), ec.ECDSA(hashes.SHA256())
+    )
     assert target.me(token).status_code == target.me(twin).status_code == 200
     assert target.http.post(f"{target.auth_url}/revoke", data={"token": twin}).status_code == 200
 
@@ -167,5 +201,6 @@ def test_the_malleated_twin_of_a_revoked_token_is_revoked_too(target: Target) ->
 
     assert eventually(both_revoked, timeout=5)
     for t in (token, twin):
-        assert_bearer_refusal(target.me(t), status=401, error="invalid_token", realm="api",
-                              description="token has been revoked", token=t)
+        assert_bearer_refusal(
+            target.me(t), status=401, error="invalid_token", realm="api", description="token has been revoked", token=t
+        )

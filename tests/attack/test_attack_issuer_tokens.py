@@ -66,8 +66,9 @@ def test_the_issuer_acts_on_no_forged_token(target: Target, case: Attack) -> Non
     access, refresh = case.build(target.forger), case.build(target.refresh_forger)
     # /logout takes a Bearer credential: RFC 6750 section 3.
     response = logout(target, access)
-    assert_bearer_refusal(response, status=401, error="invalid_token", realm="auth",
-                          description=case.description("at+jwt"), token=access)
+    assert_bearer_refusal(
+        response, status=401, error="invalid_token", realm="auth", description=case.description("at+jwt"), token=access
+    )
     assert response.headers["cache-control"] == "no-store"
     # /revoke: RFC 7009 section 2.2, 200 for a token that is not ours, and nothing revoked.
     for token in (access, refresh):
@@ -82,8 +83,12 @@ def test_the_issuer_acts_on_no_forged_token(target: Target, case: Attack) -> Non
     if len(refresh) > MAX_VALUE:
         assert_too_long(response, "refresh_token")
     else:
-        assert_oauth_error(response, status=400, error="invalid_grant",
-                           description="refresh token invalid: " + case.description("rt+jwt"))
+        assert_oauth_error(
+            response,
+            status=400,
+            error="invalid_grant",
+            description="refresh token invalid: " + case.description("rt+jwt"),
+        )
     assert target.cursor() == before
 
 
@@ -95,19 +100,27 @@ LOGOUT_HEADERS: dict[str, Callable[[str], list[tuple[str, str]]]] = {
 
 
 @pytest.mark.parametrize("headers", list(LOGOUT_HEADERS.values()), ids=list(LOGOUT_HEADERS))
-def test_logout_refuses_a_malformed_authorization_header(target: Target,
-                                                         headers: Callable[[str], list[tuple[str, str]]]) -> None:
+def test_logout_refuses_a_malformed_authorization_header(
+    target: Target, headers: Callable[[str], list[tuple[str, str]]]
+) -> None:
     before = target.cursor()
     sent = [(name, value.encode()) for name, value in headers(target.access)]
     response = target.raw_request("POST", f"{target.auth_url}/logout", sent)
     # RFC 6750 section 3: no usable access token, so the challenge is sent, here with invalid_request.
-    assert_bearer_refusal(response, status=400, error="invalid_request", realm="auth",
-                          description="malformed Authorization header", token=target.access)
+    assert_bearer_refusal(
+        response,
+        status=400,
+        error="invalid_request",
+        realm="auth",
+        description="malformed Authorization header",
+        token=target.access,
+    )
     assert target.cursor() == before
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Basic YWxpY2U6c2VjcmV0"}],
-                         ids=["no credential", "scheme Basic"])
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Basic YWxpY2U6c2VjcmV0"}], ids=["no credential", "scheme Basic"]
+)
 def test_logout_without_a_bearer_credential_sends_a_bare_challenge(target: Target, headers: dict[str, str]) -> None:
     before = target.cursor()
     response = target.http.post(f"{target.auth_url}/logout", headers=headers)
@@ -142,10 +155,14 @@ INTROSPECTED = [
 
 def test_introspection_refuses_two_authorization_headers(target: Target) -> None:
     """The client is authenticated from one credential, never the first of several."""
-    response = target.http.post(f"{target.auth_url}/introspect", data={"token": target.access}, headers=[
-        ("Authorization", "Basic c3ZjOnN2Yy1zZWNyZXQ="), ("Authorization", "Basic ZXZpbDp4")])
-    assert_oauth_error(response, status=400, error="invalid_request",
-                       description="several Authorization headers were sent")
+    response = target.http.post(
+        f"{target.auth_url}/introspect",
+        data={"token": target.access},
+        headers=[("Authorization", "Basic c3ZjOnN2Yy1zZWNyZXQ="), ("Authorization", "Basic ZXZpbDp4")],
+    )
+    assert_oauth_error(
+        response, status=400, error="invalid_request", description="several Authorization headers were sent"
+    )
 
 
 def test_the_control_introspection_finds_a_forged_copy_active(target: Target) -> None:
@@ -170,10 +187,17 @@ def test_introspection_reports_a_forged_token_inactive(target: Target, case: Att
 def test_an_access_token_is_no_refresh_token_and_a_refresh_token_no_access_token(target: Target) -> None:
     before = target.cursor()
     as_refresh = target.stack.token(grant_type="refresh_token", refresh_token=target.access)
-    assert_oauth_error(as_refresh, status=400, error="invalid_grant",
-                       description="refresh token invalid: token typ must be rt+jwt")
-    assert_bearer_refusal(logout(target, target.refresh), status=401, error="invalid_token", realm="auth",
-                          description="token typ must be at+jwt", token=target.refresh)
+    assert_oauth_error(
+        as_refresh, status=400, error="invalid_grant", description="refresh token invalid: token typ must be rt+jwt"
+    )
+    assert_bearer_refusal(
+        logout(target, target.refresh),
+        status=401,
+        error="invalid_token",
+        realm="auth",
+        description="token typ must be at+jwt",
+        token=target.refresh,
+    )
     assert target.cursor() == before
 
 
@@ -183,7 +207,8 @@ def test_an_access_token_is_no_refresh_token_and_a_refresh_token_no_access_token
 def refused_as_revoked(target: Target, access: str) -> bool:
     response = target.me(access)
     return response.status_code == 401 and 'error_description="token has been revoked"' in response.headers.get(
-        "www-authenticate", "")
+        "www-authenticate", ""
+    )
 
 
 def test_replaying_a_rotated_refresh_token_ends_the_whole_session(target: Target) -> None:
@@ -192,8 +217,9 @@ def test_replaying_a_rotated_refresh_token_ends_the_whole_session(target: Target
     assert target.me(second["access_token"]).status_code == 200
     feed, cursor, _ = target.cursor()
     replay = target.stack.token(grant_type="refresh_token", refresh_token=first["refresh_token"])
-    assert_oauth_error(replay, status=400, error="invalid_grant",
-                       description="refresh token already used; the session is revoked")
+    assert_oauth_error(
+        replay, status=400, error="invalid_grant", description="refresh token already used; the session is revoked"
+    )
     entries = target.http.get(f"{target.auth_url}/revocations", params={"after": cursor, "feed": feed}).json()
     sid = claims_of(str(first["access_token"]))[1]["sid"]
     assert [(e["kind"], e["value"]) for e in entries["entries"]] == [("sid", sid)]
@@ -230,16 +256,18 @@ def test_another_client_cannot_use_or_burn_a_public_clients_refresh_token(target
     login = target.stack.login()
     before = target.cursor()
     stolen = post(target, "/token", auth=SVC, grant_type="refresh_token", refresh_token=str(login["refresh_token"]))
-    assert_oauth_error(stolen, status=400, error="invalid_grant",
-                       description="refresh token was issued to another client")
+    assert_oauth_error(
+        stolen, status=400, error="invalid_grant", description="refresh token was issued to another client"
+    )
     assert target.cursor() == before
     owner = target.stack.token(grant_type="refresh_token", refresh_token=login["refresh_token"])
     assert owner.status_code == 200, "the owner's session must be untouched"
 
 
 def test_a_confidential_clients_refresh_token_needs_its_secret(target: Target) -> None:
-    login = post(target, "/token", auth=SVC, grant_type="password", username="alice",
-                 password="correct horse battery staple").json()
+    login = post(
+        target, "/token", auth=SVC, grant_type="password", username="alice", password="correct horse battery staple"
+    ).json()
     refresh = str(login["refresh_token"])
     before = target.cursor()
     no_secret = target.stack.token(grant_type="refresh_token", refresh_token=refresh, client_id="svc")
@@ -248,16 +276,18 @@ def test_a_confidential_clients_refresh_token_needs_its_secret(target: Target) -
     assert_oauth_error(wrong, status=401, error="invalid_client", description="client authentication failed")
     assert wrong.headers["www-authenticate"] == 'Basic realm="auth"'
     as_public = target.stack.token(grant_type="refresh_token", refresh_token=refresh)
-    assert_oauth_error(as_public, status=400, error="invalid_grant",
-                       description="refresh token was issued to another client")
+    assert_oauth_error(
+        as_public, status=400, error="invalid_grant", description="refresh token was issued to another client"
+    )
     assert target.cursor() == before
     assert post(target, "/token", auth=SVC, grant_type="refresh_token", refresh_token=refresh).status_code == 200
 
 
 def test_asking_more_scope_on_refresh_is_refused_without_burning_the_token(target: Target) -> None:
     login = target.stack.login(scope="profile")
-    wider = target.stack.token(grant_type="refresh_token", refresh_token=login["refresh_token"],
-                               scope="profile reports:read")
+    wider = target.stack.token(
+        grant_type="refresh_token", refresh_token=login["refresh_token"], scope="profile reports:read"
+    )
     assert_oauth_error(wider, status=400, error="invalid_scope", description="requested scope exceeds what was granted")
     again = target.stack.token(grant_type="refresh_token", refresh_token=login["refresh_token"])
     assert again.status_code == 200 and again.json()["scope"] == "profile"

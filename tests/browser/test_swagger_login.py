@@ -23,8 +23,15 @@ pytestmark = pytest.mark.slow
 
 # No downloaded browser: Debian's chromium, as root in CI. The network flags keep it from calling
 # Google's hosts, which this closed network refuses (and which would slow every start).
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-                 "--disable-background-networking", "--disable-component-update"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 # Both services serve Swagger UI's files themselves: the page must not ask any other host.
 _OFF_LOOPBACK = re.compile(r"^https?://(?!127\.0\.0\.1[:/])")
 
@@ -38,8 +45,9 @@ def page(tmp_path: Path) -> Iterator[Page]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(tmp_path / "chromium-profile", executable_path=chromium,
-                                                        headless=True, args=CHROMIUM_ARGS)
+        context = pw.chromium.launch_persistent_context(
+            tmp_path / "chromium-profile", executable_path=chromium, headless=True, args=CHROMIUM_ARGS
+        )
         try:
             page = context.pages[0] if context.pages else context.new_page()
             page.set_default_timeout(15_000)
@@ -61,7 +69,8 @@ def _issuer_and_replica(stack: Stack) -> tuple[Service, str]:
 
 
 def test_swagger_ui_logs_in_at_the_issuer_and_shows_the_callers_claims_from_me(
-        stack: Stack, page: Page, tmp_path: Path) -> None:
+    stack: Stack, page: Page, tmp_path: Path
+) -> None:
     replica, sub = _issuer_and_replica(stack)
     assert stack.auth is not None
     me_calls: list[tuple[int, bool]] = []  # (status, sent a bearer token) of each /me the page made
@@ -73,8 +82,7 @@ def test_swagger_ui_logs_in_at_the_issuer_and_shows_the_callers_claims_from_me(
 
     page.on("response", on_response)
     off_loopback: list[str] = []
-    page.on("request", lambda request: off_loopback.extend(
-        [request.url] if _OFF_LOOPBACK.match(request.url) else []))
+    page.on("request", lambda request: off_loopback.extend([request.url] if _OFF_LOOPBACK.match(request.url) else []))
     page.goto(f"{replica.url}/docs")
     page.locator(".auth-wrapper .authorize").wait_for()
 

@@ -104,9 +104,13 @@ def is_unavailable(response: httpx.Response) -> bool:
         body = response.json()
     except ValueError:
         return False
-    return (response.status_code == 503 and isinstance(body, dict)
-            and body.get("error") == "temporarily_unavailable" and isinstance(body.get("error_description"), str)
-            and response.headers.get("retry-after", "").isdigit())
+    return (
+        response.status_code == 503
+        and isinstance(body, dict)
+        and body.get("error") == "temporarily_unavailable"
+        and isinstance(body.get("error_description"), str)
+        and response.headers.get("retry-after", "").isdigit()
+    )
 
 
 class Storm:
@@ -115,8 +119,9 @@ class Storm:
     200, a refresh replay's 400 invalid_grant, and (when `unavailable_ok`) an RFC 6749 503
     are the contract; anything else is collected in `broken`."""
 
-    def __init__(self, url: str, users: list[str], password: str, *, workers: int = 6,
-                 unavailable_ok: bool = False) -> None:
+    def __init__(
+        self, url: str, users: list[str], password: str, *, workers: int = 6, unavailable_ok: bool = False
+    ) -> None:
         self.url = url
         self.users = users
         self.password = password
@@ -185,14 +190,20 @@ class Storm:
                     family = None
 
     def _login(self, http: httpx.Client, user: str) -> Family | None:
-        response = http.post(f"{self.url}/token", data={"grant_type": "password", "username": user,
-                                                        "password": self.password})
+        response = http.post(
+            f"{self.url}/token", data={"grant_type": "password", "username": user, "password": self.password}
+        )
         if self._judge("login", response) != "ok":
             return None
         body = response.json()
         refresh = body["refresh_token"]
-        family = Family(user=user, sid=str(claims_of(refresh)[1]["sid"]), refresh=refresh,
-                        access=body["access_token"], jtis=[str(claims_of(refresh)[1]["jti"])])
+        family = Family(
+            user=user,
+            sid=str(claims_of(refresh)[1]["sid"]),
+            refresh=refresh,
+            access=body["access_token"],
+            jtis=[str(claims_of(refresh)[1]["jti"])],
+        )
         with self._lock:
             self.families.append(family)
         return family
@@ -200,8 +211,7 @@ class Storm:
     def _refresh(self, http: httpx.Client, family: Family) -> None:
         retry = family.state == "unsure"
         family.state = "unsure"  # until the answer says otherwise
-        response = http.post(f"{self.url}/token", data={"grant_type": "refresh_token",
-                                                        "refresh_token": family.refresh})
+        response = http.post(f"{self.url}/token", data={"grant_type": "refresh_token", "refresh_token": family.refresh})
         if retry and response.status_code == 400 and response.json().get("error") == "invalid_grant":
             # The unanswered attempt had rotated it after all: the retry is a replay, and the
             # family is revoked as a whole. Allowed; check_clients verifies the revocation.
@@ -215,8 +225,9 @@ class Storm:
 
     def _replay(self, http: httpx.Client, family: Family) -> None:
         family.state = "unsure"
-        response = http.post(f"{self.url}/token", data={"grant_type": "refresh_token",
-                                                        "refresh_token": family.previous})
+        response = http.post(
+            f"{self.url}/token", data={"grant_type": "refresh_token", "refresh_token": family.previous}
+        )
         if response.status_code == 400 and response.json().get("error") == "invalid_grant":
             self._note("replay refused")
             family.state = "revoked"
@@ -249,7 +260,7 @@ def check_database(db: Db, storm: Storm) -> None:
     revoked_on_feed = {value for kind, value in db.query("SELECT kind, value FROM revocations") if kind == "sid"}
     unannounced = [sid for sid, revoked_at in families.items() if revoked_at is not None and sid not in revoked_on_feed]
     assert not unannounced, f"{len(unannounced)} families revoked in the store but not on the feed"
-    (head,), = db.query("SELECT head FROM feed")
+    ((head,),) = db.query("SELECT head FROM feed")
     assert [seq for (seq,) in db.query("SELECT seq FROM revocations ORDER BY seq")] == list(range(1, head + 1))
     given_sids = {f.sid for f in storm.families}
     given_jtis = {jti for f in storm.families for jti in f.jtis}
@@ -279,8 +290,9 @@ def check_clients(url: str, db: Db, storm: Storm) -> Counter[str]:
             if refused:
                 ended.append(family.sid)
         for user in storm.users:
-            login = http.post(f"{url}/token", data={"grant_type": "password", "username": user,
-                                                    "password": storm.password})
+            login = http.post(
+                f"{url}/token", data={"grant_type": "password", "username": user, "password": storm.password}
+            )
             assert login.status_code == 200, f"user {user} cannot log in after the fault: {login.text}"
     families = dict(db.query("SELECT sid, revoked_at FROM families"))
     on_feed = {value for kind, value in db.query("SELECT kind, value FROM revocations") if kind == "sid"}

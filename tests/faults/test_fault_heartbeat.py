@@ -30,7 +30,8 @@ def proxy_to_postgres(postgres_url: str) -> Iterator[tuple[CuttableProxy, str]]:
 
 
 def test_an_issuer_cut_from_its_database_stops_vouching_and_its_replica_refuses_a_token_revoked_elsewhere(
-        stack: Stack, postgres_url: str, proxy_to_postgres: tuple[CuttableProxy, str]) -> None:
+    stack: Stack, postgres_url: str, proxy_to_postgres: tuple[CuttableProxy, str]
+) -> None:
     proxy, proxied_url = proxy_to_postgres
     port_b = free_port()
     env = {**AUTH_ENV, "AUTH_ISSUER": f"http://127.0.0.1:{port_b}", "AUTH_KEYS_PASSPHRASE": "a sixteen-plus passphrase"}

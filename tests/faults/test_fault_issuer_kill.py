@@ -30,8 +30,9 @@ def test_a_sigkill_during_a_login_and_refresh_storm_loses_nothing_on_sqlite(stac
     auth = stack.start_auth(**STORM_ENV)
     storm = Storm(auth.url, USERS, PASSWORD, workers=8).start()
     try:
-        assert eventually(lambda: storm.count("refresh ok") >= 150 and storm.count("login ok") >= 8,
-                          timeout=30, interval=0.01), f"the storm did not get going: {storm.counts}"
+        assert eventually(
+            lambda: storm.count("refresh ok") >= 150 and storm.count("login ok") >= 8, timeout=30, interval=0.01
+        ), f"the storm did not get going: {storm.counts}"
         auth.stop(signal.SIGKILL)
     finally:
         storm.stop()
@@ -48,4 +49,3 @@ def test_a_sigkill_during_a_login_and_refresh_storm_loses_nothing_on_sqlite(stac
     assert db.integrity() == ([("ok",)], [])
     assert "Traceback" not in auth.log_path.read_text()
     print(f"storm: {dict(storm.counts)}; after restart: {dict(outcomes)}")
-

@@ -67,8 +67,9 @@ def test_replicas_ride_out_an_issuer_outage_and_recover_when_it_returns(stack: S
 
     auth.start()  # the same port and data directory: the same keys and feed
     assert eventually(lambda: stack.me(bounded, valid).status_code == 200, timeout=20, interval=0.1)
-    assert eventually(lambda: all(stack.http.get(f"{r.url}/readyz").status_code == 200 for r in (open_rep, bounded)),
-                      timeout=10)
+    assert eventually(
+        lambda: all(stack.http.get(f"{r.url}/readyz").status_code == 200 for r in (open_rep, bounded)), timeout=10
+    )
     assert all(staleness(stack, r.url) < BOUND for r in (open_rep, bounded))
     assert all(stack.me(r, revoked).status_code == 401 for r in (open_rep, bounded))
 

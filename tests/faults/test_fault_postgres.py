@@ -12,7 +12,6 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import PASSWORD, Stack, eventually
-from tests.own_servers import OwnPostgres
 from tests.faults.storm import (
     STORM_ENV,
     PostgresDb,
@@ -22,6 +21,7 @@ from tests.faults.storm import (
     check_database,
     is_unavailable,
 )
+from tests.own_servers import OwnPostgres
 
 pytestmark = pytest.mark.fault
 
@@ -50,15 +50,17 @@ def issuer_on_postgres(stack: Stack, own_postgres: OwnPostgres) -> tuple[Stack, 
 
 @pytest.mark.parametrize("mode", ["fast", "immediate"])  # sessions told to end; a crash, recovered from the WAL
 def test_a_postgresql_restart_under_load_answers_503_then_recovers_losing_nothing(
-        issuer_on_postgres: tuple[Stack, str], own_postgres: OwnPostgres, mode: str) -> None:
+    issuer_on_postgres: tuple[Stack, str], own_postgres: OwnPostgres, mode: str
+) -> None:
     stack, url = issuer_on_postgres
     assert stack.auth is not None
     storm = Storm(stack.auth.url, USERS, PASSWORD, workers=6, unavailable_ok=True).start()
     try:
         assert eventually(lambda: storm.count("refresh ok") >= 60, timeout=30)
         own_postgres.stop(mode)  # in-flight transactions roll back; committed ones stay
-        assert eventually(lambda: storm.count("login 503") >= 3 and storm.count("refresh 503") >= 3, timeout=20), \
+        assert eventually(lambda: storm.count("login 503") >= 3 and storm.count("refresh 503") >= 3, timeout=20), (
             f"{dict(storm.counts)} {storm.broken[:3]}"
+        )
         login = {"grant_type": "password", "username": USERS[0], "password": PASSWORD}
         assert all(is_unavailable(stack.http.post(f"{stack.auth.url}/token", data=login)) for _ in range(3))
         readiness = stack.http.get(f"{stack.auth.url}/readyz")
@@ -66,8 +68,10 @@ def test_a_postgresql_restart_under_load_answers_503_then_recovers_losing_nothin
         assert is_unavailable(stack.http.get(f"{stack.auth.url}/revocations"))  # the feed says so too
         own_postgres.start()
         recovered = storm.count("refresh ok"), storm.count("login ok")
-        assert eventually(lambda: storm.count("refresh ok") >= recovered[0] + 30
-                          and storm.count("login ok") >= recovered[1] + 3, timeout=30), dict(storm.counts)
+        assert eventually(
+            lambda: storm.count("refresh ok") >= recovered[0] + 30 and storm.count("login ok") >= recovered[1] + 3,
+            timeout=30,
+        ), dict(storm.counts)
     finally:
         storm.stop()
     assert not storm.broken, storm.broken[:5]  # only 200s and RFC 6749 503s, never a 500
@@ -82,19 +86,21 @@ def test_a_postgresql_restart_under_load_answers_503_then_recovers_losing_nothin
         assert storm.count("retry refused") == outcomes["unsure -> refused"] == 0, "a 503 cost a client its session"
     own_postgres.amcheck(url)
     log = stack.auth.log_path.read_text()
-    assert "Traceback" not in log, log[log.index("Traceback") - 300:][:3000]
+    assert "Traceback" not in log, log[log.index("Traceback") - 300 :][:3000]
     print(f"storm: {dict(storm.counts)}; after: {dict(outcomes)}")
 
 
 def test_a_sigkill_during_a_login_and_refresh_storm_loses_nothing_on_postgresql(
-        issuer_on_postgres: tuple[Stack, str], own_postgres: OwnPostgres) -> None:
+    issuer_on_postgres: tuple[Stack, str], own_postgres: OwnPostgres
+) -> None:
     stack, url = issuer_on_postgres
     auth = stack.auth
     assert auth is not None
     storm = Storm(auth.url, USERS, PASSWORD, workers=8).start()
     try:
-        assert eventually(lambda: storm.count("refresh ok") >= 150 and storm.count("login ok") >= 8,
-                          timeout=30, interval=0.01), dict(storm.counts)
+        assert eventually(
+            lambda: storm.count("refresh ok") >= 150 and storm.count("login ok") >= 8, timeout=30, interval=0.01
+        ), dict(storm.counts)
         auth.stop(signal.SIGKILL)
     finally:
         storm.stop()
@@ -107,4 +113,3 @@ def test_a_sigkill_during_a_login_and_refresh_storm_loses_nothing_on_postgresql(
     outcomes = check_clients(auth.url, db, storm)
     check_database(db, storm)
     print(f"storm: {dict(storm.counts)}; after restart: {dict(outcomes)}")
-

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from tests.conftest import PASSWORD, Stack, eventually
-from tests.own_servers import OwnRedis
 from tests.faults.storm import STORM_ENV, add_users
+from tests.own_servers import OwnRedis
 
 pytestmark = pytest.mark.fault
 
@@ -48,8 +48,7 @@ class LoginsAndRevocations:
 
     def _round(self, http: httpx.Client, worker: int, i: int) -> None:
         user = self.users[(worker + i) % len(self.users)]
-        login = http.post(f"{self.auth}/token", data={"grant_type": "password", "username": user,
-                                                      "password": PASSWORD})
+        login = http.post(f"{self.auth}/token", data={"grant_type": "password", "username": user, "password": PASSWORD})
         self._note("login", login)
         if login.status_code != 200:
             return
@@ -112,8 +111,9 @@ def test_a_redis_restart_under_load_loses_no_login_and_no_revocation(stack: Stac
         # Redis away: logins (rate limits fall back to local counters) and revocations go on.
         assert eventually(lambda: load.count("revoke 200") >= before + 10, timeout=30), load.report()
         readiness = stack.http.get(f"{stack.auth.url}/readyz")
-        assert readiness.status_code == 503 and readiness.json()["checks"]["redis"].startswith("unavailable"), \
+        assert readiness.status_code == 503 and readiness.json()["checks"]["redis"].startswith("unavailable"), (
             readiness.text
+        )
         redis.start()  # same port, empty
         restarted = load.count("revoke 200")
         assert eventually(lambda: load.count("revoke 200") >= restarted + 10, timeout=30), load.report()
@@ -123,15 +123,18 @@ def test_a_redis_restart_under_load_loses_no_login_and_no_revocation(stack: Stac
 
     assert eventually(lambda: stack.http.get(f"{stack.auth.url}/readyz").status_code == 200, timeout=15)
     # Nothing lost: every revoked token is refused everywhere and is on the feed.
-    assert eventually(lambda: all(stack.me(rep, token).status_code == 401
-                                  for rep in stack.replicas for token in load.revoked[-20:]), timeout=15)
+    assert eventually(
+        lambda: all(stack.me(rep, token).status_code == 401 for rep in stack.replicas for token in load.revoked[-20:]),
+        timeout=15,
+    )
     assert all(stack.me(rep, token).status_code == 401 for rep in stack.replicas for token in load.revoked)
     feed = stack.http.get(f"{stack.auth.url}/revocations").json()
     assert len(feed["entries"]) == feed["cursor"] == len(load.revoked)
 
     # Pushed again: the replicas resubscribed and a new revocation arrives by Redis.
-    assert eventually(lambda: all(s["connected"] for s in push_status(stack)), timeout=40, interval=0.2), \
-        push_status(stack)
+    assert eventually(lambda: all(s["connected"] for s in push_status(stack)), timeout=40, interval=0.2), push_status(
+        stack
+    )
     pushed_before = [int(s["pushed"]) for s in push_status(stack)]  # type: ignore[call-overload]
 
     def pushed_more() -> bool:

@@ -92,9 +92,13 @@ def test_killing_one_replica_under_load_fails_no_request_to_the_others(stack: St
 
         assert victim.stop(signal.SIGKILL) == -signal.SIGKILL
         load.killed.set()
-        assert eventually(lambda: all(load.served(u, after_kill=True) >= 30
-                                      for u in [*(r.url for r in survivors), *([nginx.url] if nginx else [])]),
-                          timeout=30)
+        assert eventually(
+            lambda: all(
+                load.served(u, after_kill=True) >= 30
+                for u in [*(r.url for r in survivors), *([nginx.url] if nginx else [])]
+            ),
+            timeout=30,
+        )
     finally:
         load.stop()
         if nginx is not None:

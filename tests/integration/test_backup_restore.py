@@ -13,7 +13,9 @@ from tests.conftest import PASSWORD, Stack
 
 def _introspect(stack: Stack, token: str) -> bool:
     assert stack.auth is not None
-    response = stack.http.post(f"{stack.auth.url}/introspect", data={"token": token}, auth=("ops", "ops-secret-of-at-least-32-characters"))
+    response = stack.http.post(
+        f"{stack.auth.url}/introspect", data={"token": token}, auth=("ops", "ops-secret-of-at-least-32-characters")
+    )
     assert response.status_code == 200, response.text
     return bool(response.json()["active"])
 

@@ -32,13 +32,28 @@ def bench_prerequisites() -> None:
     require(f"the bench extra (pip install -e '.[bench]'; missing {', '.join(absent)})" if absent else None)
 
 
-@pytest.mark.parametrize("name,required", [
-    ("verify", ["cold RS256 pool accepted", "cold ES256 pool accepted", "cold EdDSA pool accepted",
-                "warm /me answers 401 without a credential"]),
-    ("peers", ["docs recipe (async) answers 401 without a credential",
-               "docs recipe (sync def) answers 401 without a credential",
-               "fastapi-users JWT answers 401 without a credential"]),
-])
+@pytest.mark.parametrize(
+    "name,required",
+    [
+        (
+            "verify",
+            [
+                "cold RS256 pool accepted",
+                "cold ES256 pool accepted",
+                "cold EdDSA pool accepted",
+                "warm /me answers 401 without a credential",
+            ],
+        ),
+        (
+            "peers",
+            [
+                "docs recipe (async) answers 401 without a credential",
+                "docs recipe (sync def) answers 401 without a credential",
+                "fastapi-users JWT answers 401 without a credential",
+            ],
+        ),
+    ],
+)
 @pytest.mark.usefixtures("bench_prerequisites")
 def test_suite_runs_without_a_failed_request_or_check(name: str, required: list[str], tmp_path: Path) -> None:
     from bench.harness import MODES, Context, Pinning
@@ -63,13 +78,20 @@ def test_suite_runs_without_a_failed_request_or_check(name: str, required: list[
     table = io.StringIO()
     print_table([result], out=table)
     assert "FAILED" not in table.getvalue()
-    written = write_results([result], mode=MODES["smoke"], pinning=Pinning.detect(), stamp="smoke",
-                            directory=tmp_path / "results")
+    written = write_results(
+        [result], mode=MODES["smoke"], pinning=Pinning.detect(), stamp="smoke", directory=tmp_path / "results"
+    )
     assert [p.suffix for p in written] == [".json", ".png"] and all(p.stat().st_size for p in written)
 
 
 def test_without_wrk_the_runner_says_how_to_install_it_and_fails(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "bench", "--quick"], cwd=REPO, capture_output=True, text=True,
-                          env={**os.environ, "PATH": str(tmp_path)}, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": str(tmp_path)},
+        timeout=60,
+    )
     assert done.returncode == 2
     assert "apt-get install wrk" in done.stderr

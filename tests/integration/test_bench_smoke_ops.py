@@ -36,17 +36,36 @@ def bench_prerequisites() -> None:
     require(_redis_missing())
 
 
-@pytest.mark.parametrize("name,required", [
-    ("propagation", ["push SSE: every replica refuses every revoked token",
-                     "push Redis: every replica refuses every revoked token",
-                     "pull every 0.2 s: every replica refuses every revoked token"]),
-    ("rotation", ["every rotation succeeded", "the pool holds tokens of every key",
-                  "zero responses >= 400 for valid tokens across rotations"]),
-    ("login", ["every login and JWKS request answered 2xx"]),
-    ("revocation_scale", ["the 25,000-entry replica answers 401 to the head entry's token",
-                          "the 25,000-entry replica answers 401 to the first entry's token",
-                          "the 25,000-entry replica answers 200 to a valid token"]),
-])
+@pytest.mark.parametrize(
+    "name,required",
+    [
+        (
+            "propagation",
+            [
+                "push SSE: every replica refuses every revoked token",
+                "push Redis: every replica refuses every revoked token",
+                "pull every 0.2 s: every replica refuses every revoked token",
+            ],
+        ),
+        (
+            "rotation",
+            [
+                "every rotation succeeded",
+                "the pool holds tokens of every key",
+                "zero responses >= 400 for valid tokens across rotations",
+            ],
+        ),
+        ("login", ["every login and JWKS request answered 2xx"]),
+        (
+            "revocation_scale",
+            [
+                "the 25,000-entry replica answers 401 to the head entry's token",
+                "the 25,000-entry replica answers 401 to the first entry's token",
+                "the 25,000-entry replica answers 200 to a valid token",
+            ],
+        ),
+    ],
+)
 @pytest.mark.usefixtures("bench_prerequisites")
 def test_ops_suite_runs_without_a_failed_request_or_check(name: str, required: list[str], tmp_path: Path) -> None:
     from bench.harness import MODES, Context, Pinning

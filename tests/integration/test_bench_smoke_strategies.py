@@ -14,9 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import require
-
 from bench.report import SuiteResult
+from tests.conftest import require
 
 pytestmark = pytest.mark.slow
 
@@ -94,13 +93,16 @@ def test_strategies_suite_measures_cleanly_and_only_sticky_loses_sessions(tmp_pa
     # beside them) instead of deploying and measuring every strategy again.
     scaleout = _run("scaleout", tmp_path, shared)
     assert scaleout.error is None and not scaleout.broken
-    assert {c.name for c in scaleout.checks} == {"x1 measured once, by the strategies suite of this run",
-                                                 "x2 measured once, by the strategies suite of this run"}
+    assert {c.name for c in scaleout.checks} == {
+        "x1 measured once, by the strategies suite of this run",
+        "x2 measured once, by the strategies suite of this run",
+    }
     control = {run.contender: run for run in scaleout.runs if run.contender.startswith("no auth")}
     assert set(control) == {"no auth x1", "no auth x2"}
     assert [run for run in scaleout.runs if run.contender not in control] == result.runs
     assert {r.contender for r in scaleout.rows if r.metric == "same, ÷ no auth's (core sharing removed)"} == {
-        f"{s} x2" for s in STRATEGIES}
+        f"{s} x2" for s in STRATEGIES
+    }
     assert not list((tmp_path / "scaleout").iterdir())  # it started nothing: no issuer, no deployment
 
 

@@ -222,7 +222,8 @@ def test_round_robin_spreads_one_users_requests_over_the_replicas(run: Run) -> N
 
 @pytest.mark.parametrize("param", ALL)
 def test_replica_death_costs_sticky_its_sessions_and_costs_cluster_and_redis_none(
-        param: tuple[str, str], tmp_path: Path) -> None:
+    param: tuple[str, str], tmp_path: Path
+) -> None:
     with _start(param, tmp_path) as deployment:
         report = replica_death(deployment, users=15, victim=1, before=0.3, after=0.7)
         assert not deployment.replicas[1].running()
@@ -231,8 +232,9 @@ def test_replica_death_costs_sticky_its_sessions_and_costs_cluster_and_redis_non
             stale = [httpx.get(f"{deployment.url}/me", cookies={"route": report.victim}) for _ in range(4)]
             assert {a.status_code for a in stale} == {401} and {replica_of(a) for a in stale} <= survivors
             # Logging in again moves the route to the replica that took the login.
-            relogin = httpx.post(f"{deployment.url}/login", data={"username": "stranded"},
-                                 cookies={"route": report.victim})
+            relogin = httpx.post(
+                f"{deployment.url}/login", data={"username": "stranded"}, cookies={"route": report.victim}
+            )
             assert relogin.status_code == 200 and relogin.cookies["route"] == replica_of(relogin) in survivors
     # A request in flight at the kill can fail under any strategy (nginx has passed the 200 on
     # before the body broke off, and cannot retry); each user has at most one in flight. What a
@@ -316,7 +318,8 @@ BAD_ROUTES = [
 
 @pytest.mark.parametrize("route", BAD_ROUTES)
 def test_both_balancers_and_the_sticky_app_refuse_a_replica_id_that_cannot_be_a_route(
-        route: str, tmp_path: Path) -> None:
+    route: str, tmp_path: Path
+) -> None:
     upstreams = {**UPSTREAMS, route: "127.0.0.1:8009"}
     with pytest.raises(ValueError):
         write_config(tmp_path, port=8000, upstreams=upstreams, sticky=True)
@@ -334,12 +337,12 @@ def test_the_balancer_in_use_is_named_and_nginx_configs_route_only_for_sticky(tm
     plain = write_config(tmp_path / "p", port=8000, upstreams=UPSTREAMS, sticky=False).read_text()
     assert "map $cookie_route $sticky_upstream {" in sticky and "proxy_pass http://$sticky_upstream;" in sticky
     assert "        default replicas;\n        sticky-1 replica-sticky-1;\n" in sticky
-    pinned = sticky[sticky.index("upstream replica-sticky-2 {"):]
-    pinned = pinned[:pinned.index("}")]
+    pinned = sticky[sticky.index("upstream replica-sticky-2 {") :]
+    pinned = pinned[: pinned.index("}")]
     assert "server 127.0.0.1:8002 max_fails" in pinned  # its replica first, the others only as backup
     assert "server 127.0.0.1:8001 backup" in pinned and "server 127.0.0.1:8003 backup" in pinned
     assert "map " not in plain and "backup" not in plain and "proxy_pass http://replicas;" in plain
     for conf in (sticky, plain):
         assert "hash " not in conf and "upstream replicas {" in conf
         assert "daemon off;" in conf and f"pid {tmp_path}" in conf
-        assert "cookie" not in conf[conf.index("log_format"):conf.index("access_log")]  # a sid is a credential
+        assert "cookie" not in conf[conf.index("log_format") : conf.index("access_log")]  # a sid is a credential

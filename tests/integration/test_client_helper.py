@@ -63,10 +63,13 @@ class Session:
         self.seen: list[Sent] = []
         self._portal = portal
         if portal is None:
-            self._client: Any = httpx.Client(auth=auth, timeout=10, transport=_Recorder(httpx.HTTPTransport(), self.seen))
+            self._client: Any = httpx.Client(
+                auth=auth, timeout=10, transport=_Recorder(httpx.HTTPTransport(), self.seen)
+            )
         else:
-            self._client = httpx.AsyncClient(auth=auth, timeout=10,
-                                             transport=_Recorder(httpx.AsyncHTTPTransport(), self.seen))
+            self._client = httpx.AsyncClient(
+                auth=auth, timeout=10, transport=_Recorder(httpx.AsyncHTTPTransport(), self.seen)
+            )
 
     def get(self, url: str) -> httpx.Response:
         if self._portal is None:
@@ -159,7 +162,9 @@ def test_client_credentials_token_is_fetched_once_and_shared(issuer: Stack, repl
 def test_client_credentials_renews_shortly_before_expiry(issuer: Stack, replica: Service, connect: Any) -> None:
     assert issuer.auth is not None
     now = [1000.0]
-    session = connect(ClientCredentials(issuer.auth.url, "svc", "svc-secret-of-at-least-32-characters", clock=lambda: now[0]))
+    session = connect(
+        ClientCredentials(issuer.auth.url, "svc", "svc-secret-of-at-least-32-characters", clock=lambda: now[0])
+    )
     assert session.get(f"{replica.url}/me").status_code == 200
     now[0] += TTL - 60 - 1  # one second before the 60 s margin: still the same token
     assert session.get(f"{replica.url}/me").status_code == 200
@@ -171,10 +176,13 @@ def test_client_credentials_renews_shortly_before_expiry(issuer: Stack, replica:
     assert first != last and claims_of(last)[1]["jti"] != claims_of(first)[1]["jti"]
 
 
-def test_client_credentials_replaces_a_revoked_token_once_and_retries(issuer: Stack, replica: Service,
-                                                                       connect: Any) -> None:
+def test_client_credentials_replaces_a_revoked_token_once_and_retries(
+    issuer: Stack, replica: Service, connect: Any
+) -> None:
     assert issuer.auth is not None
-    session = connect(ClientCredentials(issuer.auth.url, "svc", "svc-secret-of-at-least-32-characters", scope="reports:read"))
+    session = connect(
+        ClientCredentials(issuer.auth.url, "svc", "svc-secret-of-at-least-32-characters", scope="reports:read")
+    )
     assert session.get(f"{replica.url}/reports").status_code == 200
     revoked = session.bearers[-1]
     _revoke(issuer, replica, revoked, client=("svc", "svc-secret-of-at-least-32-characters"))
@@ -186,8 +194,9 @@ def test_client_credentials_replaces_a_revoked_token_once_and_retries(issuer: St
     assert session.grants == ["client_credentials"] * 2  # the new token is kept
 
 
-def test_a_request_refused_for_its_token_is_sent_again_with_its_body(issuer: Stack, replica: Service,
-                                                                     connect: Any) -> None:
+def test_a_request_refused_for_its_token_is_sent_again_with_its_body(
+    issuer: Stack, replica: Service, connect: Any
+) -> None:
     assert issuer.auth is not None
     session = connect(ClientCredentials(issuer.auth.url, "svc", "svc-secret-of-at-least-32-characters"))
     assert session.get(f"{replica.url}/me").status_code == 200
@@ -199,8 +208,9 @@ def test_a_request_refused_for_its_token_is_sent_again_with_its_body(issuer: Sta
     assert posts[0].authorization != posts[1].authorization
 
 
-def test_client_credentials_with_a_wrong_secret_raises_invalid_client(issuer: Stack, replica: Service,
-                                                                      connect: Any) -> None:
+def test_client_credentials_with_a_wrong_secret_raises_invalid_client(
+    issuer: Stack, replica: Service, connect: Any
+) -> None:
     assert issuer.auth is not None
     auth = ClientCredentials(issuer.auth.url, "locked", "wrong-secret")
     session = connect(auth)
@@ -211,10 +221,13 @@ def test_client_credentials_with_a_wrong_secret_raises_invalid_client(issuer: St
     assert session.bearers == []  # nothing reached the replica
 
 
-def test_metadata_naming_another_issuer_is_refused_before_any_token_request(issuer: Stack, replica: Service,
-                                                                             connect: Any) -> None:
+def test_metadata_naming_another_issuer_is_refused_before_any_token_request(
+    issuer: Stack, replica: Service, connect: Any
+) -> None:
     assert issuer.auth is not None
-    session = connect(ClientCredentials(issuer.auth.url + "/", "svc", "svc-secret-of-at-least-32-characters"))  # not exactly the issuer
+    session = connect(
+        ClientCredentials(issuer.auth.url + "/", "svc", "svc-secret-of-at-least-32-characters")
+    )  # not exactly the issuer
     with pytest.raises(TokenRequestError) as caught:
         session.get(f"{replica.url}/me")
     assert caught.value.error == "invalid_metadata"
@@ -235,15 +248,23 @@ def test_user_login_logs_in_once_and_calls_the_api(issuer: Stack, replica: Servi
 
 def test_user_login_of_a_confidential_client_authenticates_it(issuer: Stack, replica: Service, connect: Any) -> None:
     assert issuer.auth is not None
-    session = connect(UserLogin(issuer.auth.url, "alice", PASSWORD, client_id="svc", client_secret="svc-secret-of-at-least-32-characters"))
+    session = connect(
+        UserLogin(
+            issuer.auth.url, "alice", PASSWORD, client_id="svc", client_secret="svc-secret-of-at-least-32-characters"
+        )
+    )
     response = session.get(f"{replica.url}/me")
     assert response.status_code == 200 and response.json()["claims"]["client_id"] == "svc"
     token_request = next(r for r in session.seen if r.path == "/token")
-    assert token_request.authorization.startswith("Basic ") and b"svc-secret-of-at-least-32-characters" not in token_request.content
+    assert (
+        token_request.authorization.startswith("Basic ")
+        and b"svc-secret-of-at-least-32-characters" not in token_request.content
+    )
 
 
 def test_user_login_refreshes_once_on_a_revoked_token_then_logs_in_again_after_reuse(
-        issuer: Stack, replica: Service, connect: Any) -> None:
+    issuer: Stack, replica: Service, connect: Any
+) -> None:
     assert issuer.auth is not None
     auth = UserLogin(issuer.auth.url, "alice", PASSWORD)
     session = connect(auth)
@@ -269,8 +290,9 @@ def test_user_login_refreshes_once_on_a_revoked_token_then_logs_in_again_after_r
     assert response.json()["claims"]["sid"] != claims_of(second_access)[1]["sid"]  # a new session
 
 
-def test_user_login_without_a_password_raises_once_its_session_ends(issuer: Stack, replica: Service,
-                                                                    connect: Any) -> None:
+def test_user_login_without_a_password_raises_once_its_session_ends(
+    issuer: Stack, replica: Service, connect: Any
+) -> None:
     assert issuer.auth is not None
     tokens = issuer.login()
     auth = UserLogin.from_tokens(issuer.auth.url, tokens)

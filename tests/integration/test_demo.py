@@ -14,8 +14,13 @@ pytestmark = pytest.mark.slow
 
 
 def test_the_demo_passes_every_check_and_shows_no_token(tmp_path) -> None:
-    done = subprocess.run([sys.executable, "-m", "auth_service", "demo", "--replicas", "3"], capture_output=True,
-                          text=True, timeout=180, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "auth_service", "demo", "--replicas", "3"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
     assert "RESULT: all checks passed" in out

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 import pytest
@@ -25,19 +26,26 @@ ENDLESS_MB = 300  # what the issuer offers of an endless body or line; the repli
 
 
 class Hostile(BaseHTTPRequestHandler):
-    poison: dict[str, str] = {}
+    poison: ClassVar[dict[str, str]] = {}
 
     def log_message(self, *args: object) -> None:  # quiet
         pass
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         base = f"http://127.0.0.1:{self.server.server_address[1]}"
         path = self.path.split("?")[0]
         if path == "/.well-known/oauth-authorization-server":
-            self._send(json.dumps({"issuer": base, "jwks_uri": f"{base}/.well-known/jwks.json",
-                                   "token_endpoint": f"{base}/token",
-                                   "revocation_list_uri": f"{base}/revocations",
-                                   "revocation_stream_uri": f"{base}/revocations/stream"}).encode())
+            self._send(
+                json.dumps(
+                    {
+                        "issuer": base,
+                        "jwks_uri": f"{base}/.well-known/jwks.json",
+                        "token_endpoint": f"{base}/token",
+                        "revocation_list_uri": f"{base}/revocations",
+                        "revocation_stream_uri": f"{base}/revocations/stream",
+                    }
+                ).encode()
+            )
             return
         what = self.poison.get(path, "empty")
         if what == "deep":
@@ -73,7 +81,7 @@ class Hostile(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def hostile() -> Iterator[tuple[str, dict[str, str]]]:
-    poison: dict[str, str] = {}
+    poison: ClassVar[dict[str, str]] = {}
     handler = type("Handler", (Hostile,), {"poison": poison})
     server = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
     server.daemon_threads = True
@@ -90,19 +98,24 @@ def rss_mb(pid: int) -> float:
     raise AssertionError("no VmHWM")
 
 
-@pytest.mark.parametrize("poison", [
-    pytest.param({"/.well-known/jwks.json": "deep"}, id="deep-jwks"),
-    pytest.param({"/revocations": "deep"}, id="deep-revocation-page"),
-    pytest.param({"/.well-known/jwks.json": "endless_body"}, id="endless-jwks"),
-    pytest.param({"/revocations": "endless_body"}, id="endless-revocation-page"),
-    pytest.param({"/revocations/stream": "endless_line"}, id="endless-event-stream-line"),
-])
+@pytest.mark.parametrize(
+    "poison",
+    [
+        pytest.param({"/.well-known/jwks.json": "deep"}, id="deep-jwks"),
+        pytest.param({"/revocations": "deep"}, id="deep-revocation-page"),
+        pytest.param({"/.well-known/jwks.json": "endless_body"}, id="endless-jwks"),
+        pytest.param({"/revocations": "endless_body"}, id="endless-revocation-page"),
+        pytest.param({"/revocations/stream": "endless_line"}, id="endless-event-stream-line"),
+    ],
+)
 def test_a_replica_outlives_a_hostile_issuer_with_bounded_memory(
-        tmp_path: Path, hostile: tuple[str, dict[str, str]], poison: dict[str, str]) -> None:
+    tmp_path: Path, hostile: tuple[str, dict[str, str]], poison: dict[str, str]
+) -> None:
     url, served = hostile
     served.update(poison)
-    replica = replica_process("replica", auth_url=url, data=tmp_path,
-                              env={"RESOURCE_REVOCATION_POLL_INTERVAL": "1"}).start()
+    replica = replica_process(
+        "replica", auth_url=url, data=tmp_path, env={"RESOURCE_REVOCATION_POLL_INTERVAL": "1"}
+    ).start()
     try:
         time.sleep(4)  # several fetches, pulls and stream reconnects
         assert replica.running(), (tmp_path / "replica.log").read_text()[-2000:]

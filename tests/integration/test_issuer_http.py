@@ -14,8 +14,9 @@ from tests.conftest import PASSWORD, Stack, claims_of
 def test_metadata_urls_come_from_the_issuer_setting_never_from_the_host_header(issuer: Stack) -> None:
     assert issuer.auth is not None
     for path in ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"):
-        meta = issuer.http.get(issuer.auth.url + path, headers={"Host": "evil.example",
-                                                                 "X-Forwarded-Host": "evil.example"}).json()
+        meta = issuer.http.get(
+            issuer.auth.url + path, headers={"Host": "evil.example", "X-Forwarded-Host": "evil.example"}
+        ).json()
         assert meta["issuer"] == issuer.auth.url
         assert meta["token_endpoint"] == f"{issuer.auth.url}/token"
         assert meta["jwks_uri"] == f"{issuer.auth.url}/.well-known/jwks.json"
@@ -27,8 +28,9 @@ def test_jwks_is_cacheable_with_max_age_and_etag_and_answers_304_when_unchanged(
     assert issuer.auth is not None
     first = issuer.http.get(f"{issuer.auth.url}/.well-known/jwks.json")
     assert first.headers["cache-control"] == "public, max-age=1"
-    again = issuer.http.get(f"{issuer.auth.url}/.well-known/jwks.json",
-                            headers={"If-None-Match": first.headers["etag"]})
+    again = issuer.http.get(
+        f"{issuer.auth.url}/.well-known/jwks.json", headers={"If-None-Match": first.headers["etag"]}
+    )
     assert again.status_code == 304 and again.content == b""
     key = first.json()["keys"][0]
     assert key["use"] == "sig" and key["alg"] == "RS256" and "d" not in key
@@ -52,8 +54,9 @@ def test_password_grant_answers_per_rfc6749_with_an_rfc9068_access_token(issuer:
 
 def test_swagger_style_form_with_empty_client_fields_logs_in(issuer: Stack) -> None:
     # What FastAPI's OAuth2PasswordRequestForm / Swagger UI's password flow posts.
-    response = issuer.token(grant_type="password", username="alice", password=PASSWORD, scope="",
-                            client_id="", client_secret="")
+    response = issuer.token(
+        grant_type="password", username="alice", password=PASSWORD, scope="", client_id="", client_secret=""
+    )
     assert response.status_code == 200, response.text
 
 
@@ -61,8 +64,11 @@ def test_wrong_password_and_unknown_user_get_the_same_answer(issuer: Stack) -> N
     wrong = issuer.token(grant_type="password", username="alice", password="not it")
     unknown = issuer.token(grant_type="password", username="nobody-here", password="not it")
     assert wrong.status_code == unknown.status_code == 400
-    assert wrong.json() == unknown.json() == {"error": "invalid_grant",
-                                             "error_description": "invalid username or password"}
+    assert (
+        wrong.json()
+        == unknown.json()
+        == {"error": "invalid_grant", "error_description": "invalid username or password"}
+    )
 
 
 def test_requesting_a_scope_the_user_lacks_is_invalid_scope(issuer: Stack) -> None:
@@ -94,8 +100,9 @@ def test_twenty_concurrent_refreshes_of_one_token_yield_exactly_one_success(issu
     url = f"{issuer.auth.url}/token"
 
     def refresh(_: int) -> int:
-        return httpx.post(url, data={"grant_type": "refresh_token", "refresh_token": login["refresh_token"]},
-                          timeout=30).status_code
+        return httpx.post(
+            url, data={"grant_type": "refresh_token", "refresh_token": login["refresh_token"]}, timeout=30
+        ).status_code
 
     with concurrent.futures.ThreadPoolExecutor(20) as pool:
         codes = list(pool.map(refresh, range(20)))
@@ -104,13 +111,15 @@ def test_twenty_concurrent_refreshes_of_one_token_yield_exactly_one_success(issu
 
 def test_client_credentials_needs_client_authentication_and_gets_no_refresh_token(issuer: Stack) -> None:
     assert issuer.auth is not None
-    ok = issuer.http.post(f"{issuer.auth.url}/token", data={"grant_type": "client_credentials"},
-                          auth=("svc", "svc-secret-of-at-least-32-characters"))
+    ok = issuer.http.post(
+        f"{issuer.auth.url}/token",
+        data={"grant_type": "client_credentials"},
+        auth=("svc", "svc-secret-of-at-least-32-characters"),
+    )
     assert ok.status_code == 200 and "refresh_token" not in ok.json()
     claims = claims_of(ok.json()["access_token"])[1]
     assert claims["sub"] == claims["client_id"] == "svc" and "sid" not in claims
-    bad = issuer.http.post(f"{issuer.auth.url}/token", data={"grant_type": "client_credentials"},
-                           auth=("svc", "wrong"))
+    bad = issuer.http.post(f"{issuer.auth.url}/token", data={"grant_type": "client_credentials"}, auth=("svc", "wrong"))
     assert bad.status_code == 401 and bad.json()["error"] == "invalid_client"
     assert bad.headers["www-authenticate"].startswith("Basic")
     anonymous = issuer.token(grant_type="client_credentials")
@@ -121,14 +130,18 @@ def test_empty_basic_credentials_name_no_client_as_swagger_ui_sends_them(issuer:
     # Swagger UI's password form sends `Authorization: Basic base64(":")` when no client_id is typed.
     assert issuer.auth is not None
     url = f"{issuer.auth.url}/token"
-    login = issuer.http.post(url, data={"grant_type": "password", "username": "alice", "password": PASSWORD},
-                             auth=("", ""))
+    login = issuer.http.post(
+        url, data={"grant_type": "password", "username": "alice", "password": PASSWORD}, auth=("", "")
+    )
     assert login.status_code == 200, login.text
     assert claims_of(login.json()["access_token"])[1]["client_id"] == "public"
     # They authenticate no one: a confidential grant is still refused, and so is a secret without an id.
     assert issuer.http.post(url, data={"grant_type": "client_credentials"}, auth=("", "")).status_code == 401
-    no_id = issuer.http.post(url, data={"grant_type": "password", "username": "alice", "password": PASSWORD},
-                             auth=("", "svc-secret-of-at-least-32-characters"))
+    no_id = issuer.http.post(
+        url,
+        data={"grant_type": "password", "username": "alice", "password": PASSWORD},
+        auth=("", "svc-secret-of-at-least-32-characters"),
+    )
     assert no_id.status_code == 401 and no_id.json()["error"] == "invalid_client"
 
 
@@ -140,22 +153,38 @@ def test_introspection_needs_a_client_and_reports_revocation(issuer: Stack) -> N
     active = issuer.http.post(url, data={"token": token}, auth=("svc", "svc-secret-of-at-least-32-characters")).json()
     assert active["active"] is True and active["username"] == "alice" and active["token_type"] == "Bearer"
     assert issuer.http.post(f"{issuer.auth.url}/revoke", data={"token": token}).status_code == 200
-    assert issuer.http.post(url, data={"token": token}, auth=("svc", "svc-secret-of-at-least-32-characters")).json() == {"active": False}
-    assert issuer.http.post(url, data={"token": "garbage"}, auth=("svc", "svc-secret-of-at-least-32-characters")).json() == {"active": False}
+    assert issuer.http.post(
+        url, data={"token": token}, auth=("svc", "svc-secret-of-at-least-32-characters")
+    ).json() == {"active": False}
+    assert issuer.http.post(
+        url, data={"token": "garbage"}, auth=("svc", "svc-secret-of-at-least-32-characters")
+    ).json() == {"active": False}
 
 
 def test_introspection_tells_a_client_only_of_its_own_tokens_unless_it_holds_the_introspect_scope(
-        issuer: Stack) -> None:
+    issuer: Stack,
+) -> None:
     assert issuer.auth is not None
-    issuer.add_client("reader", "reader-secret-of-at-least-32-characters", scope="reports:read")  # confidential, no `introspect`
+    issuer.add_client(
+        "reader", "reader-secret-of-at-least-32-characters", scope="reports:read"
+    )  # confidential, no `introspect`
     url = f"{issuer.auth.url}/introspect"
     login = issuer.login()
-    own = issuer.http.post(f"{issuer.auth.url}/token", data={"grant_type": "client_credentials"},
-                           auth=("reader", "reader-secret-of-at-least-32-characters")).json()["access_token"]
+    own = issuer.http.post(
+        f"{issuer.auth.url}/token",
+        data={"grant_type": "client_credentials"},
+        auth=("reader", "reader-secret-of-at-least-32-characters"),
+    ).json()["access_token"]
     for token in (login["access_token"], login["refresh_token"]):  # issued to the public client
-        assert issuer.http.post(url, data={"token": token}, auth=("reader", "reader-secret-of-at-least-32-characters")).json() == {
-            "active": False}
-        assert issuer.http.post(url, data={"token": token}, auth=("svc", "svc-secret-of-at-least-32-characters")).json()["active"] is True
+        assert issuer.http.post(
+            url, data={"token": token}, auth=("reader", "reader-secret-of-at-least-32-characters")
+        ).json() == {"active": False}
+        assert (
+            issuer.http.post(url, data={"token": token}, auth=("svc", "svc-secret-of-at-least-32-characters")).json()[
+                "active"
+            ]
+            is True
+        )
     mine = issuer.http.post(url, data={"token": own}, auth=("reader", "reader-secret-of-at-least-32-characters")).json()
     assert mine["active"] is True and mine["client_id"] == "reader"
 
@@ -163,23 +192,37 @@ def test_introspection_tells_a_client_only_of_its_own_tokens_unless_it_holds_the
 def test_revoke_answers_an_unknown_client_id_and_a_secretless_confidential_one_alike(issuer: Stack) -> None:
     assert issuer.auth is not None
     url = f"{issuer.auth.url}/revoke"
-    svc_token = issuer.http.post(f"{issuer.auth.url}/token", data={"grant_type": "client_credentials"},
-                                 auth=("svc", "svc-secret-of-at-least-32-characters")).json()["access_token"]
+    svc_token = issuer.http.post(
+        f"{issuer.auth.url}/token",
+        data={"grant_type": "client_credentials"},
+        auth=("svc", "svc-secret-of-at-least-32-characters"),
+    ).json()["access_token"]
     for token in ("garbage", str(issuer.login()["access_token"]), svc_token):
-        answers = [issuer.http.post(url, data={"token": token, "client_id": client_id})
-                   for client_id in ("svc", "no-such-client")]
+        answers = [
+            issuer.http.post(url, data={"token": token, "client_id": client_id})
+            for client_id in ("svc", "no-such-client")
+        ]
         known, unknown = ({k: v for k, v in r.headers.items() if k not in ("date", "x-request-id")} for r in answers)
         assert (answers[0].status_code, answers[0].content, known) == (
-            answers[1].status_code, answers[1].content, unknown), token[:12]
-    active = issuer.http.post(f"{issuer.auth.url}/introspect", data={"token": svc_token}, auth=("svc", "svc-secret-of-at-least-32-characters"))
+            answers[1].status_code,
+            answers[1].content,
+            unknown,
+        ), token[:12]
+    active = issuer.http.post(
+        f"{issuer.auth.url}/introspect", data={"token": svc_token}, auth=("svc", "svc-secret-of-at-least-32-characters")
+    )
     assert active.json()["active"] is True  # naming svc without its secret revoked nothing
 
 
 def test_revoking_a_refresh_token_ends_its_session(issuer: Stack) -> None:
     assert issuer.auth is not None
     login = issuer.login()
-    assert issuer.http.post(f"{issuer.auth.url}/revoke", data={
-        "token": login["refresh_token"], "token_type_hint": "refresh_token"}).status_code == 200
+    assert (
+        issuer.http.post(
+            f"{issuer.auth.url}/revoke", data={"token": login["refresh_token"], "token_type_hint": "refresh_token"}
+        ).status_code
+        == 200
+    )
     again = issuer.token(grant_type="refresh_token", refresh_token=login["refresh_token"])
     assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
 
@@ -193,7 +236,9 @@ def test_revoking_garbage_or_unknown_tokens_answers_200_per_rfc7009(issuer: Stac
 def test_a_client_cannot_revoke_another_clients_token(issuer: Stack) -> None:
     assert issuer.auth is not None
     token = issuer.login()["access_token"]  # issued to the public client
-    response = issuer.http.post(f"{issuer.auth.url}/revoke", data={"token": token}, auth=("svc", "svc-secret-of-at-least-32-characters"))
+    response = issuer.http.post(
+        f"{issuer.auth.url}/revoke", data={"token": token}, auth=("svc", "svc-secret-of-at-least-32-characters")
+    )
     assert response.status_code == 400 and response.json()["error"] == "unauthorized_client"
 
 
@@ -217,7 +262,8 @@ def test_the_pull_feed_gives_a_snapshot_then_deltas_after_a_cursor(issuer: Stack
     delta = issuer.http.get(url, params={"after": snapshot["cursor"], "feed": snapshot["feed"]}).json()
     assert delta["snapshot"] is False
     assert [(e["kind"], e["value"], e["seq"]) for e in delta["entries"]] == [
-        ("jti", "some-jti", snapshot["cursor"] + 1)]
+        ("jti", "some-jti", snapshot["cursor"] + 1)
+    ]
     other_feed = issuer.http.get(url, params={"after": 1, "feed": "another"}).json()
     assert other_feed["snapshot"] is True
 
@@ -242,33 +288,77 @@ def test_the_push_stream_starts_with_a_heartbeat_and_carries_new_entries(issuer:
     assert revocation["kind"] == "jti" and revocation["seq"] == events[0][1]["cursor"] + 1  # type: ignore[operator]
 
 
-@pytest.mark.parametrize("name,request_kwargs,status,error", [
-    ("json body", {"json": {"grant_type": "password"}}, 400, "invalid_request"),
-    ("no content type", {"content": b"grant_type=password"}, 400, "invalid_request"),
-    ("repeated parameter", {"content": b"grant_type=password&grant_type=password",
-                            "headers": {"content-type": "application/x-www-form-urlencoded"}}, 400, "invalid_request"),
-    ("missing grant_type", {"data": {"username": "a"}}, 400, "invalid_request"),
-    ("unknown grant_type", {"data": {"grant_type": "authorization_code"}}, 400, "unsupported_grant_type"),
-    ("oversized body", {"data": {"grant_type": "password", "username": "a" * 20000}}, 400, "invalid_request"),
-    ("non-ascii raw body", {"content": "grant_type=pässword".encode(),
-                            "headers": {"content-type": "application/x-www-form-urlencoded"}}, 400, "invalid_request"),
-    ("bad percent-encoding", {"content": b"grant_type=password&username=%ff%fe",
-                              "headers": {"content-type": "application/x-www-form-urlencoded"}}, 400,
-     "invalid_request"),
-    ("control characters", {"data": {"grant_type": "password", "username": "a\x00b", "password": "x"}}, 400,
-     "invalid_request"),
-    ("missing password", {"data": {"grant_type": "password", "username": "alice"}}, 400, "invalid_request"),
-    ("garbage refresh token", {"data": {"grant_type": "refresh_token", "refresh_token": "x.y.z"}}, 400,
-     "invalid_grant"),
-    ("malformed scope", {"data": {"grant_type": "password", "username": "alice", "password": "x",
-                                  "scope": "a  b"}}, 400, "invalid_request"),
-    ("malformed basic auth", {"data": {"grant_type": "client_credentials"},
-                              "headers": {"Authorization": "Basic %%%"}}, 401, "invalid_client"),
-    ("unknown auth scheme", {"data": {"grant_type": "client_credentials"},
-                             "headers": {"Authorization": "Digest abc"}}, 401, "invalid_client"),
-])
+@pytest.mark.parametrize(
+    "name,request_kwargs,status,error",
+    [
+        ("json body", {"json": {"grant_type": "password"}}, 400, "invalid_request"),
+        ("no content type", {"content": b"grant_type=password"}, 400, "invalid_request"),
+        (
+            "repeated parameter",
+            {
+                "content": b"grant_type=password&grant_type=password",
+                "headers": {"content-type": "application/x-www-form-urlencoded"},
+            },
+            400,
+            "invalid_request",
+        ),
+        ("missing grant_type", {"data": {"username": "a"}}, 400, "invalid_request"),
+        ("unknown grant_type", {"data": {"grant_type": "authorization_code"}}, 400, "unsupported_grant_type"),
+        ("oversized body", {"data": {"grant_type": "password", "username": "a" * 20000}}, 400, "invalid_request"),
+        (
+            "non-ascii raw body",
+            {
+                "content": "grant_type=pässword".encode(),
+                "headers": {"content-type": "application/x-www-form-urlencoded"},
+            },
+            400,
+            "invalid_request",
+        ),
+        (
+            "bad percent-encoding",
+            {
+                "content": b"grant_type=password&username=%ff%fe",
+                "headers": {"content-type": "application/x-www-form-urlencoded"},
+            },
+            400,
+            "invalid_request",
+        ),
+        (
+            "control characters",
+            {"data": {"grant_type": "password", "username": "a\x00b", "password": "x"}},
+            400,
+            "invalid_request",
+        ),
+        ("missing password", {"data": {"grant_type": "password", "username": "alice"}}, 400, "invalid_request"),
+        (
+            "garbage refresh token",
+            {"data": {"grant_type": "refresh_token", "refresh_token": "x.y.z"}},
+            400,
+            "invalid_grant",
+        ),
+        (
+            "malformed scope",
+            {"data": {"grant_type": "password", "username": "alice", "password": "x", "scope": "a  b"}},
+            400,
+            "invalid_request",
+        ),
+        (
+            "malformed basic auth",
+            {"data": {"grant_type": "client_credentials"}, "headers": {"Authorization": "Basic %%%"}},
+            401,
+            "invalid_client",
+        ),
+        (
+            "unknown auth scheme",
+            {"data": {"grant_type": "client_credentials"}, "headers": {"Authorization": "Digest abc"}},
+            401,
+            "invalid_client",
+        ),
+    ],
+)
 def test_bad_token_requests_get_the_rfc6749_error_never_a_500(
-        issuer: Stack, name: str, request_kwargs: dict[str, object], status: int, error: str) -> None:
+    issuer: Stack, name: str, request_kwargs: dict[str, object], status: int, error: str
+) -> None:
     assert issuer.auth is not None
     response = issuer.http.post(f"{issuer.auth.url}/token", **request_kwargs)  # type: ignore[arg-type]
     assert response.status_code == status, (name, response.text)
@@ -313,6 +403,7 @@ def test_clients_add_can_generate_a_secret_that_authenticates(issuer: Stack) -> 
     assert issuer.auth is not None
     made = json.loads(issuer.cli("clients", "add", "generated", "--generate-secret"))
     assert len(made["client_secret"]) >= 32
-    issued = issuer.http.post(f"{issuer.auth.url}/token", data={"grant_type": "client_credentials"},
-                              auth=("generated", made["client_secret"]))
+    issued = issuer.http.post(
+        f"{issuer.auth.url}/token", data={"grant_type": "client_credentials"}, auth=("generated", made["client_secret"])
+    )
     assert issued.status_code == 200, issued.text

@@ -106,8 +106,11 @@ def test_cli_refuses_duplicates_and_empty_secrets_plainly(stack: Stack) -> None:
 
 
 def test_cli_refuses_short_passwords_and_client_secrets(stack: Stack) -> None:
-    for args, short in ((["users", "add", "dave"], "7 chars"), (["users", "set-password", "carol"], "1234567"),
-                        (["clients", "add", "c2"], "s" * 31)):
+    for args, short in (
+        (["users", "add", "dave"], "7 chars"),
+        (["users", "set-password", "carol"], "1234567"),
+        (["clients", "add", "c2"], "s" * 31),
+    ):
         flag = "--secret-stdin" if args[0] == "clients" else "--password-stdin"
         done = cli([*args, flag], data=stack.tmp, stdin=short + "\n")
         assert done.returncode == 2 and "shorter than" in done.stderr, done.stderr
@@ -122,16 +125,17 @@ def test_scheduled_rotation_publishes_then_activates_a_new_key_by_itself(stack: 
     assert eventually(lambda: len(kids(stack)) == 2, timeout=10)
     second = kids(stack)[1]
     assert claims_of(stack.login()["access_token"])[0]["kid"] == first  # published, not yet signing
-    assert eventually(lambda: claims_of(stack.login()["access_token"])[0]["kid"] == second, timeout=10,
-                      interval=0.25)
+    assert eventually(lambda: claims_of(stack.login()["access_token"])[0]["kid"] == second, timeout=10, interval=0.25)
 
 
 def test_cors_allows_the_configured_origin_only(stack: Stack) -> None:
     stack.start_auth(AUTH_CORS_ORIGINS='["http://docs.example"]')
     assert stack.auth is not None
     # The headers Swagger UI's token request asks for.
-    preflight = {"Access-Control-Request-Method": "POST",
-                 "Access-Control-Request-Headers": "authorization,content-type,x-requested-with"}
+    preflight = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type,x-requested-with",
+    }
     allowed = stack.http.options(f"{stack.auth.url}/token", headers={"Origin": "http://docs.example", **preflight})
     assert allowed.status_code == 200
     assert allowed.headers["access-control-allow-origin"] == "http://docs.example"
@@ -143,14 +147,24 @@ def test_openapi_declares_the_password_flow_for_swagger_authorize(issuer_and_rep
     s = issuer_and_replica
     assert s.auth is not None
     replica_doc = s.http.get(f"{s.replicas[0].url}/openapi.json").json()
-    flows = [scheme["flows"]["password"] for scheme in replica_doc["components"]["securitySchemes"].values()
-             if scheme.get("type") == "oauth2"]
+    flows = [
+        scheme["flows"]["password"]
+        for scheme in replica_doc["components"]["securitySchemes"].values()
+        if scheme.get("type") == "oauth2"
+    ]
     assert flows and flows[0]["tokenUrl"] == f"{s.auth.url}/token"
     assert "reports:read" in flows[0]["scopes"]
     issuer_doc = s.http.get(f"{s.auth.url}/openapi.json").json()
     form = issuer_doc["paths"]["/token"]["post"]["requestBody"]["content"]
     assert set(form["application/x-www-form-urlencoded"]["schema"]["properties"]) >= {
-        "grant_type", "username", "password", "scope", "client_id", "client_secret", "refresh_token"}
+        "grant_type",
+        "username",
+        "password",
+        "scope",
+        "client_id",
+        "client_secret",
+        "refresh_token",
+    }
 
 
 @pytest.fixture

@@ -46,16 +46,18 @@ def in_parallel(n: int, call: object) -> list[int]:
 
 
 def test_forty_parallel_wrong_passwords_get_at_most_five_hashed_answers(limited: Stack) -> None:
-    codes = in_parallel(40, lambda: post_from(limited, "127.0.1.1", grant_type="password", username="alice",
-                                              password="wrong guess"))
+    codes = in_parallel(
+        40, lambda: post_from(limited, "127.0.1.1", grant_type="password", username="alice", password="wrong guess")
+    )
     assert codes.count(400) <= 5
     assert codes.count(429) >= 35
     assert set(codes) <= {400, 429}
 
 
 def test_forty_parallel_wrong_client_secrets_get_at_most_five_hashed_answers(limited: Stack) -> None:
-    codes = in_parallel(40, lambda: post_from(limited, "127.0.1.2", auth=("api", "w" * 40),
-                                              grant_type="client_credentials"))
+    codes = in_parallel(
+        40, lambda: post_from(limited, "127.0.1.2", auth=("api", "w" * 40), grant_type="client_credentials")
+    )
     assert codes.count(401) <= 5
     assert codes.count(429) >= 35
 
@@ -63,8 +65,9 @@ def test_forty_parallel_wrong_client_secrets_get_at_most_five_hashed_answers(lim
 def test_wrong_passwords_from_one_address_do_not_refuse_the_right_one_from_another(limited: Stack) -> None:
     for _ in range(8):
         post_from(limited, "127.0.1.3", grant_type="password", username="alice", password="wrong guess")
-    assert post_from(limited, "127.0.1.3", grant_type="password", username="alice",
-                     password=PASSWORD).status_code == 429  # the guesser's own address is locked out
+    assert (
+        post_from(limited, "127.0.1.3", grant_type="password", username="alice", password=PASSWORD).status_code == 429
+    )  # the guesser's own address is locked out
     victim = post_from(limited, "127.0.1.4", grant_type="password", username="alice", password=PASSWORD)
     assert victim.status_code == 200, victim.text
 

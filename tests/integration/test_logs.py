@@ -33,8 +33,12 @@ def events(records: list[dict[str, Any]], name: str, logger: str = "auth_service
 
 def test_every_line_of_both_services_and_the_cli_is_one_json_object_when_not_a_terminal(stack: Stack) -> None:
     auth = stack.start_auth()
-    done = cli(["users", "add", "alice", "--password-stdin", "--scope", "reports:read"], data=stack.tmp,
-               env=stack.env, stdin=PASSWORD + "\n")
+    done = cli(
+        ["users", "add", "alice", "--password-stdin", "--scope", "reports:read"],
+        data=stack.tmp,
+        env=stack.env,
+        stdin=PASSWORD + "\n",
+    )
     assert done.returncode == 0, done.stderr
     assert set(json.loads(done.stdout)) == {"username", "sub", "scope"}  # command output: unchanged, on stdout
     cli_lines = json_log_lines(done.stderr)
@@ -49,7 +53,8 @@ def test_every_line_of_both_services_and_the_cli_is_one_json_object_when_not_a_t
             assert ISO_UTC.fullmatch(record["timestamp"]), record
     auth_log, replica_log = log_of(auth), log_of(replica)
     assert {"uvicorn.error", "auth_service", "auth_service.security", "auth_service.access"} <= {
-        r["logger"] for r in auth_log}  # uvicorn's own lines go through the same formatter
+        r["logger"] for r in auth_log
+    }  # uvicorn's own lines go through the same formatter
     assert {"uvicorn.error", "resource_service.access"} <= {r["logger"] for r in replica_log}
 
 
@@ -59,33 +64,44 @@ def test_a_request_id_is_echoed_and_carried_by_every_line_of_its_request(stack: 
     [quiet] = stack.start_replicas(1)  # RESOURCE_ACCESS_LOG defaults to false
     [loud] = stack.start_replicas(1, RESOURCE_ACCESS_LOG="true")
     login = stack.token(grant_type="password", username="alice", password=PASSWORD)
-    sent = stack.http.post(f"{auth.url}/token", headers={"X-Request-Id": "abc-123"},
-                           data={"grant_type": "password", "username": "alice", "password": PASSWORD})
+    sent = stack.http.post(
+        f"{auth.url}/token",
+        headers={"X-Request-Id": "abc-123"},
+        data={"grant_type": "password", "username": "alice", "password": PASSWORD},
+    )
     assert sent.status_code == 200 and sent.headers["x-request-id"] == "abc-123"
     assert len(login.headers["x-request-id"]) == 32  # none sent: one was made
     token = sent.json()["access_token"]
     for replica, request_id in ((quiet, "rep-quiet"), (loud, "rep-loud")):
-        answer = stack.http.get(f"{replica.url}/me", headers={"Authorization": f"Bearer {token}",
-                                                              "X-Request-Id": request_id})
+        answer = stack.http.get(
+            f"{replica.url}/me", headers={"Authorization": f"Bearer {token}", "X-Request-Id": request_id}
+        )
         assert answer.status_code == 200 and answer.headers["x-request-id"] == request_id
     stack.stop()
 
     auth_log = log_of(auth)
     mine = [r for r in auth_log if r.get("request_id") == "abc-123"]
-    assert [(r["logger"], r["event"]) for r in mine] == [("auth_service.security", "login_success"),
-                                                         ("auth_service.access", "request")]
+    assert [(r["logger"], r["event"]) for r in mine] == [
+        ("auth_service.security", "login_success"),
+        ("auth_service.access", "request"),
+    ]
     assert mine[0]["sub"] == sub and mine[0]["sid"] == claims_of(token)[1]["sid"]
     access = mine[1]
     assert (access["method"], access["path"], access["status"]) == ("POST", "/token", 200)
     assert isinstance(access["duration_ms"], float) and access["duration_ms"] > 0
     # Every login and every access line of the run carries some request's id.
-    assert all(r.get("request_id") for r in auth_log
-               if r["logger"] == "auth_service.access" or r["event"] == "login_success")
+    assert all(
+        r.get("request_id") for r in auth_log if r["logger"] == "auth_service.access" or r["event"] == "login_success"
+    )
     assert len({r["request_id"] for r in events(auth_log, "login_success")}) == 2
     assert not any(r["logger"] == "resource_service.access" for r in log_of(quiet))
     [line] = [r for r in log_of(loud) if r.get("request_id") == "rep-loud"]
     assert (line["logger"], line["method"], line["path"], line["status"]) == (
-        "resource_service.access", "GET", "/me", 200)
+        "resource_service.access",
+        "GET",
+        "/me",
+        200,
+    )
 
 
 def test_an_invalid_or_overlong_request_id_is_replaced_by_a_made_one(stack: Stack) -> None:
@@ -109,8 +125,11 @@ def test_an_invalid_or_overlong_request_id_is_replaced_by_a_made_one(stack: Stac
 def test_console_lines_when_asked_even_without_a_terminal(stack: Stack) -> None:
     auth = stack.start_auth(AUTH_LOG_FORMAT="console")
     stack.add_user("alice")
-    answer = stack.http.post(f"{auth.url}/token", headers={"X-Request-Id": "abc-123"},
-                             data={"grant_type": "password", "username": "alice", "password": PASSWORD})
+    answer = stack.http.post(
+        f"{auth.url}/token",
+        headers={"X-Request-Id": "abc-123"},
+        data={"grant_type": "password", "username": "alice", "password": PASSWORD},
+    )
     assert answer.status_code == 200
     stack.stop()
     lines = auth.log_path.read_text().splitlines()
@@ -126,10 +145,15 @@ def _on_a_terminal(args: list[str], data: Path, env: dict[str, str]) -> tuple[st
     """Run `auth-service ARGS` with stderr on a pseudo-terminal; (stdout, what the terminal showed)."""
     controller, terminal = pty.openpty()
     try:
-        done = subprocess.run([sys.executable, "-m", "auth_service", *args], check=False, stdout=subprocess.PIPE,
-                              stderr=terminal, text=True, timeout=60,
-                              env={**os.environ, "AUTH_DATA_DIR": str(data / "data"),
-                                   "AUTH_KEYS_DIR": str(data / "keys"), **env})
+        done = subprocess.run(
+            [sys.executable, "-m", "auth_service", *args],
+            check=False,
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            text=True,
+            timeout=60,
+            env={**os.environ, "AUTH_DATA_DIR": str(data / "data"), "AUTH_KEYS_DIR": str(data / "keys"), **env},
+        )
     finally:
         os.close(terminal)
     shown = b""
@@ -174,8 +198,10 @@ def test_security_events_carry_ids_and_never_a_secret(stack: Stack) -> None:
     second = stack.login()
     assert stack.http.post(f"{auth.url}/revoke", data={"token": second["access_token"]}).status_code == 200
     third = stack.login()
-    assert stack.http.post(f"{auth.url}/logout",
-                           headers={"Authorization": f"Bearer {third['access_token']}"}).status_code == 204
+    assert (
+        stack.http.post(f"{auth.url}/logout", headers={"Authorization": f"Bearer {third['access_token']}"}).status_code
+        == 204
+    )
     by_cli = cli(["revoke", "--sub", sub], data=stack.tmp, env=stack.env)
     assert by_cli.returncode == 0, by_cli.stderr
 
@@ -185,7 +211,10 @@ def test_security_events_carry_ids_and_never_a_secret(stack: Stack) -> None:
     new_kid = json.loads(rotated.stdout)["kid"]
     [created] = events(json_log_lines(rotated.stderr), "key_created")
     assert (created["kid"], created["trigger"], created["activates_at"]) == (
-        new_kid, "on_demand", json.loads(rotated.stdout)["activates_at"])
+        new_kid,
+        "on_demand",
+        json.loads(rotated.stdout)["activates_at"],
+    )
 
     def logged(name: str) -> list[dict[str, Any]]:
         return events(log_of(auth), name)
@@ -199,13 +228,17 @@ def test_security_events_carry_ids_and_never_a_secret(stack: Stack) -> None:
     first_claims, second_claims, third_claims = (claims_of(str(t["access_token"]))[1] for t in (first, second, third))
     successes = events(log, "login_success")
     assert [(r["sub"], r["sid"], r["client_id"]) for r in successes] == [
-        (sub, c["sid"], "public") for c in (first_claims, second_claims, third_claims)]
+        (sub, c["sid"], "public") for c in (first_claims, second_claims, third_claims)
+    ]
     failures = events(log, "login_failure")
     assert [(r["sub"], r["client_id"]) for r in failures] == [(sub, "public"), (None, "public")]
     [reuse] = events(log, "refresh_reuse")
     assert reuse["level"] == "warning"
     assert (reuse["sub"], reuse["sid"], reuse["jti"]) == (
-        sub, first_claims["sid"], claims_of(str(first["refresh_token"]))[1]["jti"])
+        sub,
+        first_claims["sid"],
+        claims_of(str(first["refresh_token"]))[1]["jti"],
+    )
     revoked = [(r["kind"], r.get("jti") or r.get("sid")) for r in events(log, "revoked")]
     assert ("jti", second_claims["jti"]) in revoked and ("sid", third_claims["sid"]) in revoked
     [by_sub] = events(json_log_lines(by_cli.stderr), "revoked")
@@ -222,12 +255,17 @@ def test_security_events_of_a_request_carry_the_client_address(stack: Stack) -> 
     stack.add_client("svc", "svc-secret-of-at-least-32-characters")
     from_two = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"), timeout=10.0)
     with from_two:
-        login = from_two.post(f"{auth.url}/token", data={"grant_type": "password", "username": "alice",
-                                                        "password": PASSWORD})
+        login = from_two.post(
+            f"{auth.url}/token", data={"grant_type": "password", "username": "alice", "password": PASSWORD}
+        )
         assert login.status_code == 200
         assert from_two.post(f"{auth.url}/revoke", data={"token": login.json()["access_token"]}).status_code == 200
-        assert from_two.post(f"{auth.url}/token", data={"grant_type": "client_credentials"},
-                             auth=("svc", "wrong")).status_code == 401
+        assert (
+            from_two.post(
+                f"{auth.url}/token", data={"grant_type": "client_credentials"}, auth=("svc", "wrong")
+            ).status_code
+            == 401
+        )
     assert stack.token(grant_type="password", username="alice", password="wrong password").status_code == 400
     stack.stop()
     log = log_of(auth)

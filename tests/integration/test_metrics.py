@@ -57,7 +57,7 @@ def tamper_signature(token: str) -> str:
     head, payload, signature = token.split(".")
     middle = len(signature) // 2
     swapped = "A" if signature[middle] != "A" else "B"
-    return f"{head}.{payload}.{signature[:middle]}{swapped}{signature[middle + 1:]}"
+    return f"{head}.{payload}.{signature[:middle]}{swapped}{signature[middle + 1 :]}"
 
 
 @pytest.fixture
@@ -83,12 +83,23 @@ def test_a_scripted_run_moves_every_counter_by_exactly_what_happened(metered: St
     # -- the issuer: logins, client credentials, refresh and its replay, odd grants --------------
     a1, a2, b1 = s.login("alice"), s.login("alice"), s.login("bob")
     assert s.token(grant_type="password", username="carol", password=PASSWORD).status_code == 400
-    assert [s.token(grant_type="password", username="mallory", password="wrong").status_code
-            for _ in range(3)] == [400, 400, 429]
-    assert http.post(f"{auth}/token", data={"grant_type": "client_credentials"},
-                     auth=("svc", "svc-secret-of-at-least-32-characters")).status_code == 200
-    assert [http.post(f"{auth}/token", data={"grant_type": "client_credentials"},
-                      auth=("ghost", "guess")).status_code for _ in range(3)] == [401, 401, 429]
+    assert [s.token(grant_type="password", username="mallory", password="wrong").status_code for _ in range(3)] == [
+        400,
+        400,
+        429,
+    ]
+    assert (
+        http.post(
+            f"{auth}/token",
+            data={"grant_type": "client_credentials"},
+            auth=("svc", "svc-secret-of-at-least-32-characters"),
+        ).status_code
+        == 200
+    )
+    assert [
+        http.post(f"{auth}/token", data={"grant_type": "client_credentials"}, auth=("ghost", "guess")).status_code
+        for _ in range(3)
+    ] == [401, 401, 429]
     assert s.token(grant_type="refresh_token", refresh_token=str(a1["refresh_token"])).status_code == 200
     replay = s.token(grant_type="refresh_token", refresh_token=str(a1["refresh_token"]))
     assert replay.status_code == 400 and "already used" in replay.json()["error_description"]
@@ -116,16 +127,22 @@ def test_a_scripted_run_moves_every_counter_by_exactly_what_happened(metered: St
     assert s.me(s.replicas[0], str(a1["access_token"])).status_code == 401  # its session, by the replay
     forger = Forger.of(d, s.tmp / "keys")
     now = int(time.time())
-    refused = [forger.token(exp=now - 120, iat=now - 1000), forger.token({"typ": "JWT"}),
-               forger.token(aud="other-api"), forger.token(iss="https://evil.example"),
-               forger.token({"kid": "no-such-key"}), tamper_signature(d)]
+    refused = [
+        forger.token(exp=now - 120, iat=now - 1000),
+        forger.token({"typ": "JWT"}),
+        forger.token(aud="other-api"),
+        forger.token(iss="https://evil.example"),
+        forger.token({"kid": "no-such-key"}),
+        tamper_signature(d),
+    ]
     assert [s.me(s.replicas[0], token).status_code for token in refused] == [401] * 6
     assert http.get(f"{replica}/no/such/path/42", headers=bearer(d)).status_code == 404  # ok, then 404
 
     # -- a key rotation: the new key signs after the publish lead (2 * 1 s + 2 s here) -------------
     s.cli("keys", "rotate")
-    assert eventually(lambda: labelled(scrape(http, auth)[1], "auth_signing_key_info").keys()
-                      != {old_kid_labels}, timeout=15)
+    assert eventually(
+        lambda: labelled(scrape(http, auth)[1], "auth_signing_key_info").keys() != {old_kid_labels}, timeout=15
+    )
     f = str(s.login("alice")["access_token"])
     assert s.me(s.replicas[0], f).status_code == 200
 
@@ -158,42 +175,81 @@ def test_a_scripted_run_moves_every_counter_by_exactly_what_happened(metered: St
     assert 0 <= value(auth_after, "auth_signing_key_age_seconds") < 15
 
     def token_latency(samples: Samples, status: str) -> float:
-        return value(samples, "auth_http_request_duration_seconds_count", method="POST", route="/token",
-                     status=status)
+        return value(samples, "auth_http_request_duration_seconds_count", method="POST", route="/token", status=status)
 
-    assert {status: token_latency(auth_after, status) - token_latency(auth_before, status)
-            for status in ("200", "400", "401", "429")} == {"200": 9, "400": 6, "401": 2, "429": 2}
-    assert value(auth_after, "auth_http_request_duration_seconds_count", method="GET", route="other",
-                 status="404") == 1
+    assert {
+        status: token_latency(auth_after, status) - token_latency(auth_before, status)
+        for status in ("200", "400", "401", "429")
+    } == {"200": 9, "400": 6, "401": 2, "429": 2}
+    assert value(auth_after, "auth_http_request_duration_seconds_count", method="GET", route="other", status="404") == 1
     assert "/no/such/path" not in auth_text
 
     assert moved(replica_before, replica_after, "resource_verifications") == {
-        ("resource_verifications_total", outcome): count for outcome, count in {
-            "ok": 7, "insufficient_scope": 1, "missing_credentials": 1, "invalid_request": 1, "malformed": 1,
-            "revoked": 2, "expired": 1, "wrong_typ": 1, "wrong_audience": 1, "wrong_issuer": 1,
-            "unknown_kid": 1, "bad_signature": 1}.items()}
+        ("resource_verifications_total", outcome): count
+        for outcome, count in {
+            "ok": 7,
+            "insufficient_scope": 1,
+            "missing_credentials": 1,
+            "invalid_request": 1,
+            "malformed": 1,
+            "revoked": 2,
+            "expired": 1,
+            "wrong_typ": 1,
+            "wrong_audience": 1,
+            "wrong_issuer": 1,
+            "unknown_kid": 1,
+            "bad_signature": 1,
+        }.items()
+    }
 
     def replica_latency(samples: Samples, route: str, status: str) -> float:
-        return value(samples, "resource_http_request_duration_seconds_count", method="GET", route=route,
-                     status=status)
+        return value(samples, "resource_http_request_duration_seconds_count", method="GET", route=route, status=status)
 
-    assert {(route, status): replica_latency(replica_after, route, status)
-            - replica_latency(replica_before, route, status)
-            for route, status in [("/me", "200"), ("/me", "400"), ("/me", "401"), ("/reports", "200"),
-                                  ("/reports", "403"), ("other", "404")]} == {
-        ("/me", "200"): 4, ("/me", "400"): 1, ("/me", "401"): 10, ("/reports", "200"): 1,
-        ("/reports", "403"): 1, ("other", "404"): 1}
+    assert {
+        (route, status): replica_latency(replica_after, route, status) - replica_latency(replica_before, route, status)
+        for route, status in [
+            ("/me", "200"),
+            ("/me", "400"),
+            ("/me", "401"),
+            ("/reports", "200"),
+            ("/reports", "403"),
+            ("other", "404"),
+        ]
+    } == {
+        ("/me", "200"): 4,
+        ("/me", "400"): 1,
+        ("/me", "401"): 10,
+        ("/reports", "200"): 1,
+        ("/reports", "403"): 1,
+        ("other", "404"): 1,
+    }
     assert "/no/such/path" not in replica_text
     assert value(replica_after, "resource_revocation_list_size") == 5
     assert 0 <= value(replica_after, "resource_revocation_staleness_seconds") < 5
     assert value(replica_after, "resource_jwks_keys") == 2  # the old key and the new one
     # JWKS fetches follow the issuer's 1 s max-age here: they moved, and none failed.
     assert value(replica_after, "resource_jwks_fetches_total", outcome="error") == 0
-    assert sum(value(replica_after, "resource_jwks_fetches_total", outcome=o)
-               - value(replica_before, "resource_jwks_fetches_total", outcome=o) for o in ("ok", "not_modified")) > 0
+    assert (
+        sum(
+            value(replica_after, "resource_jwks_fetches_total", outcome=o)
+            - value(replica_before, "resource_jwks_fetches_total", outcome=o)
+            for o in ("ok", "not_modified")
+        )
+        > 0
+    )
 
-    secrets = [PASSWORD, "svc-secret-of-at-least-32-characters", "guess", "mallory", "carol", "ghost", d, e, f,
-               *(str(t[k]) for t in (a1, a2, b1, c1) for k in ("access_token", "refresh_token"))]
+    secrets = [
+        PASSWORD,
+        "svc-secret-of-at-least-32-characters",
+        "guess",
+        "mallory",
+        "carol",
+        "ghost",
+        d,
+        e,
+        f,
+        *(str(t[k]) for t in (a1, a2, b1, c1) for k in ("access_token", "refresh_token")),
+    ]
     for text in (auth_text, replica_text):
         assert not [secret for secret in secrets if secret in text]
 
@@ -253,6 +309,14 @@ def test_every_agreed_metric_is_exposed(issuer: Stack) -> None:
     issuer.login()
     text, _ = scrape(issuer.http, issuer.auth.url)
     assert set(_names(text)) >= {
-        "auth_token_requests", "auth_login_failures", "auth_rate_limited", "auth_refresh_reuse_detected",
-        "auth_revocations", "auth_signing_key_info", "auth_signing_key_age_seconds", "auth_revocation_list_size",
-        "auth_revocation_feed_cursor", "auth_http_request_duration_seconds"}
+        "auth_token_requests",
+        "auth_login_failures",
+        "auth_rate_limited",
+        "auth_refresh_reuse_detected",
+        "auth_revocations",
+        "auth_signing_key_info",
+        "auth_signing_key_age_seconds",
+        "auth_revocation_list_size",
+        "auth_revocation_feed_cursor",
+        "auth_http_request_duration_seconds",
+    }

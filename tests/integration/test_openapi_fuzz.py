@@ -41,8 +41,9 @@ CHECKS = [
     checks.negative_data_rejection,
 ]
 EXAMPLES = 40  # per operation and run
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
-                suppress_health_check=list(HealthCheck))
+FUZZ = settings(
+    max_examples=EXAMPLES, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck)
+)
 FORM = "application/x-www-form-urlencoded"
 BASIC = {"Authorization": "Basic " + base64.b64encode(b"svc:svc-secret-of-at-least-32-characters").decode()}
 
@@ -50,9 +51,17 @@ BASIC = {"Authorization": "Basic " + base64.b64encode(b"svc:svc-secret-of-at-lea
 # tests/unit/test_rs_revocation_sync.py and tests/integration/test_replicas.py.
 NOT_FUZZED = {"GET /revocations/stream"}
 AUTH_OPERATIONS = {
-    "POST /token", "POST /revoke", "POST /introspect", "POST /logout",
-    "GET /.well-known/oauth-authorization-server", "GET /.well-known/openid-configuration",
-    "GET /.well-known/jwks.json", "GET /revocations", "GET /revocations/stream", "GET /healthz", "GET /readyz",
+    "POST /token",
+    "POST /revoke",
+    "POST /introspect",
+    "POST /logout",
+    "GET /.well-known/oauth-authorization-server",
+    "GET /.well-known/openid-configuration",
+    "GET /.well-known/jwks.json",
+    "GET /revocations",
+    "GET /revocations/stream",
+    "GET /healthz",
+    "GET /readyz",
 }
 REPLICA_OPERATIONS = {"GET /me", "GET /reports", "GET /healthz", "GET /readyz"}
 _TOKEN_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.+/=~"
@@ -97,9 +106,9 @@ def altered(token: str) -> st.SearchStrategy[str]:
     index = st.integers(0, len(token) - 1)
     char = st.sampled_from(_TOKEN_CHARS)
     return st.one_of(
-        st.tuples(index, char).map(lambda ic: token[:ic[0]] + ic[1] + token[ic[0] + 1:]),
-        st.tuples(index, char).map(lambda ic: token[:ic[0]] + ic[1] + token[ic[0]:]),
-        index.map(lambda i: token[:i] + token[i + 1:]),
+        st.tuples(index, char).map(lambda ic: token[: ic[0]] + ic[1] + token[ic[0] + 1 :]),
+        st.tuples(index, char).map(lambda ic: token[: ic[0]] + ic[1] + token[ic[0] :]),
+        index.map(lambda i: token[:i] + token[i + 1 :]),
         index.map(lambda i: token[:i]),
     ).filter(lambda t: t != token and t.strip() != "")
 
@@ -115,17 +124,26 @@ def fuzz(schema: Any, plan: Plan) -> Outcome:
             continue
         headers = plan.headers.get(label)
         runs: list[tuple[str, st.SearchStrategy[Any], bool]] = [
-            ("positive", operation.as_strategy(GenerationMode.POSITIVE, headers=headers), False)]
+            ("positive", operation.as_strategy(GenerationMode.POSITIVE, headers=headers), False)
+        ]
         if _has_input(operation):
             runs.append(("negative", operation.as_strategy(GenerationMode.NEGATIVE, headers=headers), False))
         if headers is not None:
             runs.append(("positive without credentials", operation.as_strategy(GenerationMode.POSITIVE), False))
         if label in plan.forged:
-            runs.append(("altered bearer token", altered(plan.forged[label]).flatmap(
-                lambda t, op=operation: op.as_strategy(headers={"Authorization": f"Bearer {t}"})), True))
+            runs.append(
+                (
+                    "altered bearer token",
+                    altered(plan.forged[label]).flatmap(
+                        lambda t, op=operation: op.as_strategy(headers={"Authorization": f"Bearer {t}"})
+                    ),
+                    True,
+                )
+            )
         for i, body in enumerate(plan.bodies.get(label, []), 1):
-            runs.append((f"known-good form {i}",
-                         operation.as_strategy(headers=headers, body=body, media_type=FORM), False))
+            runs.append(
+                (f"known-good form {i}", operation.as_strategy(headers=headers, body=body, media_type=FORM), False)
+            )
         for name, strategy, must_refuse in runs:
             try:
                 _run(strategy, outcome.statuses[f"{label} {name}"], must_refuse)
@@ -137,8 +155,9 @@ def fuzz(schema: Any, plan: Plan) -> Outcome:
 def _has_input(operation: Any) -> bool:
     """Whether there is anything to make invalid (an operation without parameters or body
     has no negative cases)."""
-    return bool(operation.body) or any(len(params) for params in (
-        operation.path_parameters, operation.query, operation.headers, operation.cookies))
+    return bool(operation.body) or any(
+        len(params) for params in (operation.path_parameters, operation.query, operation.headers, operation.cookies)
+    )
 
 
 def _run(strategy: st.SearchStrategy[Any], seen: Counter[int], must_refuse: bool) -> None:
@@ -158,11 +177,17 @@ def test_the_auth_service_answers_only_what_its_openapi_document_declares(fuzzed
     logout_token = str(fuzzed.login()["access_token"])  # a session of its own: /logout ends it
     other = fuzzed.login()
     plan = Plan(
-        headers={"POST /logout": {"Authorization": f"Bearer {logout_token}"},
-                 "POST /introspect": BASIC, "POST /revoke": BASIC, "POST /token": BASIC},
+        headers={
+            "POST /logout": {"Authorization": f"Bearer {logout_token}"},
+            "POST /introspect": BASIC,
+            "POST /revoke": BASIC,
+            "POST /token": BASIC,
+        },
         forged={"POST /logout": logout_token},
-        bodies={"POST /token": [{"grant_type": "client_credentials"}],
-                "POST /introspect": [{"token": str(other["access_token"])}, {"token": str(other["refresh_token"])}]},
+        bodies={
+            "POST /token": [{"grant_type": "client_credentials"}],
+            "POST /introspect": [{"token": str(other["access_token"])}, {"token": str(other["refresh_token"])}],
+        },
     )
     schema = schemathesis.openapi.from_url(f"{fuzzed.auth.url}/openapi.json")
     outcome = fuzz(schema, plan)
@@ -180,8 +205,9 @@ def test_the_replica_answers_only_what_its_openapi_document_declares(fuzzed: Sta
     replica = fuzzed.replicas[0]
     token = str(fuzzed.login()["access_token"])
     secured = ("GET /me", "GET /reports")
-    plan = Plan(headers={label: {"Authorization": f"Bearer {token}"} for label in secured},
-                forged=dict.fromkeys(secured, token))
+    plan = Plan(
+        headers={label: {"Authorization": f"Bearer {token}"} for label in secured}, forged=dict.fromkeys(secured, token)
+    )
     schema = schemathesis.openapi.from_url(f"{replica.url}/openapi.json")
     outcome = fuzz(schema, plan)
     assert not outcome.failures, outcome.report()

@@ -55,15 +55,22 @@ def authlib_client(request: pytest.FixtureRequest) -> Iterator[tuple[Any, Callab
 
 
 def test_authlib_logs_in_refreshes_and_revokes_against_the_running_issuer(
-        issuer: Stack, replica: Service, authlib_client: tuple[Any, Callable[..., Any]]) -> None:
+    issuer: Stack, replica: Service, authlib_client: tuple[Any, Callable[..., Any]]
+) -> None:
     client, run = authlib_client
     assert issuer.auth is not None
     metadata = run(client.request, "GET", issuer.auth.url + WELL_KNOWN, withhold_token=True).json()
     assert metadata["issuer"] == issuer.auth.url
     client.metadata["token_endpoint"] = metadata["token_endpoint"]  # what authlib refreshes against
 
-    token = run(client.fetch_token, metadata["token_endpoint"], grant_type="password", username="alice",
-                password=PASSWORD, scope="profile")
+    token = run(
+        client.fetch_token,
+        metadata["token_endpoint"],
+        grant_type="password",
+        username="alice",
+        password=PASSWORD,
+        scope="profile",
+    )
     me = run(client.get, f"{replica.url}/me")
     assert me.status_code == 200
     assert (me.json()["claims"]["preferred_username"], me.json()["claims"]["client_id"]) == ("alice", "svc")
@@ -80,16 +87,19 @@ def test_authlib_logs_in_refreshes_and_revokes_against_the_running_issuer(
     assert client.token["access_token"] != refreshed["access_token"]
     access = client.token["access_token"]
 
-    revoked = run(client.revoke_token, metadata["revocation_endpoint"], token=access,
-                  token_type_hint="access_token")
+    revoked = run(client.revoke_token, metadata["revocation_endpoint"], token=access, token_type_hint="access_token")
     assert revoked.status_code == 200
     assert eventually(lambda: issuer.me(replica, access).status_code == 401, timeout=5)
     refused = run(client.get, f"{replica.url}/me")
     assert refused.status_code == 401 and 'error="invalid_token"' in refused.headers["www-authenticate"]
 
     # Revoking the refresh token ends the session: authlib's next refresh is refused.
-    run(client.revoke_token, metadata["revocation_endpoint"], token=client.token["refresh_token"],
-        token_type_hint="refresh_token")
+    run(
+        client.revoke_token,
+        metadata["revocation_endpoint"],
+        token=client.token["refresh_token"],
+        token_type_hint="refresh_token",
+    )
     with pytest.raises(OAuthError) as caught:
         run(client.refresh_token, metadata["token_endpoint"])
     assert caught.value.error == "invalid_grant"
@@ -105,8 +115,14 @@ def test_pyjwt_verifies_our_access_tokens_from_the_jwks_uri(stack: Stack, alg: s
     keys = jwt.PyJWKClient(metadata["jwks_uri"])
     key = keys.get_signing_key_from_jwt(token)
     assert key.algorithm_name == alg  # the algorithm comes from the published key, not the token
-    claims = jwt.decode(token, key, algorithms=[key.algorithm_name], audience="api", issuer=metadata["issuer"],
-                        options={"require": ["exp", "iat", "iss", "aud", "sub", "jti"]})
+    claims = jwt.decode(
+        token,
+        key,
+        algorithms=[key.algorithm_name],
+        audience="api",
+        issuer=metadata["issuer"],
+        options={"require": ["exp", "iat", "iss", "aud", "sub", "jti"]},
+    )
     assert claims["preferred_username"] == "alice"
     assert jwt.get_unverified_header(token)["typ"] == "at+jwt"
 
@@ -114,7 +130,6 @@ def test_pyjwt_verifies_our_access_tokens_from_the_jwks_uri(stack: Stack, alg: s
         jwt.decode(token, key, algorithms=[alg], audience="another-api", issuer=metadata["issuer"])
     header, _, signature = token.split(".")
     forged = claims_of(token)[1] | {"preferred_username": "mallory"}
-    tampered = ".".join([header, jwt.utils.base64url_encode(json.dumps(forged).encode()).decode(),
-                         signature])
+    tampered = ".".join([header, jwt.utils.base64url_encode(json.dumps(forged).encode()).decode(), signature])
     with pytest.raises(jwt.InvalidSignatureError):
         jwt.decode(tampered, key, algorithms=[alg], audience="api", issuer=metadata["issuer"])

@@ -53,7 +53,12 @@ def quickstart(stack: Stack, subs: dict[str, str]) -> Iterator[str]:
     log = log_path.open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "examples.quickstart:app", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -81,8 +86,7 @@ def _get(url: str, token: str | None = None) -> httpx.Response:
     return httpx.get(f"{url}/items", headers=headers, timeout=5.0)
 
 
-def test_without_a_token_the_example_answers_401_with_the_bare_bearer_challenge(
-        stack: Stack, quickstart: str) -> None:
+def test_without_a_token_the_example_answers_401_with_the_bare_bearer_challenge(stack: Stack, quickstart: str) -> None:
     response = _get(quickstart)
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == 'Bearer realm="api"'  # RFC 6750 section 3.1: no error code
@@ -118,6 +122,11 @@ def test_the_scoped_route_needs_its_scope(stack: Stack, quickstart: str) -> None
 def test_a_logout_at_the_issuer_reaches_the_example(stack: Stack, quickstart: str) -> None:
     token = str(stack.login("alice")["access_token"])
     assert _get(quickstart, token).status_code == 200
-    assert stack.http.post(f"{stack.auth.url}/logout",  # type: ignore[union-attr]
-                           headers={"Authorization": f"Bearer {token}"}).status_code == 204
+    assert (
+        stack.http.post(
+            f"{stack.auth.url}/logout",  # type: ignore[union-attr]
+            headers={"Authorization": f"Bearer {token}"},
+        ).status_code
+        == 204
+    )
     assert eventually(lambda: _get(quickstart, token).status_code == 401, timeout=10)

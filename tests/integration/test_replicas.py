@@ -70,16 +70,20 @@ def test_a_scoped_route_needs_the_scope_and_answers_403_insufficient_scope(clust
     assert 'scope="reports:read"' in challenge and denied.headers["x-replica-id"] == rep.name
 
 
-@pytest.mark.parametrize("header,status,error", [
-    (None, 401, None),
-    ("Bearer garbage", 401, "invalid_token"),
-    ("Bearer a.b.c", 401, "invalid_token"),
-    ("Basic dXNlcjpwdw==", 401, None),  # RFC 6750 section 3.1: another method gets no error code
-    ("Bearer", 400, "invalid_request"),
-    ("Bearer " + "x" * 12_000, 400, "invalid_request"),  # over the token limit, under the 16 KiB header cap
-])
-def test_bad_credentials_get_rfc6750_challenges(cluster: Stack, header: str | None, status: int,
-                                                error: str | None) -> None:
+@pytest.mark.parametrize(
+    "header,status,error",
+    [
+        (None, 401, None),
+        ("Bearer garbage", 401, "invalid_token"),
+        ("Bearer a.b.c", 401, "invalid_token"),
+        ("Basic dXNlcjpwdw==", 401, None),  # RFC 6750 section 3.1: another method gets no error code
+        ("Bearer", 400, "invalid_request"),
+        ("Bearer " + "x" * 12_000, 400, "invalid_request"),  # over the token limit, under the 16 KiB header cap
+    ],
+)
+def test_bad_credentials_get_rfc6750_challenges(
+    cluster: Stack, header: str | None, status: int, error: str | None
+) -> None:
     headers = {"Authorization": header} if header else {}
     response = cluster.http.get(f"{cluster.replicas[0].url}/me", headers=headers)
     assert response.status_code == status
@@ -158,7 +162,6 @@ def test_a_replica_meeting_an_unknown_kid_refetches_the_key_set(three: Stack) ->
 
 def test_a_replica_started_before_the_issuer_serves_once_it_can_reach_it(stack: Stack) -> None:
     from auth_service.launch import auth_process, free_port, replica_process
-
     from tests.conftest import AUTH_ENV, REPLICA_ENV
 
     port = free_port()
@@ -209,8 +212,10 @@ def test_stopping_the_issuer_ends_push_streams_at_once_without_a_traceback(stack
     stack.start_auth()
     stack.start_replicas(2)
     assert stack.auth is not None
-    assert eventually(lambda: all(stack.http.get(f"{r.url}/healthz").json()["revocation_push"]["connected"]
-                                  for r in stack.replicas), timeout=10)
+    assert eventually(
+        lambda: all(stack.http.get(f"{r.url}/healthz").json()["revocation_push"]["connected"] for r in stack.replicas),
+        timeout=10,
+    )
     stack.auth.stop()  # SIGTERM; uvicorn re-raises it once shut down, so the exit status is -15
     log = stack.auth.log_path.read_text()
     assert "Finished server process" in log  # a graceful shutdown, not a kill after the timeout

@@ -29,17 +29,27 @@ def capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 @pytest.fixture(scope="module")
 def behind_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """An issuer that believes X-Forwarded-For from loopback, as behind a balancer on the same host."""
-    service = auth_process(data=tmp_path_factory.mktemp("proxied"), env={
-        **AUTH_ENV, "AUTH_TRUSTED_PROXIES": '["127.0.0.1"]',
-        "AUTH_REVOCATION_STREAMS_PER_ADDRESS": str(PER_ADDRESS), "AUTH_REVOCATION_STREAMS_MAX": "10"}).start()
+    service = auth_process(
+        data=tmp_path_factory.mktemp("proxied"),
+        env={
+            **AUTH_ENV,
+            "AUTH_TRUSTED_PROXIES": '["127.0.0.1"]',
+            "AUTH_REVOCATION_STREAMS_PER_ADDRESS": str(PER_ADDRESS),
+            "AUTH_REVOCATION_STREAMS_MAX": "10",
+        },
+    ).start()
     try:
         yield service
     finally:
         service.stop()
 
 
-def _open(streams: contextlib.ExitStack, client: httpx.Client, url: str, forwarded_for: str | None = None,
-          ) -> httpx.Response:
+def _open(
+    streams: contextlib.ExitStack,
+    client: httpx.Client,
+    url: str,
+    forwarded_for: str | None = None,
+) -> httpx.Response:
     """One stream held open until `streams` closes; its first event read when it was accepted."""
     headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
     response = streams.enter_context(client.stream("GET", f"{url}/revocations/stream", headers=headers))
@@ -53,8 +63,11 @@ def _open(streams: contextlib.ExitStack, client: httpx.Client, url: str, forward
 
 
 def _refused(response: httpx.Response) -> bool:
-    return (response.status_code == 429 and response.json()["error"] == "temporarily_unavailable"
-            and int(response.headers["retry-after"]) >= 1)
+    return (
+        response.status_code == 429
+        and response.json()["error"] == "temporarily_unavailable"
+        and int(response.headers["retry-after"]) >= 1
+    )
 
 
 def test_streams_beyond_the_per_address_cap_get_429_while_token_and_healthz_answer(capped: Stack) -> None:

@@ -85,8 +85,9 @@ def private_key_material(keys_dir: Path, passphrase: str) -> dict[str, str]:
     for path in sorted(keys_dir.glob("*.json")):
         stored = json.loads(path.read_text())
         key = decode_key(stored["private_key"], passphrase.encode(), str(path))
-        plain = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                  serialization.NoEncryption()).decode()
+        plain = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
         for label, pem in (("stored key", stored["private_key"]), ("PEM", plain)):
             for i, line in enumerate(pem.splitlines()):
                 if line and not line.startswith("-----"):
@@ -99,8 +100,10 @@ def private_key_material(keys_dir: Path, passphrase: str) -> dict[str, str]:
 
 def test_no_password_secret_key_or_token_appears_in_any_log_or_answer(stack: Stack) -> None:
     passphrase = f"keys-passphrase-{secrets.token_hex(8)}"
-    passwords = {"alice": f"alice-pw-{secrets.token_hex(8)} with spaces&symbols=+%",
-                 "bob": f"bob-pw-{secrets.token_hex(8)}"}
+    passwords = {
+        "alice": f"alice-pw-{secrets.token_hex(8)} with spaces&symbols=+%",
+        "bob": f"bob-pw-{secrets.token_hex(8)}",
+    }
     wrong = [f"wrong-pw-{secrets.token_hex(8)}", passwords["alice"][:-1]]  # a stranger's guess, a typo
     client_secret, wrong_secret = f"svc-secret-{secrets.token_hex(12)}", f"bad-secret-{secrets.token_hex(12)}"
 
@@ -120,12 +123,38 @@ def test_no_password_secret_key_or_token_appears_in_any_log_or_answer(stack: Sta
         return done.stdout
 
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
-        jobs = [pool.submit(run_cli, "users", "add", "alice", "--password-stdin", "--scope", "reports:read",
-                            stdin=passwords["alice"] + "\n"),
-                pool.submit(run_cli, "users", "add", "bob", "--password-stdin", "--scope", "reports:read profile",
-                            stdin=passwords["bob"] + "\n"),
-                pool.submit(run_cli, "clients", "add", "svc", "--secret-stdin", "--scope", "reports:read",
-                            stdin=client_secret + "\n")]
+        jobs = [
+            pool.submit(
+                run_cli,
+                "users",
+                "add",
+                "alice",
+                "--password-stdin",
+                "--scope",
+                "reports:read",
+                stdin=passwords["alice"] + "\n",
+            ),
+            pool.submit(
+                run_cli,
+                "users",
+                "add",
+                "bob",
+                "--password-stdin",
+                "--scope",
+                "reports:read profile",
+                stdin=passwords["bob"] + "\n",
+            ),
+            pool.submit(
+                run_cli,
+                "clients",
+                "add",
+                "svc",
+                "--secret-stdin",
+                "--scope",
+                "reports:read",
+                stdin=client_secret + "\n",
+            ),
+        ]
         for job in jobs:
             job.result()
     replicas = stack.start_replicas(2, **_REPLICA_DEBUG_JSON)
@@ -135,8 +164,7 @@ def test_no_password_secret_key_or_token_appears_in_any_log_or_answer(stack: Sta
         return http.post(token_url, data={"grant_type": "password", "username": user, "password": password})
 
     def at_replicas(token: str, path: str = "/me") -> list[int]:
-        return [http.get(f"{r.url}{path}", headers={"Authorization": f"Bearer {token}"}).status_code
-                for r in replicas]
+        return [http.get(f"{r.url}{path}", headers={"Authorization": f"Bearer {token}"}).status_code for r in replicas]
 
     # Logins, right and wrong; refresh; a refresh replayed (the family is revoked).
     alice, bob = login("alice", passwords["alice"]).json(), login("bob", passwords["bob"]).json()
@@ -155,15 +183,19 @@ def test_no_password_secret_key_or_token_appears_in_any_log_or_answer(stack: Sta
     unsigned = jwt.encode({"sub": "x"}, None, algorithm="none")
     key_file = next((stack.tmp / "keys").glob("*.json"))
     signing_key = decode_key(json.loads(key_file.read_text())["private_key"], passphrase.encode(), str(key_file))
-    expired = jwt.encode({**claims_of(bob["access_token"])[1], "exp": int(time.time()) - 3600},
-                         signing_key, algorithm="RS256",  # type: ignore[arg-type]
-                         headers={"kid": claims_of(bob["access_token"])[0]["kid"], "typ": "at+jwt"})
+    expired = jwt.encode(
+        {**claims_of(bob["access_token"])[1], "exp": int(time.time()) - 3600},
+        signing_key,
+        algorithm="RS256",  # type: ignore[arg-type]
+        headers={"kid": claims_of(bob["access_token"])[0]["kid"], "typ": "at+jwt"},
+    )
     hostile = [tampered, unsigned, expired, bob["refresh_token"], f"{bob['access_token']}x"]
     for token in hostile:
         assert at_replicas(token) == [401, 401], token
     basic = base64.b64encode(f"svc:{client_secret}".encode()).decode()
-    assert all(http.get(f"{r.url}/me", headers={"Authorization": f"Basic {basic}"}).status_code in (400, 401)
-               for r in replicas)  # another scheme: refused either way; what matters is what gets logged
+    assert all(
+        http.get(f"{r.url}/me", headers={"Authorization": f"Basic {basic}"}).status_code in (400, 401) for r in replicas
+    )  # another scheme: refused either way; what matters is what gets logged
     for r in replicas:  # RFC 6750 section 2.3's query parameter: not accepted, and no log line keeps a query
         assert http.get(f"{r.url}/me", params={"access_token": bob["access_token"]}).status_code == 401
 
@@ -171,17 +203,28 @@ def test_no_password_secret_key_or_token_appears_in_any_log_or_answer(stack: Sta
     assert http.post(f"{auth.url}/revoke", data={"token": bob["access_token"]}).status_code == 200
     assert http.post(f"{auth.url}/revoke", data={"token": bob["refresh_token"]}).status_code == 200
     session = login("bob", passwords["bob"]).json()
-    assert http.post(f"{auth.url}/logout", headers={"Authorization": f"Bearer {session['access_token']}"}).status_code == 204
+    assert (
+        http.post(f"{auth.url}/logout", headers={"Authorization": f"Bearer {session['access_token']}"}).status_code
+        == 204
+    )
     assert http.post(f"{auth.url}/logout", headers={"Authorization": f"Bearer {tampered}"}).status_code == 401
     by_basic = http.post(token_url, data={"grant_type": "client_credentials"}, auth=("svc", client_secret))
-    by_post = http.post(token_url, data={"grant_type": "client_credentials", "client_id": "svc",
-                                         "client_secret": client_secret})
+    by_post = http.post(
+        token_url, data={"grant_type": "client_credentials", "client_id": "svc", "client_secret": client_secret}
+    )
     assert by_basic.status_code == by_post.status_code == 200
-    assert http.post(token_url, data={"grant_type": "client_credentials"}, auth=("svc", wrong_secret)).status_code == 401
-    assert http.post(f"{auth.url}/introspect", data={"token": session["refresh_token"]},
-                     auth=("svc", client_secret)).status_code == 200
+    assert (
+        http.post(token_url, data={"grant_type": "client_credentials"}, auth=("svc", wrong_secret)).status_code == 401
+    )
+    assert (
+        http.post(
+            f"{auth.url}/introspect", data={"token": session["refresh_token"]}, auth=("svc", client_secret)
+        ).status_code
+        == 200
+    )
     assert http.post(f"{auth.url}/introspect", data={"token": tampered}, auth=("svc", client_secret)).json() == {
-        "active": False}
+        "active": False
+    }
     assert at_replicas(by_basic.json()["access_token"]) == [200, 200]
 
     # A key rotation by the CLI; the new key signs and the replicas verify with it.
@@ -190,8 +233,13 @@ def test_no_password_secret_key_or_token_appears_in_any_log_or_answer(stack: Sta
     after = login("bob", passwords["bob"]).json()
     assert claims_of(after["access_token"])[0]["kid"] == rotated["kid"]
     assert at_replicas(after["access_token"]) == [200, 200]
-    for path in ("/.well-known/openid-configuration", "/.well-known/jwks.json", "/revocations", "/readyz",
-                 "/openapi.json"):
+    for path in (
+        "/.well-known/openid-configuration",
+        "/.well-known/jwks.json",
+        "/revocations",
+        "/readyz",
+        "/openapi.json",
+    ):
         assert http.get(f"{auth.url}{path}").status_code == 200
     for rep in replicas:
         assert http.get(f"{rep.url}/readyz").status_code == http.get(f"{rep.url}/healthz").status_code == 200
@@ -205,13 +253,24 @@ def test_no_password_secret_key_or_token_appears_in_any_log_or_answer(stack: Sta
     # The capture is real: DEBUG was on, every process logged what this run did.
     (_, auth_records), *replica_records = records
     auth_events = {str(r["event"]) for r in auth_records}
-    for event in ("login_success", "login_failure", "refresh_reuse", "revoked", "client_credentials",
-                  "client_auth_failure", "request"):
+    for event in (
+        "login_success",
+        "login_failure",
+        "refresh_reuse",
+        "revoked",
+        "client_credentials",
+        "client_auth_failure",
+        "request",
+    ):
         assert event in auth_events, event
     assert {r.get("kind") for r in auth_records if r["event"] == "revoked"} >= {"jti", "sid"}
     assert "debug" in {r["level"] for r in auth_records}
-    assert all({"debug", "info"} <= {r["level"] for r in lines} and any("refused" in str(r["event"]) for r in lines)
-               and any(r["event"] == "request" and r["path"] == "/me" for r in lines) for _, lines in replica_records)
+    assert all(
+        {"debug", "info"} <= {r["level"] for r in lines}
+        and any("refused" in str(r["event"]) for r in lines)
+        and any(r["event"] == "request" and r["path"] == "/me" for r in lines)
+        for _, lines in replica_records
+    )
     assert any(r["event"] == "key_created" for _, lines in cli_records for r in lines)
     assert len(recorder.seen) > 40 and len(outputs) == 5
     assert {200, 204, 400, 401}.issubset({int(s.where.rsplit(" ", 1)[1]) for s in recorder.seen})

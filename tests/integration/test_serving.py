@@ -76,7 +76,7 @@ def test_a_slowloris_connection_is_closed_by_the_header_deadline(served: Stack, 
     with _connect(service) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\n" + HOST)
         # One header byte per round, never the blank line: 40 rounds is 10 s and more, far past the 1 s deadline.
-        last = _trickle_until_closed(sock, lambda i: b"X-a: b\r\n"[i % 8:i % 8 + 1], rounds=40)
+        last = _trickle_until_closed(sock, lambda i: b"X-a: b\r\n"[i % 8 : i % 8 + 1], rounds=40)
     assert last is not None, "the connection was still open"
     assert last == b"" or last.startswith(b"HTTP/1.1 408 ")
     assert httpx.get(f"{service.url}/healthz").status_code == 200
@@ -88,9 +88,10 @@ def test_headers_over_16_kib_get_431_while_healthz_answers(served: Stack, which:
     service = _service(served, which)
     big = b"GET /healthz HTTP/1.1\r\n" + HOST + b"X-Big: " + b"a" * 65_536 + (b"\r\n\r\n" if complete else b"")
     with _connect(service) as sock:
-        sock.sendall(big[:MAX_HEADER_BYTES // 2])
-        last = _trickle_until_closed(sock, lambda i: big[(i + 1) * MAX_HEADER_BYTES // 2:][:MAX_HEADER_BYTES // 2],
-                                     rounds=12)
+        sock.sendall(big[: MAX_HEADER_BYTES // 2])
+        last = _trickle_until_closed(
+            sock, lambda i: big[(i + 1) * MAX_HEADER_BYTES // 2 :][: MAX_HEADER_BYTES // 2], rounds=12
+        )
         assert httpx.get(f"{service.url}/healthz").status_code == 200, "others are answered meanwhile"
     assert last is not None, "the connection was still open"
     assert last == b"" or last.startswith(b"HTTP/1.1 431 ")
@@ -106,8 +107,10 @@ def test_headers_under_the_cap_are_served(served: Stack, which: str) -> None:
 def test_a_stalled_body_is_closed_by_the_body_deadline(served: Stack) -> None:
     assert served.auth is not None
     with _connect(served.auth) as sock:
-        sock.sendall(b"POST /token HTTP/1.1\r\n" + HOST + b"Content-Type: application/x-www-form-urlencoded\r\n"
-                     b"Content-Length: 100\r\n\r\ngrant_type")
+        sock.sendall(
+            b"POST /token HTTP/1.1\r\n" + HOST + b"Content-Type: application/x-www-form-urlencoded\r\n"
+            b"Content-Length: 100\r\n\r\ngrant_type"
+        )
         last = _trickle_until_closed(sock, lambda i: b"", rounds=40)  # then nothing, for 10 s and more
     assert last is not None, "the connection was still open"
     assert httpx.get(f"{served.auth.url}/healthz").status_code == 200
@@ -116,17 +119,24 @@ def test_a_stalled_body_is_closed_by_the_body_deadline(served: Stack) -> None:
 def _token_requests(url: str) -> dict[str, float]:
     """Counts of POST /token in the latency histogram, by status."""
     text = httpx.get(f"{url}/metrics").text
-    return {m["status"]: float(m["count"]) for m in re.finditer(
-        r'auth_http_request_duration_seconds_count\{[^}]*method="POST"[^}]*route="/token"[^}]*'
-        r'status="(?P<status>\d+)"[^}]*\} (?P<count>\S+)', text)}
+    return {
+        m["status"]: float(m["count"])
+        for m in re.finditer(
+            r'auth_http_request_duration_seconds_count\{[^}]*method="POST"[^}]*route="/token"[^}]*'
+            r'status="(?P<status>\d+)"[^}]*\} (?P<count>\S+)',
+            text,
+        )
+    }
 
 
 def test_a_client_hanging_up_mid_body_is_no_error_and_no_500(served: Stack) -> None:
     assert served.auth is not None
     before = _token_requests(served.auth.url)
     with _connect(served.auth) as sock:
-        sock.sendall(b"POST /token HTTP/1.1\r\n" + HOST + b"Content-Type: application/x-www-form-urlencoded\r\n"
-                     b"Content-Length: 100\r\n\r\ngrant_type=pass")
+        sock.sendall(
+            b"POST /token HTTP/1.1\r\n" + HOST + b"Content-Type: application/x-www-form-urlencoded\r\n"
+            b"Content-Length: 100\r\n\r\ngrant_type=pass"
+        )
     counted = eventually(lambda: _token_requests(served.auth.url) != before)  # type: ignore[union-attr]
     assert counted, "the request was never counted"
     after = _token_requests(served.auth.url)
@@ -139,8 +149,11 @@ def test_a_nul_in_a_basic_client_id_is_invalid_client_on_postgresql(stack: Stack
     stack.start_auth(AUTH_DATABASE_URL=postgres_url, AUTH_KEYS_PASSPHRASE="a sixteen-plus passphrase")
     assert stack.auth is not None
     for credentials in (b"svc\x00x:secret", b"svc%00x:secret", b"svc:sec\x01ret"):
-        answer = stack.http.post(f"{stack.auth.url}/token", data={"grant_type": "client_credentials"},
-                                 headers={"Authorization": "Basic " + base64.b64encode(credentials).decode()})
+        answer = stack.http.post(
+            f"{stack.auth.url}/token",
+            data={"grant_type": "client_credentials"},
+            headers={"Authorization": "Basic " + base64.b64encode(credentials).decode()},
+        )
         assert answer.status_code == 401, answer.text
         assert answer.json()["error"] == "invalid_client"
     assert "Traceback" not in stack.auth.log_path.read_text()

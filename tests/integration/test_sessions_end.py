@@ -28,7 +28,9 @@ def _sql(stack: Stack, statement: str, *args: object) -> None:
 
 def _active(stack: Stack, token: str) -> bool:
     assert stack.auth is not None
-    answer = stack.http.post(f"{stack.auth.url}/introspect", data={"token": token}, auth=("svc", "svc-secret-of-at-least-32-characters"))
+    answer = stack.http.post(
+        f"{stack.auth.url}/introspect", data={"token": token}, auth=("svc", "svc-secret-of-at-least-32-characters")
+    )
     assert answer.status_code == 200, answer.text
     return bool(answer.json()["active"])
 
@@ -81,8 +83,10 @@ def test_no_login_in_flight_during_a_password_change_keeps_a_session(stack: Stac
     assert {a.status_code for _, a in answers} <= {200, 400}
     survivors = [s for s in sessions if _refresh(stack, str(s["refresh_token"])).status_code == 200]
     accepted = [s for s in sessions if _active(stack, str(s["access_token"]))]
-    print(f"{len(answers)} logins, {len(sessions)} sessions, {len(straddling)} straddling the change, "
-          f"{len(survivors)} refresh tokens rotated, {len(accepted)} access tokens active after it")
+    print(
+        f"{len(answers)} logins, {len(sessions)} sessions, {len(straddling)} straddling the change, "
+        f"{len(survivors)} refresh tokens rotated, {len(accepted)} access tokens active after it"
+    )
     assert not survivors and not accepted
     assert stack.login(password=NEW_PASSWORD)["refresh_token"]
 
@@ -154,13 +158,17 @@ def _other_family(stack: Stack) -> str:
     return str(claims_of(str(stack.login()["refresh_token"]))[1]["sid"])
 
 
-@pytest.mark.parametrize("claim, change", [
-    ("sub", lambda stack, sid: ("UPDATE families SET sub = 'someone-else' WHERE sid = ?", sid)),
-    ("client_id", lambda stack, sid: ("UPDATE families SET client_id = 'another' WHERE sid = ?", sid)),
-    ("sid", lambda stack, sid: ("UPDATE refresh_tokens SET sid = ? WHERE sid = ?", _other_family(stack), sid)),
-])
+@pytest.mark.parametrize(
+    "claim, change",
+    [
+        ("sub", lambda stack, sid: ("UPDATE families SET sub = 'someone-else' WHERE sid = ?", sid)),
+        ("client_id", lambda stack, sid: ("UPDATE families SET client_id = 'another' WHERE sid = ?", sid)),
+        ("sid", lambda stack, sid: ("UPDATE refresh_tokens SET sid = ? WHERE sid = ?", _other_family(stack), sid)),
+    ],
+)
 def test_a_signed_refresh_token_that_disagrees_with_its_record_is_refused_and_logged(
-        alice: Stack, claim: str, change: Any) -> None:
+    alice: Stack, claim: str, change: Any
+) -> None:
     assert alice.auth is not None
     session = alice.login()
     rt = claims_of(str(session["refresh_token"]))[1]

@@ -28,8 +28,22 @@ def app_url(issuer: Stack) -> Iterator[str]:
     log_path = issuer.tmp / "websocket_app.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "tests.integration.websocket_app:app", "--host", "127.0.0.1",
-             "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "tests.integration.websocket_app:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"127.0.0.1:{port}"
     try:
         assert eventually(lambda: _healthy(f"http://{url}/healthz"), timeout=30), log_path.read_text()
@@ -61,8 +75,10 @@ def test_websocket_without_a_token_is_refused_with_a_401_challenge(app_url: str)
 def test_websocket_with_a_forged_token_is_refused(issuer: Stack, app_url: str) -> None:
     token = str(issuer.login("alice")["access_token"])
     forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
-    with pytest.raises(InvalidStatus) as refused, connect(f"ws://{app_url}/live", additional_headers=bearer(forged),
-                                                           open_timeout=10):
+    with (
+        pytest.raises(InvalidStatus) as refused,
+        connect(f"ws://{app_url}/live", additional_headers=bearer(forged), open_timeout=10),
+    ):
         pass
     assert refused.value.response.status_code == 401
     assert 'error="invalid_token"' in refused.value.response.headers["WWW-Authenticate"]

@@ -1,6 +1,6 @@
 """A protected app with one websocket route, for test_websocket_auth (run under uvicorn).
 
-    RESOURCE_AUTH_URL=http://127.0.0.1:8000 uvicorn tests.integration.websocket_app:app
+RESOURCE_AUTH_URL=http://127.0.0.1:8000 uvicorn tests.integration.websocket_app:app
 """
 
 from collections.abc import AsyncIterator

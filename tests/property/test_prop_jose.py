@@ -38,9 +38,22 @@ LEEWAY = 30
 TYP = "at+jwt"
 ALGS = ("RS256", "ES256", "EdDSA")
 MAX_DATE = 2**53
-REASONS = {"malformed", "bad_header", "unsupported_alg", "wrong_typ", "unknown_kid", "alg_mismatch",
-           "bad_signature", "missing_claim", "bad_claim", "wrong_issuer", "wrong_audience", "expired",
-           "iat_in_future", "not_yet_valid"}
+REASONS = {
+    "malformed",
+    "bad_header",
+    "unsupported_alg",
+    "wrong_typ",
+    "unknown_kid",
+    "alg_mismatch",
+    "bad_signature",
+    "missing_claim",
+    "bad_claim",
+    "wrong_issuer",
+    "wrong_audience",
+    "expired",
+    "iat_in_future",
+    "not_yet_valid",
+}
 STRING_CLAIMS = ("iss", "sub", "jti", "client_id", "sid", "scope")
 TIME_CLAIMS = ("exp", "iat", "nbf")
 CHECKED = {"aud", *STRING_CLAIMS, *TIME_CLAIMS}
@@ -102,20 +115,30 @@ def refusal(token: str, **options: Any) -> TokenError:
 
 # -- strategies ------------------------------------------------------------------------------
 
-json_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False),
-                         st.text(max_size=20))
-json_values = st.recursive(json_scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)), max_leaves=12)
-not_numbers = st.one_of(st.none(), st.booleans(), st.text(max_size=12), st.lists(json_scalars, max_size=3),
-                        st.dictionaries(st.text(max_size=5), json_scalars, max_size=3))
+json_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20)
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+    max_leaves=12,
+)
+not_numbers = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.text(max_size=12),
+    st.lists(json_scalars, max_size=3),
+    st.dictionaries(st.text(max_size=5), json_scalars, max_size=3),
+)
 not_strings = json_values.filter(lambda v: not isinstance(v, str))
 
 
 def dates(low: float, high: float) -> st.SearchStrategy[int | float]:
     """NumericDates in [low, high]: integers or finite floats, as JSON carries them."""
     low, high = max(0, low), min(MAX_DATE, high)
-    return st.one_of(st.integers(math.ceil(low), math.floor(high)),
-                     st.floats(low, high, allow_nan=False, allow_infinity=False))
+    return st.one_of(
+        st.integers(math.ceil(low), math.floor(high)), st.floats(low, high, allow_nan=False, allow_infinity=False)
+    )
 
 
 @st.composite
@@ -123,8 +146,12 @@ def valid_claims(draw: st.DrawFn) -> dict[str, Any]:
     """Claims every rule accepts at NOW, with anything else riding along."""
     claims: dict[str, Any] = {
         "iss": ISSUER,
-        "aud": draw(st.one_of(st.just(AUDIENCE), st.lists(st.text(max_size=8), max_size=3).flatmap(
-            lambda others: st.permutations([*others, AUDIENCE])))),
+        "aud": draw(
+            st.one_of(
+                st.just(AUDIENCE),
+                st.lists(st.text(max_size=8), max_size=3).flatmap(lambda others: st.permutations([*others, AUDIENCE])),
+            )
+        ),
         "exp": draw(dates(NOW - LEEWAY + 0.001, MAX_DATE)),
         "iat": draw(dates(0, NOW + LEEWAY)),
         **{name: draw(st.text(max_size=24)) for name in ("sub", "jti", "client_id")},
@@ -138,8 +165,9 @@ def valid_claims(draw: st.DrawFn) -> dict[str, Any]:
     return {**extra, **claims}
 
 
-valid_tokens = st.tuples(signers, valid_claims()).map(lambda sc: sc[0].sign(sc[1])).filter(
-    lambda t: len(t) <= MAX_TOKEN_LENGTH)
+valid_tokens = (
+    st.tuples(signers, valid_claims()).map(lambda sc: sc[0].sign(sc[1])).filter(lambda t: len(t) <= MAX_TOKEN_LENGTH)
+)
 b64url_text = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", max_size=60)
 
 
@@ -147,28 +175,40 @@ b64url_text = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuv
 def hostile_strings(draw: st.DrawFn) -> str:
     """Anything a client can put after `Bearer `, and much it cannot."""
     signer = draw(signers)
-    return draw(st.one_of(
-        st.text(max_size=200),
-        st.binary(max_size=200).map(lambda b: b.decode("latin-1")),
-        st.lists(b64url_text, min_size=1, max_size=5).map(".".join),
-        st.tuples(st.binary(max_size=120), st.binary(max_size=120), st.binary(max_size=80)).map(
-            lambda parts: ".".join(b64(p) for p in parts)),
-        # JSON-ish header and payload, signature of the right length or not.
-        st.tuples(st.dictionaries(st.sampled_from(["alg", "kid", "typ", *REFUSED_HEADERS]) | st.text(max_size=6),
-                                  json_values | st.sampled_from([signer.alg, signer.kid, TYP]), max_size=5),
-                  json_values, st.binary(min_size=0, max_size=300)).map(
-            lambda hps: ".".join(b64(json.dumps(p).encode()) if i < 2 else b64(p) for i, p in enumerate(hps))),
-        # Validly signed, with whatever bytes or JSON as the payload.
-        st.one_of(st.binary(max_size=200), json_values.map(lambda v: json.dumps(v).encode())).map(
-            lambda payload: signer.raw(signer.header(), payload)),
-        # Nested past the parser's recursion limit, or a number past int()'s digit limit; signed.
-        st.integers(600, 2700).map(lambda depth: signer.raw(signer.header(), b"[" * depth + b"]" * depth)),
-        st.integers(600, 900).map(lambda depth: signer.raw(signer.header(), b'{"a":' * depth + b"1" + b"}" * depth)),
-        st.integers(4000, 5500).map(lambda digits: signer.raw(signer.header(), b'{"exp": ' + b"9" * digits + b"}")),
-    ))
+    return draw(
+        st.one_of(
+            st.text(max_size=200),
+            st.binary(max_size=200).map(lambda b: b.decode("latin-1")),
+            st.lists(b64url_text, min_size=1, max_size=5).map(".".join),
+            st.tuples(st.binary(max_size=120), st.binary(max_size=120), st.binary(max_size=80)).map(
+                lambda parts: ".".join(b64(p) for p in parts)
+            ),
+            # JSON-ish header and payload, signature of the right length or not.
+            st.tuples(
+                st.dictionaries(
+                    st.sampled_from(["alg", "kid", "typ", *REFUSED_HEADERS]) | st.text(max_size=6),
+                    json_values | st.sampled_from([signer.alg, signer.kid, TYP]),
+                    max_size=5,
+                ),
+                json_values,
+                st.binary(min_size=0, max_size=300),
+            ).map(lambda hps: ".".join(b64(json.dumps(p).encode()) if i < 2 else b64(p) for i, p in enumerate(hps))),
+            # Validly signed, with whatever bytes or JSON as the payload.
+            st.one_of(st.binary(max_size=200), json_values.map(lambda v: json.dumps(v).encode())).map(
+                lambda payload: signer.raw(signer.header(), payload)
+            ),
+            # Nested past the parser's recursion limit, or a number past int()'s digit limit; signed.
+            st.integers(600, 2700).map(lambda depth: signer.raw(signer.header(), b"[" * depth + b"]" * depth)),
+            st.integers(600, 900).map(
+                lambda depth: signer.raw(signer.header(), b'{"a":' * depth + b"1" + b"}" * depth)
+            ),
+            st.integers(4000, 5500).map(lambda digits: signer.raw(signer.header(), b'{"exp": ' + b"9" * digits + b"}")),
+        )
+    )
 
 
 # -- properties ------------------------------------------------------------------------------
+
 
 @PROPERTY
 @given(token=hostile_strings())
@@ -212,7 +252,7 @@ def test_any_single_byte_change_to_a_valid_token_is_refused(token, data):
 @given(token=valid_tokens, cut=st.integers(1, 200))
 def test_a_truncated_or_extended_valid_token_is_refused(token, cut):
     refusal(token[:-cut] if cut < len(token) else "")
-    refusal(token + "." + token[-min(cut, len(token)):])
+    refusal(token + "." + token[-min(cut, len(token)) :])
 
 
 def _object(members: list[tuple[str, str]]) -> str:
@@ -229,11 +269,23 @@ def duplicated(draw: st.DrawFn, document: dict[str, Any]) -> bytes:
         name = draw(st.sampled_from(sorted(document)))
         members.insert(draw(st.integers(0, len(members))), (name, json.dumps(draw(json_values))))
     else:
-        inner = [(name, json.dumps(value)) for name, value in draw(
-            st.dictionaries(st.text(max_size=6), json_values, min_size=1, max_size=3)).items()]
+        inner = [
+            (name, json.dumps(value))
+            for name, value in draw(st.dictionaries(st.text(max_size=6), json_values, min_size=1, max_size=3)).items()
+        ]
         inner.insert(draw(st.integers(0, len(inner))), (draw(st.sampled_from(inner))[0], json.dumps(draw(json_values))))
-        members.append(("x-nested", draw(st.recursive(st.just(_object(inner)), lambda text: st.one_of(
-            text.map(lambda t: f"[{t}]"), text.map(lambda t: _object([("k", t)]))), max_leaves=3))))
+        members.append(
+            (
+                "x-nested",
+                draw(
+                    st.recursive(
+                        st.just(_object(inner)),
+                        lambda text: st.one_of(text.map(lambda t: f"[{t}]"), text.map(lambda t: _object([("k", t)]))),
+                        max_leaves=3,
+                    )
+                ),
+            )
+        )
     return _object(members).encode()
 
 
@@ -246,9 +298,16 @@ def test_a_time_claim_that_is_not_a_number_is_refused(signer, claims, name, valu
 
 
 @PROPERTY
-@given(signer=signers, claims=valid_claims(), name=st.sampled_from(TIME_CLAIMS),
-       literal=st.one_of(st.integers(-(10**400), -1).map(str), st.integers(MAX_DATE + 1, 10**400).map(str),
-                         st.sampled_from(["1e400", "-1e400", "-0.5", "1e16", "NaN", "Infinity", "-Infinity"])))
+@given(
+    signer=signers,
+    claims=valid_claims(),
+    name=st.sampled_from(TIME_CLAIMS),
+    literal=st.one_of(
+        st.integers(-(10**400), -1).map(str),
+        st.integers(MAX_DATE + 1, 10**400).map(str),
+        st.sampled_from(["1e400", "-1e400", "-0.5", "1e16", "NaN", "Infinity", "-Infinity"]),
+    ),
+)
 def test_a_time_claim_out_of_range_is_refused(signer, claims, name, literal):
     text = json.dumps({**claims, name: "HOLE"}).replace('"HOLE"', literal)
     reason = refusal(signer.raw(signer.header(), text.encode())).reason
@@ -264,10 +323,14 @@ def test_a_string_claim_that_is_not_a_string_is_refused(signer, claims, name, va
 
 
 @PROPERTY
-@given(signer=signers, claims=valid_claims(), name=st.sampled_from(REFUSED_HEADERS), value=json_values,
-       signature=st.binary(max_size=80))
-def test_a_refused_header_member_is_refused_before_any_key_or_signature_work(signer, claims, name, value,
-                                                                             signature):
+@given(
+    signer=signers,
+    claims=valid_claims(),
+    name=st.sampled_from(REFUSED_HEADERS),
+    value=json_values,
+    signature=st.binary(max_size=80),
+)
+def test_a_refused_header_member_is_refused_before_any_key_or_signature_work(signer, claims, name, value, signature):
     header, payload, _ = signer.raw(signer.header(**{name: value}), json.dumps(claims).encode()).split(".")
     assert refusal(f"{header}.{payload}.{b64(signature) or 'AA'}").reason == "bad_header"
 
@@ -323,8 +386,15 @@ def test_the_issuer_must_match_exactly(signer, claims, iss):
 
 
 @PROPERTY
-@given(signer=signers, claims=valid_claims(), exp=dates(0, MAX_DATE), iat=dates(0, MAX_DATE),
-       nbf=st.none() | dates(0, MAX_DATE), now=dates(0, 2**40), leeway=st.integers(0, 300))
+@given(
+    signer=signers,
+    claims=valid_claims(),
+    exp=dates(0, MAX_DATE),
+    iat=dates(0, MAX_DATE),
+    nbf=st.none() | dates(0, MAX_DATE),
+    now=dates(0, 2**40),
+    leeway=st.integers(0, 300),
+)
 def test_time_rules_are_exp_iat_nbf_with_leeway_and_nothing_else(signer, claims, exp, iat, nbf, now, leeway):
     times = {"exp": exp, "iat": iat, **({"nbf": nbf} if nbf is not None else {})}
     token = signer.sign({**{k: v for k, v in claims.items() if k != "nbf"}, **times})
@@ -342,9 +412,12 @@ def test_time_rules_are_exp_iat_nbf_with_leeway_and_nothing_else(signer, claims,
 
 
 @settings(PROPERTY, max_examples=50)
-@given(tokens=st.lists(st.tuples(signers, valid_claims(), st.sampled_from([TYP, "AT+JWT", "JWT", "rt+jwt"])),
-                       min_size=1, max_size=6),
-       expected_typ=st.lists(st.sampled_from([TYP, "rt+jwt", "application/AT+jwt"]), min_size=6, max_size=6))
+@given(
+    tokens=st.lists(
+        st.tuples(signers, valid_claims(), st.sampled_from([TYP, "AT+JWT", "JWT", "rt+jwt"])), min_size=1, max_size=6
+    ),
+    expected_typ=st.lists(st.sampled_from([TYP, "rt+jwt", "application/AT+jwt"]), min_size=6, max_size=6),
+)
 def test_the_header_memo_never_changes_an_outcome(tokens, expected_typ):
     def outcome(token: str, typ: str) -> object:
         try:
@@ -359,8 +432,13 @@ def test_the_header_memo_never_changes_an_outcome(tokens, expected_typ):
     assert remembered == fresh
 
 
-@given(token=st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.",
-                     min_size=MAX_TOKEN_LENGTH + 1, max_size=MAX_TOKEN_LENGTH + 64))
+@given(
+    token=st.text(
+        alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.",
+        min_size=MAX_TOKEN_LENGTH + 1,
+        max_size=MAX_TOKEN_LENGTH + 64,
+    )
+)
 @settings(max_examples=20, deadline=None)
 def test_a_token_past_the_length_limit_is_refused_unread(token):
     assert refusal(token).description == "token is too long"

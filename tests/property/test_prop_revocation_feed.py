@@ -94,8 +94,15 @@ def page_size(entries: int) -> Iterator[None]:
 
 
 def issuer_app(data: Path, keys: Path) -> Any:
-    settings = Settings(issuer=BASE, data_dir=data, keys_dir=keys, signing_alg="ES256",
-                        access_token_ttl=ACCESS_TTL, leeway=LEEWAY, revocation_heartbeat=60)
+    settings = Settings(
+        issuer=BASE,
+        data_dir=data,
+        keys_dir=keys,
+        signing_alg="ES256",
+        access_token_ttl=ACCESS_TTL,
+        leeway=LEEWAY,
+        revocation_heartbeat=60,
+    )
     return create_app(settings)
 
 
@@ -146,10 +153,14 @@ class RevocationFeedMachine(RuleBasedStateMachine):
         for replica in self.replicas.values():
             replica.synced = False
 
-    @initialize(page_sizes=st.lists(st.sampled_from(PAGE_SIZES), min_size=2, max_size=2),
-                revoked=st.integers(0, 24), password_changes=st.lists(st.tuples(values, gaps), max_size=2))
-    def issuer_and_two_replicas_start(self, page_sizes: list[int], revoked: int,
-                                      password_changes: list[tuple[str, int]]) -> None:
+    @initialize(
+        page_sizes=st.lists(st.sampled_from(PAGE_SIZES), min_size=2, max_size=2),
+        revoked=st.integers(0, 24),
+        password_changes=st.lists(st.tuples(values, gaps), max_size=2),
+    )
+    def issuer_and_two_replicas_start(
+        self, page_sizes: list[int], revoked: int, password_changes: list[tuple[str, int]]
+    ) -> None:
         """The issuer starts with `revoked` tokens already on its list, expiring over the next
         minute, and subjects that changed their password twice; the replicas pull them. Their
         tables grow, and shrink as entries expire."""
@@ -249,8 +260,15 @@ class RevocationFeedMachine(RuleBasedStateMachine):
             self.loop.run(old.client.aclose())
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=self._issuer_address), base_url=BASE)
         copy = copy if copy is not None else RevocationList()
-        sync = RevocationSync(copy, client, list_uri=f"{BASE}/revocations", stream_uri=f"{BASE}/revocations/stream",
-                              poll_interval=3600.0, push=False, clock=lambda: float(self.now))
+        sync = RevocationSync(
+            copy,
+            client,
+            list_uri=f"{BASE}/revocations",
+            stream_uri=f"{BASE}/revocations/stream",
+            poll_interval=3600.0,
+            push=False,
+            clock=lambda: float(self.now),
+        )
         self.replicas[number] = Replica(copy, client, sync, entries)
 
     def _pick(self, data: st.DataObject) -> Replica:
@@ -327,9 +345,14 @@ class RevocationFeedMachine(RuleBasedStateMachine):
             probes.append({"jti": "-", "sid": name, "sub": "-", "iat": self.t0})
             probes.append({"jti": "-", "sub": name, "iat": self.t0})  # client_credentials: no sid
             probes.extend({"jti": "-", "sid": "-", "sub": name, "iat": iat} for iat in sorted(befores.get(name, ())))
-        answers = await asyncio.gather(*(store.is_revoked(
-            jti=claims["jti"], sid=claims.get("sid"), sub=claims["sub"], iat=claims["iat"], now=self.now)
-            for claims in probes))
+        answers = await asyncio.gather(
+            *(
+                store.is_revoked(
+                    jti=claims["jti"], sid=claims.get("sid"), sub=claims["sub"], iat=claims["iat"], now=self.now
+                )
+                for claims in probes
+            )
+        )
         refused = list(zip(probes, answers, strict=True))
         # Each value listed in bulk, as what it was listed as: refused while a live entry holds
         # it (the bulk subjects' `before`s are all in the same wall-clock second, so before it).
@@ -356,7 +379,9 @@ class RevocationFeedMachine(RuleBasedStateMachine):
 
 
 RevocationFeedMachine.TestCase.settings = settings(
-    max_examples=30, stateful_step_count=20, deadline=None,
+    max_examples=30,
+    stateful_step_count=20,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 test_replicas_follow_the_issuers_revocation_feed = RevocationFeedMachine.TestCase
@@ -364,6 +389,7 @@ test_replicas_follow_the_issuers_revocation_feed = RevocationFeedMachine.TestCas
 
 def test_the_issuer_stops_even_when_a_revocation_wakes_its_feed(tmp_path: Path) -> None:
     """Found by the machine above: shutting down right after a revocation hung forever."""
+
     async def revoke_then_stop() -> bool:
         app = issuer_app(tmp_path / "data", tmp_path / "keys")
         lifespan = app.router.lifespan_context(app)

@@ -79,8 +79,13 @@ class Feed:
     def revoke(self, kind: str, value: str, before: int | None = None, *, push: bool = True) -> dict[str, Any]:
         """Append an entry (expiring 600 s from `NOW`, after any token a test mints) and,
         on a live feed with `push`, send it down the open streams."""
-        entry = {"seq": len(self.entries) + 1, "kind": kind, "value": value,
-                 "before": before, "expires_at": int(NOW) + 600}
+        entry = {
+            "seq": len(self.entries) + 1,
+            "kind": kind,
+            "value": value,
+            "before": before,
+            "expires_at": int(NOW) + 600,
+        }
         self.entries.append(entry)
         if push and self.live:
             self.send(f"event: revocation\nid: {entry['seq']}\ndata: {json.dumps(entry)}\n\n")
@@ -124,7 +129,7 @@ class Feed:
         head = len(self.entries)
         after = params.get("after")
         delta = after is not None and params.get("feed") == self.feed and int(after) <= head
-        entries = self.entries[int(after):] if delta else self.entries
+        entries = self.entries[int(after) :] if delta else self.entries
         more = self.page_size is not None and len(entries) > self.page_size
         if more:
             entries = entries[: self.page_size]
@@ -178,8 +183,17 @@ class Issuer(Feed):
         """An access token (`typ` at+jwt) issued at `NOW` for 300 s; `changes` edit the claims."""
         kid = self.default_kid if kid is None else kid
         private, alg = self.signing[kid]
-        claims = {"iss": ISSUER, "sub": "u-1", "aud": "api", "iat": int(NOW), "exp": int(NOW) + 300,
-                  "jti": f"j-{next(self._jti)}", "client_id": "web", "scope": "reports:read", "sid": "s-1"}
+        claims = {
+            "iss": ISSUER,
+            "sub": "u-1",
+            "aud": "api",
+            "iat": int(NOW),
+            "exp": int(NOW) + 300,
+            "jti": f"j-{next(self._jti)}",
+            "client_id": "web",
+            "scope": "reports:read",
+            "sid": "s-1",
+        }
         claims.update(changes)
         return jwt.encode(claims, private, algorithm=alg, headers={"kid": kid, "typ": "at+jwt"})
 
@@ -188,15 +202,20 @@ class Issuer(Feed):
             raise httpx.ConnectError("connection refused")
         path = request.url.path
         if path == "/.well-known/oauth-authorization-server":
-            return httpx.Response(200, json={
-                "issuer": self.metadata_issuer, "jwks_uri": f"{ISSUER}/.well-known/jwks.json",
-                "token_endpoint": f"{ISSUER}/token", "revocation_list_uri": f"{ISSUER}/revocations",
-                "revocation_stream_uri": f"{ISSUER}/revocations/stream", **self.metadata_changes,
-            })
+            return httpx.Response(
+                200,
+                json={
+                    "issuer": self.metadata_issuer,
+                    "jwks_uri": f"{ISSUER}/.well-known/jwks.json",
+                    "token_endpoint": f"{ISSUER}/token",
+                    "revocation_list_uri": f"{ISSUER}/revocations",
+                    "revocation_stream_uri": f"{ISSUER}/revocations/stream",
+                    **self.metadata_changes,
+                },
+            )
         if path == "/.well-known/jwks.json":
             self.jwks_fetches += 1
-            return httpx.Response(200, json={"keys": self.published},
-                                  headers={"cache-control": "max-age=300"})
+            return httpx.Response(200, json={"keys": self.published}, headers={"cache-control": "max-age=300"})
         if path in ("/revocations", "/revocations/stream"):
             return await super().__call__(request)
         return httpx.Response(404)

@@ -16,13 +16,13 @@ pytestmark = pytest.mark.anyio
 
 def _app(tmp_path: Path, **settings: object) -> httpx.AsyncClient:
     app = create_app(Settings(data_dir=tmp_path, keys_dir=tmp_path / "keys", **settings))  # type: ignore[arg-type]
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app, client=("192.0.2.7", 40_000)),
-                             base_url="http://127.0.0.1:8000")
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app, client=("192.0.2.7", 40_000)), base_url="http://127.0.0.1:8000"
+    )
 
 
 @pytest.mark.parametrize("path", ["/token/", "/revoke/", "/.well-known/jwks.json/", "/healthz/"])
-async def test_a_trailing_slash_is_404_never_a_redirect_built_from_the_host_header(tmp_path: Path,
-                                                                                   path: str) -> None:
+async def test_a_trailing_slash_is_404_never_a_redirect_built_from_the_host_header(tmp_path: Path, path: str) -> None:
     async with _app(tmp_path) as client:
         answer = await client.post(path, headers={"Host": "evil.example"}, data={"grant_type": "password"})
     assert answer.status_code in (404, 405) and "location" not in answer.headers

@@ -24,8 +24,9 @@ def test_plain_http_issuer_off_loopback_is_refused_naming_the_setting(issuer):
     assert Settings(issuer=issuer, allow_insecure_issuer=True).issuer == issuer
 
 
-@pytest.mark.parametrize("issuer", ["http://127.0.0.1:8000", "http://[::1]:8000", "http://localhost:8000",
-                                    "https://auth.example"])
+@pytest.mark.parametrize(
+    "issuer", ["http://127.0.0.1:8000", "http://[::1]:8000", "http://localhost:8000", "https://auth.example"]
+)
 def test_https_or_loopback_issuer_is_accepted(issuer):
     assert Settings(issuer=issuer).issuer == issuer
 
@@ -45,9 +46,11 @@ def test_a_keys_passphrase_under_16_characters_is_refused_naming_the_setting():
     assert Settings().keys_passphrase is None
 
 
-@pytest.mark.parametrize("values", [{"keys_passphrase": "short-secret"},
-                                    {"issuer": "http://auth.example", "keys_passphrase": "a-long-enough-secret"}],
-                         ids=["the refused passphrase", "another refused value"])
+@pytest.mark.parametrize(
+    "values",
+    [{"keys_passphrase": "short-secret"}, {"issuer": "http://auth.example", "keys_passphrase": "a-long-enough-secret"}],
+    ids=["the refused passphrase", "another refused value"],
+)
 def test_a_refusal_never_echoes_the_passphrase(values):
     with pytest.raises(ValidationError) as refused:
         Settings(**values)

@@ -18,19 +18,25 @@ pytestmark = pytest.mark.anyio
 
 
 def samples(metrics: AuthMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for f in text_string_to_metric_families(metrics.render().decode()) for s in f.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(metrics.render().decode())
+        for s in f.samples
+    }
 
 
-@pytest.mark.parametrize("error,outcome", [
-    (InvalidGrant("bad password"), "invalid_grant"),
-    (InvalidClient("no such client"), "invalid_client"),
-    (UnsupportedGrantType("nope"), "unsupported_grant_type"),
-    (RateLimited(5), "rate_limited"),  # 429 and 503 share temporarily_unavailable: told apart here
-    (Unavailable("hasher busy"), "unavailable"),
-    (OperationalError("SELECT 1", {}, ConnectionRefusedError()), "unavailable"),  # rendered as a 503
-    (RuntimeError("bug"), "server_error"),
-])
+@pytest.mark.parametrize(
+    "error,outcome",
+    [
+        (InvalidGrant("bad password"), "invalid_grant"),
+        (InvalidClient("no such client"), "invalid_client"),
+        (UnsupportedGrantType("nope"), "unsupported_grant_type"),
+        (RateLimited(5), "rate_limited"),  # 429 and 503 share temporarily_unavailable: told apart here
+        (Unavailable("hasher busy"), "unavailable"),
+        (OperationalError("SELECT 1", {}, ConnectionRefusedError()), "unavailable"),  # rendered as a 503
+        (RuntimeError("bug"), "server_error"),
+    ],
+)
 def test_a_refused_token_request_is_labelled_with_the_code_sent(error: Exception, outcome: str) -> None:
     assert token_outcome(error) == outcome
 

@@ -35,7 +35,8 @@ def test_a_setting_without_a_description_is_reported() -> None:
 def test_every_variable_appears_with_its_prefix() -> None:
     text = render()
     names = [f"AUTH_{n.upper()}" for n in Settings.model_fields] + [
-        f"RESOURCE_{n.upper()}" for n in ResourceSettings.model_fields]
+        f"RESOURCE_{n.upper()}" for n in ResourceSettings.model_fields
+    ]
     assert [name for name in names if f"### `{name}`" not in text] == []
 
 

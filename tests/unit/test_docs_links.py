@@ -29,7 +29,10 @@ def anchors(markdown: str) -> set[str]:
 
 def test_anchors_follow_githubs_rule() -> None:
     assert anchors("## `RESOURCE_*`: replicas\n### `GET /healthz`\n### `GET /healthz`\n") == {
-        "resource_-replicas", "get-healthz", "get-healthz-1"}
+        "resource_-replicas",
+        "get-healthz",
+        "get-healthz-1",
+    }
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)

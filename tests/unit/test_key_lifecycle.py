@@ -18,7 +18,9 @@ def test_a_single_started_key_is_active() -> None:
 
 def test_a_key_whose_activation_is_ahead_is_pending_and_the_old_one_still_signs() -> None:
     assert states([key("a", 0), key("b", 60)], now=50, max_token_lifetime=LIFETIME) == {
-        "a": KeyState.ACTIVE, "b": KeyState.PENDING}
+        "a": KeyState.ACTIVE,
+        "b": KeyState.PENDING,
+    }
 
 
 def test_the_superseded_key_is_retiring_until_its_last_token_expired() -> None:

@@ -142,12 +142,16 @@ async def test_an_encrypted_keystore_refuses_a_missing_or_wrong_passphrase(tmp_p
     assert "PRIVATE KEY" not in str(wrong.value)
 
 
-@pytest.mark.parametrize("damage", [
-    lambda s: s.replace("ln=15", "ln=40"),  # a file may not ask for unbounded work
-    lambda s: s.replace("ln=15,", ""),
-    lambda s: s[:-3],
-    lambda s: s + "$x",
-], ids=["huge cost", "missing parameter", "cut short", "extra part"])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda s: s.replace("ln=15", "ln=40"),  # a file may not ask for unbounded work
+        lambda s: s.replace("ln=15,", ""),
+        lambda s: s[:-3],
+        lambda s: s + "$x",
+    ],
+    ids=["huge cost", "missing parameter", "cut short", "extra part"],
+)
 async def test_a_damaged_sealed_key_is_a_clean_keystore_error(damage: Callable[[str], str]) -> None:
     stored = encode_key(ed25519.Ed25519PrivateKey.generate(), PASSPHRASE)
     with pytest.raises(KeystoreError, match="k "):
@@ -155,14 +159,16 @@ async def test_a_damaged_sealed_key_is_a_clean_keystore_error(damage: Callable[[
 
 
 async def test_a_key_in_the_old_pbkdf2_format_still_loads_and_is_resealed_at_the_next_rotation(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     keys = files(tmp_path, passphrase=PASSPHRASE, alg="EdDSA")  # EdDSA: quick to generate
     await keys.maintain(now=1000)
     (path,) = tmp_path.glob("*.json")
     data = json.loads(path.read_text())
     key = decode_key(data["private_key"], PASSPHRASE, "k")
-    data["private_key"] = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                            serialization.BestAvailableEncryption(PASSPHRASE)).decode()
+    data["private_key"] = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(PASSPHRASE)
+    ).decode()
     path.write_text(json.dumps(data))
     assert is_legacy(data["private_key"])
     restarted = files(tmp_path, passphrase=PASSPHRASE, alg="EdDSA")
@@ -179,8 +185,9 @@ async def test_a_key_in_the_old_pbkdf2_format_still_loads_and_is_resealed_at_the
 
 
 def _raw(key: Any) -> bytes:
-    return key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 async def test_a_key_file_readable_by_others_is_refused(tmp_path: Path) -> None:
@@ -211,8 +218,11 @@ async def test_an_old_format_database_key_still_loads_and_is_resealed_at_the_nex
     try:
         await manager(SqlKeyStore(store.engine, PASSPHRASE)).maintain(now=1000)
         key = ed25519.Ed25519PrivateKey.generate()  # any key: the row's stored form is what counts
-        old = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.BestAvailableEncryption(PASSPHRASE)).decode()
+        old = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(PASSPHRASE),
+        ).decode()
         async with store.engine.begin() as conn:
             await conn.execute(update(signing_keys).values(private_key=old, alg="EdDSA"))
         restarted = manager(SqlKeyStore(store.engine, PASSPHRASE), alg="EdDSA")

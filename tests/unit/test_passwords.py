@@ -23,7 +23,8 @@ async def test_the_right_password_verifies_and_a_wrong_one_does_not() -> None:
 
 
 async def test_an_unknown_user_is_verified_against_a_dummy_hash_with_the_same_parameters(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     hasher = PasswordHasher(concurrency=1)
     real = await hasher.hash("pw")
     checked: list[str] = []

@@ -22,8 +22,9 @@ async def make(request: pytest.FixtureRequest) -> AsyncIterator[Make]:
     clients = []
 
     def build(max_failures: int = 5, max_attempts_per_address: int = 100, ceiling: int = 100) -> LoginLimiter:
-        limits = Limits(max_failures=max_failures, max_attempts_per_address=max_attempts_per_address,
-                        ceiling=ceiling, window=60)
+        limits = Limits(
+            max_failures=max_failures, max_attempts_per_address=max_attempts_per_address, ceiling=ceiling, window=60
+        )
         if request.param == "memory":
             return MemoryLoginLimiter(limits)
         import redis.asyncio as redis

@@ -173,8 +173,13 @@ async def handshake(
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """One websocket scope through `app`: the scope after the call and what was sent."""
     extensions = {"websocket.http.response": {}} if http_response else {}
-    scope: dict[str, Any] = {"type": "websocket", "path": path, "headers": headers, "query_string": b"",
-                             "extensions": extensions}
+    scope: dict[str, Any] = {
+        "type": "websocket",
+        "path": path,
+        "headers": headers,
+        "query_string": b"",
+        "extensions": extensions,
+    }
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
@@ -204,8 +209,9 @@ async def test_websocket_refused_with_1008_before_accept_when_the_server_cannot_
 
 
 async def test_websocket_with_a_valid_token_reaches_the_app_with_claims():
-    scope, sent = await handshake(BearerAuthMiddleware(inner, StubVerifier()), auth(b"Bearer " + GOOD.encode()),
-                                  http_response=True)
+    scope, sent = await handshake(
+        BearerAuthMiddleware(inner, StubVerifier()), auth(b"Bearer " + GOOD.encode()), http_response=True
+    )
     assert scope["reached"] and scope["auth"]["sub"] == "u-1" and sent == []
 
 

@@ -21,8 +21,12 @@ def _clean_env(monkeypatch):
 
 
 def test_help_works_without_any_configuration():
-    result = subprocess.run([sys.executable, "-m", "resource_service.cli", "--help"],
-                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    result = subprocess.run(
+        [sys.executable, "-m", "resource_service.cli", "--help"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
     assert result.returncode == 0 and "serve" in result.stdout
 
 
@@ -47,7 +51,11 @@ def test_flags_override_the_environment(monkeypatch):
     args = cli._parser().parse_args(["serve", "--port", "9002", "--host", "0.0.0.0"])
     settings = cli.settings_from_args(args)
     assert (settings.auth_url, settings.port, settings.host, settings.replica_id) == (
-        "https://env-auth:8000", 9002, "0.0.0.0", "from-env")
+        "https://env-auth:8000",
+        9002,
+        "0.0.0.0",
+        "from-env",
+    )
     args = cli._parser().parse_args(["serve", "--replica-id", "r2", "--auth-url", "https://a:1"])
     assert cli.settings_from_args(args).replica_id == "r2"
 
@@ -63,7 +71,11 @@ def test_server_runs_one_uvloop_guarded_httptools_worker_without_access_log_or_p
     assert isinstance(config, uvicorn.Config)
     assert (config.host, config.port, config.workers) == ("127.0.0.2", 8123, 1)
     assert (config.loop, config.http, config.access_log, config.lifespan) == (
-        "uvloop", GuardedHttpToolsProtocol, False, "on")
+        "uvloop",
+        GuardedHttpToolsProtocol,
+        False,
+        "on",
+    )
     assert config.proxy_headers is False  # X-Forwarded-For from loopback is not the client
     assert (config.limit_concurrency, config.backlog) == (1_000, 2_048)
     assert config.timeout_graceful_shutdown is not None

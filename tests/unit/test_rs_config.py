@@ -33,7 +33,10 @@ def test_defaults():
     assert settings.replica_id  # hostname-pid
     assert (settings.log_format, settings.log_level, settings.access_log) == ("auto", "INFO", False)
     assert (settings.http_header_timeout, settings.http_body_timeout, settings.http_max_header_bytes) == (
-        10.0, 30.0, 16_384)
+        10.0,
+        30.0,
+        16_384,
+    )
 
 
 def test_values_are_read_from_resource_prefixed_environment(monkeypatch):
@@ -112,7 +115,8 @@ UNSAFE = {
     "zero poll interval": {"revocation_poll_interval": 0},
     "negative staleness bound": {"max_revocation_staleness": -1},
     "staleness bound the poll cannot meet": {
-        "revocation_poll_interval": 10, "max_revocation_staleness": 10,
+        "revocation_poll_interval": 10,
+        "max_revocation_staleness": 10,
     },
     "negative cache size": {"token_cache_size": -1},
     "port out of range": {"port": 70000},
@@ -150,8 +154,10 @@ def test_plain_http_issuer_off_loopback_is_refused_naming_the_setting(values):
     assert ResourceSettings(**{"auth_url": AUTH, **values, "allow_insecure_issuer": True})
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:8000", "http://127.8.9.10", "http://[::1]:8000",
-                                 "http://localhost:8000", "http://LOCALHOST"])
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:8000", "http://127.8.9.10", "http://[::1]:8000", "http://localhost:8000", "http://LOCALHOST"],
+)
 def test_plain_http_issuer_on_loopback_is_accepted(url):
     assert ResourceSettings(auth_url=url).expected_issuer == url
 

@@ -31,8 +31,9 @@ class StubVerifier:
 
 
 def build(verifier: StubVerifier, *, middleware: bool = False) -> FastAPI:
-    auth = Authenticated(verifier, token_url=TOKEN_URL,
-                         scopes={"reports:read": "Read reports", "reports:write": "Write reports"})
+    auth = Authenticated(
+        verifier, token_url=TOKEN_URL, scopes={"reports:read": "Read reports", "reports:write": "Write reports"}
+    )
     app = FastAPI()
     install_error_handlers(app)
     writers = APIRouter(dependencies=[Security(auth, scopes=["reports:read"])])
@@ -84,10 +85,17 @@ async def test_no_scopes_required_accepts_any_valid_token():
     assert (await request(build(StubVerifier()), "GET", "/whoami", "noscope.x.y")).status_code == 200
 
 
-@pytest.mark.parametrize(("token", "status", "challenge"), [
-    (None, 401, 'Bearer realm="api"'),
-    ("forged.x.y", 401, 'Bearer realm="api", error="invalid_token", error_description="token signature is invalid"'),
-])
+@pytest.mark.parametrize(
+    ("token", "status", "challenge"),
+    [
+        (None, 401, 'Bearer realm="api"'),
+        (
+            "forged.x.y",
+            401,
+            'Bearer realm="api", error="invalid_token", error_description="token signature is invalid"',
+        ),
+    ],
+)
 async def test_without_middleware_the_dependency_verifies_and_refuses_in_rfc_6750_form(token, status, challenge):
     response = await request(build(StubVerifier()), "GET", "/reports", token)
     assert response.status_code == status and response.headers["www-authenticate"] == challenge

@@ -6,28 +6,30 @@ import resource_service
 
 
 def test_public_names_are_pinned():
-    assert sorted(resource_service.__all__) == sorted([
-        "Authenticated",
-        "AuthError",
-        "BearerAuthMiddleware",
-        "ClientCredentials",
-        "InsufficientScope",
-        "InvalidRequest",
-        "InvalidToken",
-        "MissingCredentials",
-        "ReplicaIdMiddleware",
-        "RequestIdMiddleware",
-        "ResourceSettings",
-        "TokenError",
-        "TokenRequestError",
-        "Unavailable",
-        "UserLogin",
-        "Verifier",
-        "create_app",
-        "current_claims",
-        "install_error_handlers",
-        "metrics_endpoint",
-    ])
+    assert sorted(resource_service.__all__) == sorted(
+        [
+            "Authenticated",
+            "AuthError",
+            "BearerAuthMiddleware",
+            "ClientCredentials",
+            "InsufficientScope",
+            "InvalidRequest",
+            "InvalidToken",
+            "MissingCredentials",
+            "ReplicaIdMiddleware",
+            "RequestIdMiddleware",
+            "ResourceSettings",
+            "TokenError",
+            "TokenRequestError",
+            "Unavailable",
+            "UserLogin",
+            "Verifier",
+            "create_app",
+            "current_claims",
+            "install_error_handlers",
+            "metrics_endpoint",
+        ]
+    )
 
 
 def test_every_public_name_is_defined_and_documented():

@@ -84,17 +84,22 @@ def keys(signers: dict[str, Signer]) -> dict[str, Key]:
 
 def claims(**changes: Any) -> dict[str, Any]:
     base = {
-        "iss": ISSUER, "sub": "u-1", "aud": AUDIENCE, "exp": NOW + 300, "iat": NOW,
-        "jti": "j-1", "client_id": "web", "scope": "reports:read", "sid": "s-1",
+        "iss": ISSUER,
+        "sub": "u-1",
+        "aud": AUDIENCE,
+        "exp": NOW + 300,
+        "iat": NOW,
+        "jti": "j-1",
+        "client_id": "web",
+        "scope": "reports:read",
+        "sid": "s-1",
     }
     base.update(changes)
     return {k: v for k, v in base.items() if v is not DROP}
 
 
 def check(token: str, keys: dict[str, Key], **overrides: Any) -> dict[str, Any]:
-    options: dict[str, Any] = dict(
-        typ="at+jwt", issuer=ISSUER, audience=AUDIENCE, now=NOW, leeway=LEEWAY
-    )
+    options: dict[str, Any] = dict(typ="at+jwt", issuer=ISSUER, audience=AUDIENCE, now=NOW, leeway=LEEWAY)
     options.update(overrides)
     return decode(token, keys, **options)
 
@@ -140,8 +145,13 @@ def test_iss_aud_exp_iat_are_checked_even_when_not_listed_as_required(signers, k
 
 def test_decode_with_key_returns_the_verifying_key(signers, keys):
     _, key = decode_with_key(
-        signers["ES256"].mint(claims()), keys,
-        typ="at+jwt", issuer=ISSUER, audience=AUDIENCE, now=NOW, leeway=LEEWAY,
+        signers["ES256"].mint(claims()),
+        keys,
+        typ="at+jwt",
+        issuer=ISSUER,
+        audience=AUDIENCE,
+        now=NOW,
+        leeway=LEEWAY,
     )
     assert key is signers["ES256"].key
 
@@ -178,8 +188,10 @@ def _truncate_signature(token: str) -> str:
 
 
 def _hs256_with_public_key(s: dict[str, Signer]) -> str:
-    pem = s["RS256"].private.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    pem = (
+        s["RS256"]
+        .private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     header = {"alg": "HS256", "kid": "rsa-1", "typ": "at+jwt"}
     signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims()).encode())}"
@@ -241,8 +253,10 @@ HOSTILE: dict[str, tuple[Callable[[dict[str, Signer]], str], str]] = {
     "payload is a JSON array": (lambda s: s[RS].raw(HEADER_OK, b"[1, 2]"), "malformed"),
     "header is a JSON string": (lambda s: s[RS].raw(b'"RS256"', claims()), "malformed"),
     "payload is not UTF-8": (lambda s: s[RS].raw(HEADER_OK, b'{"sub": "\xff\xfe"}'), "malformed"),
-    "payload has a UTF-8 BOM": (lambda s: s[RS].raw(HEADER_OK, b"\xef\xbb\xbf" + json.dumps(claims()).encode()),
-                                "malformed"),
+    "payload has a UTF-8 BOM": (
+        lambda s: s[RS].raw(HEADER_OK, b"\xef\xbb\xbf" + json.dumps(claims()).encode()),
+        "malformed",
+    ),
     "padding characters": (lambda s: _pad_segment(s[RS].mint(claims())), "malformed"),
     "non-canonical base64url": (lambda s: _non_canonical(s[RS].mint(claims())), "malformed"),
     "characters + and / of standard base64": (lambda s: s[RS].mint(claims()) + "+/", "malformed"),
@@ -256,7 +270,8 @@ HOSTILE: dict[str, tuple[Callable[[dict[str, Signer]], str], str]] = {
     "exp is NaN": (lambda s: s[RS].raw(HEADER_OK, claims(exp=float("nan"))), "malformed"),
     "exp is Infinity": (lambda s: s[RS].raw(HEADER_OK, claims(exp=float("inf"))), "malformed"),
     "exp is Infinity via 1e400": (
-        lambda s: s[RS].raw(HEADER_OK, json.dumps(claims(exp="X")).replace('"X"', "1e400").encode()), "bad_claim"
+        lambda s: s[RS].raw(HEADER_OK, json.dumps(claims(exp="X")).replace('"X"', "1e400").encode()),
+        "bad_claim",
     ),
     "exp is a huge integer": (lambda s: s[RS].mint(claims(exp=10**30)), "bad_claim"),
     "exp is an integer too big for a float": (lambda s: s[RS].mint(claims(exp=10**400)), "bad_claim"),
@@ -337,11 +352,14 @@ BAD_JWKS: dict[str, Callable[[], dict[str, Any]]] = {
     "ES256 point not on the curve": lambda: {**_ec_jwk(ec.SECP256R1()), "y": b64(b"\x01" * 32)},
     "EdDSA with Ed448": lambda: {
         **OKPAlgorithm.to_jwk(ed448.Ed448PrivateKey.generate().public_key(), as_dict=True),
-        "kid": "k", "alg": "EdDSA",
+        "kid": "k",
+        "alg": "EdDSA",
     },
     "EdDSA key declared as kty EC": lambda: {
         **OKPAlgorithm.to_jwk(ed25519.Ed25519PrivateKey.generate().public_key(), as_dict=True),
-        "kid": "k", "alg": "EdDSA", "kty": "EC",
+        "kid": "k",
+        "alg": "EdDSA",
+        "kty": "EC",
     },
 }
 

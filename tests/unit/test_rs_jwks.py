@@ -86,11 +86,27 @@ async def test_background_refresh_is_due_when_the_copy_outlives_max_age(cache, c
     assert cache.due_in() == 0
 
 
-@pytest.mark.parametrize(("header", "max_age"), [
-    ("public, max-age=60", 60), ("max-age=600, public", 600), ("no-cache", 1),
-    ("", 300), ("max-age=1", 1), ("max-age=0", 1), ("max-age=99999999", 86400),
-], ids=["max-age", "max-age first", "no-cache: the 1 s floor", "absent: default",
-        "one second is honoured, whatever the unknown-kid interval", "below the floor", "above a day"])
+@pytest.mark.parametrize(
+    ("header", "max_age"),
+    [
+        ("public, max-age=60", 60),
+        ("max-age=600, public", 600),
+        ("no-cache", 1),
+        ("", 300),
+        ("max-age=1", 1),
+        ("max-age=0", 1),
+        ("max-age=99999999", 86400),
+    ],
+    ids=[
+        "max-age",
+        "max-age first",
+        "no-cache: the 1 s floor",
+        "absent: default",
+        "one second is honoured, whatever the unknown-kid interval",
+        "below the floor",
+        "above a day",
+    ],
+)
 async def test_max_age_follows_cache_control_within_bounds(cache, endpoint, header, max_age):
     endpoint.cache_control = header
     await cache.refresh()

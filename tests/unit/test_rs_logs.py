@@ -62,14 +62,19 @@ def test_a_stdlib_record_becomes_one_json_object_per_line_when_not_a_terminal():
     logging.getLogger("uvicorn.error").info("Started server process [%d]", 42, extra={"color_message": "\x1b[1m"})
     first, second = (json.loads(line) for line in stream.getvalue().splitlines())
     assert first.pop("timestamp").endswith("Z")  # ISO 8601, UTC
-    assert first == {"event": "login_success", "level": "info", "logger": "auth_service.security",
-                     "sub": "u-1", "sid": "s-1"}
+    assert first == {
+        "event": "login_success",
+        "level": "info",
+        "logger": "auth_service.security",
+        "sub": "u-1",
+        "sid": "s-1",
+    }
     assert second["event"] == "Started server process [42]" and "color_message" not in second
 
 
 def test_json_lines_escape_a_newline_so_a_value_cannot_forge_a_line():
     stream = configured("json")
-    logging.getLogger("x").warning("event", extra={"client_id": "a\n{\"event\": \"login_success\"}"})
+    logging.getLogger("x").warning("event", extra={"client_id": 'a\n{"event": "login_success"}'})
     assert len(stream.getvalue().splitlines()) == 1
 
 
@@ -142,8 +147,11 @@ async def test_a_valid_caller_id_is_echoed_bound_for_the_request_and_unbound_aft
     assert current_request_id() is None
 
 
-@pytest.mark.parametrize("sent", ["bad id", "a" * 129, "", "abc/../x", "ab\tc", "ab%0d%0ac"],
-                         ids=["space", "129 characters", "empty", "slash", "tab", "encoded CR LF"])
+@pytest.mark.parametrize(
+    "sent",
+    ["bad id", "a" * 129, "", "abc/../x", "ab\tc", "ab%0d%0ac"],
+    ids=["space", "129 characters", "empty", "slash", "tab", "encoded CR LF"],
+)
 async def test_an_invalid_caller_id_is_replaced_by_a_fresh_one(sent: str):
     response = await _get(_app(), **{"X-Request-Id": sent})
     made = response.headers["x-request-id"]
@@ -162,7 +170,9 @@ async def test_a_128_character_id_is_kept():
 
 async def test_fixed_headers_and_the_observer_ride_on_the_same_layer():
     seen: list[tuple[str, int, float]] = []
-    app = _app(headers=[("X-Replica-Id", "r1")], observe=lambda scope, status, s: seen.append((scope["path"], status, s)))
+    app = _app(
+        headers=[("X-Replica-Id", "r1")], observe=lambda scope, status, s: seen.append((scope["path"], status, s))
+    )
 
     ok, failed = await _get(app), await _get(app, "/fails")
 
@@ -178,7 +188,12 @@ async def test_access_line_has_method_path_status_and_duration_but_not_the_query
     inside, access = (json.loads(line) for line in stream.getvalue().splitlines())
     assert inside["request_id"] == access["request_id"] == "r-1"
     assert {k: access[k] for k in ("event", "logger", "method", "path", "status")} == {
-        "event": "request", "logger": "test.access", "method": "GET", "path": "/", "status": 200}
+        "event": "request",
+        "logger": "test.access",
+        "method": "GET",
+        "path": "/",
+        "status": 200,
+    }
     assert access["duration_ms"] >= 0
     assert "sekrit" not in stream.getvalue()
 
@@ -199,7 +214,8 @@ async def test_a_request_that_raises_is_logged_as_a_500_and_leaves_its_id_in_the
 
     with pytest.raises(RuntimeError):
         await RequestIdMiddleware(raising, access_log=True)(
-            {"type": "http", "method": "GET", "path": "/", "headers": [(b"x-request-id", b"r-9")]}, None, None)
+            {"type": "http", "method": "GET", "path": "/", "headers": [(b"x-request-id", b"r-9")]}, None, None
+        )
     assert seen["request_id"] == "r-9"
     assert json.loads(stream.getvalue())["status"] == 500
     assert current_request_id() is None
@@ -221,8 +237,9 @@ async def test_other_scopes_pass_untouched():
 @pytest.fixture
 async def verifier() -> Any:
     issuer, clock = Issuer(), Clock()
-    settings = ResourceSettings(auth_url=ISSUER, replica_id="r1", max_revocation_staleness=30,
-                                revocation_poll_interval=7)
+    settings = ResourceSettings(
+        auth_url=ISSUER, replica_id="r1", max_revocation_staleness=30, revocation_poll_interval=7
+    )
     v = Verifier(settings, clock=clock, transport=httpx.MockTransport(issuer), sleep=no_wait)
     await v.start()
     yield v, issuer, clock
@@ -241,9 +258,14 @@ async def test_fail_closed_is_logged_once_when_refusing_starts_and_once_when_it_
         await v.sync.pull()
         for _ in range(3):
             await v.verify(token)
-    events = [(r.getMessage(), r.levelname, r.state, r.reason) for r in caplog.records
-              if r.name == "resource_service.security"]
-    assert events == [("fail_closed", "WARNING", "refusing", "revocations_stale"),
-                      ("fail_closed", "INFO", "recovered", "revocations_stale")]
+    events = [
+        (r.getMessage(), r.levelname, r.state, r.reason)
+        for r in caplog.records
+        if r.name == "resource_service.security"
+    ]
+    assert events == [
+        ("fail_closed", "WARNING", "refusing", "revocations_stale"),
+        ("fail_closed", "INFO", "recovered", "revocations_stale"),
+    ]
     refusing = next(r for r in caplog.records if r.name == "resource_service.security")
     assert refusing.staleness == 31  # type: ignore[attr-defined]

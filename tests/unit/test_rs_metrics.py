@@ -40,8 +40,9 @@ def counts(metrics: ResourceMetrics | None, name: str) -> dict[tuple[str, ...], 
 
 
 def verifier(issuer: Issuer, **settings: Any) -> Verifier:
-    return Verifier(ResourceSettings(auth_url=ISSUER, **settings), clock=lambda: NOW + 1,
-                    transport=httpx.MockTransport(issuer))
+    return Verifier(
+        ResourceSettings(auth_url=ISSUER, **settings), clock=lambda: NOW + 1, transport=httpx.MockTransport(issuer)
+    )
 
 
 @pytest.fixture
@@ -70,7 +71,11 @@ async def test_the_demo_counts_each_request_once_and_scope_refusals_apart(demo: 
     assert (await get(demo, "/me", issuer.mint(exp=NOW - 100))).status_code == 401
     assert (await get(demo, "/me")).status_code == 401
     assert counts(v.metrics, "resource_verifications_total") == {
-        ("ok",): 2, ("insufficient_scope",): 1, ("expired",): 1, ("missing_credentials",): 1}
+        ("ok",): 2,
+        ("insufficient_scope",): 1,
+        ("expired",): 1,
+        ("missing_credentials",): 1,
+    }
 
 
 async def test_the_demo_serves_metrics_without_a_token_and_reads_gauges_at_scrape_time(demo: FastAPI) -> None:
@@ -111,7 +116,10 @@ async def test_the_dependency_counts_when_no_middleware_decided(issuer: Issuer) 
         assert (await get(app, "/reports", issuer.mint(scope=""))).status_code == 403
         assert (await get(app, "/reports", issuer.mint(kid="ed-1", aud="elsewhere"))).status_code == 401
         assert counts(v.metrics, "resource_verifications_total") == {
-            ("ok",): 2, ("insufficient_scope",): 1, ("wrong_audience",): 1}
+            ("ok",): 2,
+            ("insufficient_scope",): 1,
+            ("wrong_audience",): 1,
+        }
     finally:
         await v.stop()
 
@@ -168,8 +176,12 @@ async def test_latency_is_labelled_by_route_template_with_bounded_values(issuer:
     assert (await get(app, "/items/5", method="BREW")).status_code == 405
     assert (await get(app, "/boom")).status_code == 500
     assert counts(metrics, "resource_http_request_duration_seconds_count") == {
-        ("GET", "/items/{item_id}", "200"): 3, ("POST", "/items/{item_id}", "405"): 1,
-        ("GET", "other", "404"): 1, ("other", "/items/{item_id}", "405"): 1, ("GET", "/boom", "500"): 1}
+        ("GET", "/items/{item_id}", "200"): 3,
+        ("POST", "/items/{item_id}", "405"): 1,
+        ("GET", "other", "404"): 1,
+        ("other", "/items/{item_id}", "405"): 1,
+        ("GET", "/boom", "500"): 1,
+    }
 
 
 async def test_a_request_refused_before_routing_is_timed_under_its_route(issuer: Issuer) -> None:
@@ -184,8 +196,7 @@ async def test_a_request_refused_before_routing_is_timed_under_its_route(issuer:
     app.add_middleware(BearerAuthMiddleware, verifier=v)
     app.add_middleware(RequestIdMiddleware, observe=RequestTimer(v.metrics.latency, app.routes))
     assert (await get(app, "/users/alice")).status_code == 401
-    assert counts(v.metrics, "resource_http_request_duration_seconds_count") == {
-        ("GET", "/users/{user_id}", "401"): 1}
+    assert counts(v.metrics, "resource_http_request_duration_seconds_count") == {("GET", "/users/{user_id}", "401"): 1}
 
 
 def test_the_latency_histogram_renders_cumulative_buckets_with_inclusive_bounds() -> None:
@@ -201,6 +212,10 @@ def test_the_latency_histogram_renders_cumulative_buckets_with_inclusive_bounds(
 
     assert family.type == "histogram"
     assert {s.labels["route"] for s in family.samples} == {"/me"}
-    assert samples == {("t_seconds_bucket", "0.001"): 2,  # 0.0001 and 0.001: a bound is inclusive
-                       ("t_seconds_bucket", "0.01"): 3, ("t_seconds_bucket", "+Inf"): 4,
-                       ("t_seconds_count", None): 4, ("t_seconds_sum", None): pytest.approx(0.0261)}
+    assert samples == {
+        ("t_seconds_bucket", "0.001"): 2,  # 0.0001 and 0.001: a bound is inclusive
+        ("t_seconds_bucket", "0.01"): 3,
+        ("t_seconds_bucket", "+Inf"): 4,
+        ("t_seconds_count", None): 4,
+        ("t_seconds_sum", None): pytest.approx(0.0261),
+    }

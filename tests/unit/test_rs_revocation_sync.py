@@ -36,8 +36,13 @@ async def client(feed):
 
 def make_sync(copy: RevocationList, client: httpx.AsyncClient, clock: Clock, **kwargs: Any) -> RevocationSync:
     return RevocationSync(
-        copy, client, list_uri=f"{BASE}/revocations", stream_uri=f"{BASE}/revocations/stream",
-        poll_interval=kwargs.pop("poll_interval", 3600.0), clock=clock, **kwargs,
+        copy,
+        client,
+        list_uri=f"{BASE}/revocations",
+        stream_uri=f"{BASE}/revocations/stream",
+        poll_interval=kwargs.pop("poll_interval", 3600.0),
+        clock=clock,
+        **kwargs,
     )
 
 
@@ -63,8 +68,11 @@ async def test_pull_takes_a_snapshot_first_and_deltas_after(feed, client, clock)
     assert copy.is_revoked({"jti": "j-9", "sid": "s-1"}) and copy.staleness(clock.now) == 0
 
 
-@pytest.mark.parametrize("answer", [httpx.Response(503), httpx.Response(200, content=b"{"),
-                                    httpx.ConnectError("down")], ids=["503", "bad JSON", "down"])
+@pytest.mark.parametrize(
+    "answer",
+    [httpx.Response(503), httpx.Response(200, content=b"{"), httpx.ConnectError("down")],
+    ids=["503", "bad JSON", "down"],
+)
 async def test_failed_pull_keeps_the_copy_and_lets_staleness_grow(clock, answer):
     async def handler(request: httpx.Request) -> httpx.Response:
         if isinstance(answer, Exception):
@@ -72,8 +80,15 @@ async def test_failed_pull_keeps_the_copy_and_lets_staleness_grow(clock, answer)
         return answer
 
     copy = RevocationList()
-    copy.apply_pull({"feed": "F1", "cursor": 1, "snapshot": True, "entries": [
-        {"seq": 1, "kind": "jti", "value": "j-1", "before": None, "expires_at": NOW + 600}]}, NOW)
+    copy.apply_pull(
+        {
+            "feed": "F1",
+            "cursor": 1,
+            "snapshot": True,
+            "entries": [{"seq": 1, "kind": "jti", "value": "j-1", "before": None, "expires_at": NOW + 600}],
+        },
+        NOW,
+    )
     clock.now += 30
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
         assert await make_sync(copy, client, clock).pull() is False
@@ -85,8 +100,9 @@ async def test_events_that_show_a_gap_ask_for_a_pull(client, clock):
     copy.apply_pull({"feed": "F1", "cursor": 3, "snapshot": True, "entries": []}, NOW)
     sync = make_sync(copy, client, clock)
     sync.handle_event("heartbeat", json.dumps({"feed": "F1", "cursor": 3, "time": NOW}))
-    sync.handle_event("revocation", json.dumps(
-        {"seq": 4, "kind": "jti", "value": "j-4", "before": None, "expires_at": NOW + 60}))
+    sync.handle_event(
+        "revocation", json.dumps({"seq": 4, "kind": "jti", "value": "j-4", "before": None, "expires_at": NOW + 60})
+    )
     sync.handle_event("ping", "whatever")
     assert not sync.pull_wanted
     for event, data in [

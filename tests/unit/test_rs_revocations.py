@@ -12,8 +12,7 @@ NOW = 1_700_000_000
 LATER = NOW + 600
 
 
-def entry(seq: int, kind: str, value: str, *, before: int | None = None,
-          expires_at: int = LATER) -> dict[str, Any]:
+def entry(seq: int, kind: str, value: str, *, before: int | None = None, expires_at: int = LATER) -> dict[str, Any]:
     return {"seq": seq, "kind": kind, "value": value, "before": before, "expires_at": expires_at}
 
 
@@ -31,8 +30,7 @@ def token(jti: str = "j-x", sid: str | None = "s-x", sub: str = "u-x", iat: int 
 @pytest.fixture
 def copy() -> RevocationList:
     revocations = RevocationList()
-    revocations.apply_pull(pull("F", 2, [entry(1, "jti", "j-1"), entry(2, "sid", "s-1")],
-                                snapshot=True), NOW)
+    revocations.apply_pull(pull("F", 2, [entry(1, "jti", "j-1"), entry(2, "sid", "s-1")], snapshot=True), NOW)
     return revocations
 
 
@@ -104,13 +102,18 @@ def test_delta_for_another_feed_is_refused(copy):
         copy.apply_pull(pull("G", 9, [], snapshot=False), NOW)
 
 
-@pytest.mark.parametrize("body", [
-    [], {"feed": "F"}, {"feed": 1, "cursor": 1, "snapshot": True, "entries": []},
-    {"feed": "F", "cursor": True, "snapshot": True, "entries": []},
-    {"feed": "F", "cursor": -1, "snapshot": True, "entries": []},
-    {"feed": "F", "cursor": 1, "snapshot": "yes", "entries": []},
-    {"feed": "F", "cursor": 1, "snapshot": True, "entries": {}},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        [],
+        {"feed": "F"},
+        {"feed": 1, "cursor": 1, "snapshot": True, "entries": []},
+        {"feed": "F", "cursor": True, "snapshot": True, "entries": []},
+        {"feed": "F", "cursor": -1, "snapshot": True, "entries": []},
+        {"feed": "F", "cursor": 1, "snapshot": "yes", "entries": []},
+        {"feed": "F", "cursor": 1, "snapshot": True, "entries": {}},
+    ],
+)
 def test_malformed_pull_is_refused_and_changes_nothing(copy, body):
     with pytest.raises(ValueError):
         copy.apply_pull(body, NOW)
@@ -118,8 +121,14 @@ def test_malformed_pull_is_refused_and_changes_nothing(copy, body):
 
 
 def test_malformed_entries_in_a_pull_are_skipped(copy):
-    bad = [{"seq": 3}, entry(4, "email", "x"), entry(5, "sub", "u-1"), entry(6, "jti", "j-6"),
-           {**entry(7, "jti", "j-7"), "expires_at": float("inf")}, {**entry(8, "jti", "j-8"), "expires_at": True}]
+    bad = [
+        {"seq": 3},
+        entry(4, "email", "x"),
+        entry(5, "sub", "u-1"),
+        entry(6, "jti", "j-6"),
+        {**entry(7, "jti", "j-7"), "expires_at": float("inf")},
+        {**entry(8, "jti", "j-8"), "expires_at": True},
+    ]
     copy.apply_pull(pull("F", 8, bad, snapshot=False), NOW)
     assert copy.cursor == 8 and len(copy) == 3
     assert not copy.is_revoked(token(sub="u-1"))  # a sub entry without `before` is void
@@ -157,13 +166,17 @@ def test_heartbeat_at_our_cursor_marks_the_copy_in_sync(copy):
     assert copy.staleness(NOW + 41) == 1
 
 
-@pytest.mark.parametrize("heartbeat", [
-    {"feed": "F", "cursor": 3},  # ahead: we missed entries
-    {"feed": "F", "cursor": 1},  # behind: the issuer lost entries
-    {"feed": "G", "cursor": 2},  # another feed: the issuer's database changed
-    {"cursor": 2},
-    "garbage",
-], ids=["ahead", "behind", "feed changed", "no feed", "not an object"])
+@pytest.mark.parametrize(
+    "heartbeat",
+    [
+        {"feed": "F", "cursor": 3},  # ahead: we missed entries
+        {"feed": "F", "cursor": 1},  # behind: the issuer lost entries
+        {"feed": "G", "cursor": 2},  # another feed: the issuer's database changed
+        {"cursor": 2},
+        "garbage",
+    ],
+    ids=["ahead", "behind", "feed changed", "no feed", "not an object"],
+)
 def test_heartbeat_out_of_step_asks_for_a_pull_and_does_not_mark_in_sync(copy, heartbeat):
     assert copy.apply_heartbeat(heartbeat, NOW + 40) is True
     assert copy.staleness(NOW + 40) == 40

@@ -58,8 +58,7 @@ async def make(issuer, clock):
     started: list[Verifier] = []
 
     async def make(**changes: Any) -> Verifier:
-        verifier = Verifier(settings(**changes), clock=clock, transport=httpx.MockTransport(issuer),
-                            sleep=no_wait)
+        verifier = Verifier(settings(**changes), clock=clock, transport=httpx.MockTransport(issuer), sleep=no_wait)
         await verifier.start()
         started.append(verifier)
         await settle()
@@ -80,9 +79,22 @@ async def test_valid_token_yields_its_claims(make, issuer):
 async def test_refresh_token_is_never_accepted(make, issuer):
     verifier = await make()
     private, _ = issuer.signing["rsa-1"]
-    refresh = jwt.encode({"iss": ISSUER, "sub": "u-1", "aud": ISSUER, "iat": int(NOW), "exp": int(NOW) + 900,
-                          "jti": "r-1", "sid": "s-1", "client_id": "web", "scope": ""},
-                         private, algorithm="RS256", headers={"kid": "rsa-1", "typ": "rt+jwt"})
+    refresh = jwt.encode(
+        {
+            "iss": ISSUER,
+            "sub": "u-1",
+            "aud": ISSUER,
+            "iat": int(NOW),
+            "exp": int(NOW) + 900,
+            "jti": "r-1",
+            "sid": "s-1",
+            "client_id": "web",
+            "scope": "",
+        },
+        private,
+        algorithm="RS256",
+        headers={"kid": "rsa-1", "typ": "rt+jwt"},
+    )
     with pytest.raises(InvalidToken) as caught:
         await verifier.verify(refresh)
     assert caught.value.reason == "wrong_typ" and caught.value.status_code == 401
@@ -276,8 +288,11 @@ async def test_issuer_may_differ_from_the_address_the_replica_uses(issuer, clock
         seen.append(request.url.host)
         return await issuer(request)
 
-    verifier = Verifier(settings(auth_url="http://auth.internal:8000", issuer=ISSUER), clock=clock,
-                        transport=httpx.MockTransport(recording))
+    verifier = Verifier(
+        settings(auth_url="http://auth.internal:8000", issuer=ISSUER),
+        clock=clock,
+        transport=httpx.MockTransport(recording),
+    )
     await verifier.start()
     try:
         assert (await verifier.verify(issuer.mint()))["iss"] == ISSUER
@@ -298,7 +313,10 @@ async def test_status_reports_keys_and_ages(make, clock):
     clock.now += 7
     status = verifier.status()
     assert {k: status[k] for k in ("revocation_staleness", "jwks_age", "keys")} == {
-        "revocation_staleness": 7, "jwks_age": 7, "keys": 1}
+        "revocation_staleness": 7,
+        "jwks_age": 7,
+        "keys": 1,
+    }
     assert status["revocation_push"]["source"] == "sse"
     assert status["revocation_push"]["pulled"] == status["revocation_push"]["pushed"] == 0
 
@@ -320,18 +338,28 @@ METADATA_ORIGINS = {
     "another host": ("https://auth.example", "https://keys.example/jwks", (), False),
     "a look-alike host": ("https://auth.example", "https://auth.example.evil/jwks", (), False),
     "an allowed host": ("https://auth.example", "https://keys.example/jwks", ("keys.example",), True),
-    "an allowed host and port": ("https://auth.example", "https://keys.example:8443/jwks", ("keys.example:8443",), True),
+    "an allowed host and port": (
+        "https://auth.example",
+        "https://keys.example:8443/jwks",
+        ("keys.example:8443",),
+        True,
+    ),
     "an allowed host over http": ("https://auth.example", "http://keys.example/jwks", ("keys.example",), False),
     "another loopback port": ("http://127.0.0.1:8000", "http://127.0.0.1:9000/jwks", (), False),
 }
 
 
-@pytest.mark.parametrize(("issuer_url", "jwks_uri", "allowed", "accepted"), METADATA_ORIGINS.values(),
-                         ids=METADATA_ORIGINS.keys())
+@pytest.mark.parametrize(
+    ("issuer_url", "jwks_uri", "allowed", "accepted"), METADATA_ORIGINS.values(), ids=METADATA_ORIGINS.keys()
+)
 def test_key_and_feed_urls_keep_the_issuers_origin(issuer_url, jwks_uri, allowed, accepted):
-    document = {"issuer": issuer_url, "jwks_uri": jwks_uri, "token_endpoint": f"{issuer_url}/token",
-                "revocation_list_uri": f"{issuer_url}/revocations",
-                "revocation_stream_uri": f"{issuer_url}/revocations/stream"}
+    document = {
+        "issuer": issuer_url,
+        "jwks_uri": jwks_uri,
+        "token_endpoint": f"{issuer_url}/token",
+        "revocation_list_uri": f"{issuer_url}/revocations",
+        "revocation_stream_uri": f"{issuer_url}/revocations/stream",
+    }
     if accepted:
         assert parse_metadata(document, issuer_url, allowed).jwks_uri == jwks_uri
     else:

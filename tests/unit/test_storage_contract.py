@@ -27,10 +27,20 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         await s.close()
 
 
-def refresh(jti: str, sid: str = "s1", sub: str = "u1", expires_at: int = NOW + 1000,
-            issued_at: int = NOW) -> RefreshRecord:
-    return RefreshRecord(jti=jti, sid=sid, sub=sub, client_id="public", scope="a", issued_at=issued_at,
-                         expires_at=expires_at, used_at=None, family_revoked_at=None)
+def refresh(
+    jti: str, sid: str = "s1", sub: str = "u1", expires_at: int = NOW + 1000, issued_at: int = NOW
+) -> RefreshRecord:
+    return RefreshRecord(
+        jti=jti,
+        sid=sid,
+        sub=sub,
+        client_id="public",
+        scope="a",
+        issued_at=issued_at,
+        expires_at=expires_at,
+        used_at=None,
+        family_revoked_at=None,
+    )
 
 
 async def user_named(store: SqlStore, name: str) -> User:
@@ -53,7 +63,7 @@ pytestmark = pytest.mark.anyio
 async def test_usernames_are_unique_after_unicode_normalisation_and_casefolding(store: SqlStore) -> None:
     user = await store.add_user("Alice", "hash", "a b", NOW)
     with pytest.raises(Conflict):
-        await store.add_user("ＡＬＩＣＥ", "hash2", "", NOW)  # fullwidth capitals
+        await store.add_user("ＡＬＩＣＥ", "hash2", "", NOW)  # noqa: RUF001 (fullwidth capitals, on purpose)
     assert (await store.user_by_name("alice")) == user
     assert (await store.user_by_id(user.id)) == user
     assert user.id != "Alice" and len(user.id) >= 20  # sub is opaque and random
@@ -165,9 +175,17 @@ async def test_database_errors_do_not_quote_stored_values(store: SqlStore) -> No
     await store.add_user("dave", "secret-hash-value", "", NOW)
     with pytest.raises(IntegrityError) as failed:
         async with store._writer.begin() as conn:  # a raw insert that violates uniqueness
-            await conn.execute(insert(users).values(id="x", username="dave", username_key="dave",
-                                                    password_hash="another-secret-hash", scope="",
-                                                    created_at=NOW, password_changed_at=NOW))
+            await conn.execute(
+                insert(users).values(
+                    id="x",
+                    username="dave",
+                    username_key="dave",
+                    password_hash="another-secret-hash",
+                    scope="",
+                    created_at=NOW,
+                    password_changed_at=NOW,
+                )
+            )
     assert "another-secret-hash" not in str(failed.value)
 
 
@@ -191,8 +209,10 @@ async def test_a_login_checked_before_a_subject_revocation_stores_no_family(stor
     _, after = await store.feed_head()
     await store.revoke_jti("j1", NOW + 10, NOW)
     await store.revoke_subject("someone-else", NOW, NOW + 1, NOW + 100)
-    assert await store.start_family(refresh("r1", sub=user.id, issued_at=NOW + 1),
-                                    Credential(user.password_hash, after)) is True
+    assert (
+        await store.start_family(refresh("r1", sub=user.id, issued_at=NOW + 1), Credential(user.password_hash, after))
+        is True
+    )
 
 
 async def test_disabled_and_removed_users_start_no_family(store: SqlStore) -> None:

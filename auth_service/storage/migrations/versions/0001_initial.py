@@ -47,8 +47,7 @@ def upgrade() -> None:
     op.create_table(
         "refresh_tokens",
         sa.Column("jti", sa.String(64), primary_key=True),
-        sa.Column("sid", sa.String(64), sa.ForeignKey("families.sid", ondelete="CASCADE"), nullable=False,
-                  index=True),
+        sa.Column("sid", sa.String(64), sa.ForeignKey("families.sid", ondelete="CASCADE"), nullable=False, index=True),
         sa.Column("scope", sa.Text, nullable=False),
         sa.Column("issued_at", sa.BigInteger, nullable=False),
         sa.Column("expires_at", sa.BigInteger, nullable=False),
