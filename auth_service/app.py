@@ -1,4 +1,4 @@
-"""`create_app(settings)`: wires the store, keys, services, routes and background tasks."""
+"""`create_app(settings)`: wires the store, keys, grants, routes and background tasks, once."""
 
 from __future__ import annotations
 
@@ -9,27 +9,28 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from resource_service.apidocs import install_docs
 from resource_service.logs import RequestIdMiddleware
 
+from .clients import ClientAuthenticator
+from .clock import Clock, system_clock
 from .config import Settings
+from .deps import Issuer
 from .errors import install_handlers
-from .grants import Grants
+from .grants import grant_table
 from .keys import KeyManager
-from .metrics import AuthMetrics, install_metrics
+from .metrics import NO_METRICS, AuthMetrics, Metrics, request_timer
 from .passwords import PasswordHasher
 from .ratelimit import Limits, LoginLimiter, MemoryLoginLimiter
-from .revocation import Publisher, RevocationFeed, Revoker
-from .routes import revocations, revoke, token, wellknown
-from .services import Services, services
-from .storage import SqlStore, Store, open_store
+from .revocation import Publisher, RevocationFeed, Revoker, RevokingStore
+from .routes import operations, revocations, revoke, token, wellknown
+from .storage import SqlStore, open_store
 from .storage.keyfiles import FileKeyStore
-from .storage.keystore import KeyStore, KeystoreError
+from .storage.keystore import KeyStore
 from .streams import PullBudget, StreamSlots
 from .tokens import TokenMinter
 
@@ -62,63 +63,32 @@ def open_keys(settings: Settings, store: SqlStore) -> KeyManager:
     )
 
 
-_READINESS = {
-    "type": "object",
-    "required": ["ready", "checks"],
-    "properties": {
-        "ready": {"type": "boolean"},
-        "checks": {"type": "object", "additionalProperties": {"type": "string"}},
-    },
-}
-
-
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
+    """The issuer as an ASGI app. `clock` is the one time source of every part (tests set it)."""
     metrics = AuthMetrics() if settings.metrics_enabled else None  # AUTH_METRICS_ENABLED
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = await open_store(settings.sqlalchemy_url)
         keys = open_keys(settings, store)
-        await keys.maintain(int(time.time()))
+        await keys.maintain(int(clock()))
         redis_client = _redis(settings)
-        minter = TokenMinter(settings, keys)
-        feed = RevocationFeed(
-            store, heartbeat=settings.revocation_heartbeat, publisher=_publisher(settings, redis_client, minter)
-        )
-        hasher = PasswordHasher(settings.password_hash_concurrency)
-        limiter = _limiter(settings, redis_client)
-        revoker = Revoker(store, feed, access_ttl=settings.access_token_ttl, leeway=settings.leeway, metrics=metrics)
-        if metrics is not None:
-            metrics.watch_keys(keys)
-        app.state.services = Services(
-            settings=settings,
-            store=store,
-            keys=keys,
-            minter=minter,
-            hasher=hasher,
-            feed=feed,
-            revoker=revoker,
-            grants=Grants(settings, store, minter, hasher, limiter, revoker, metrics=metrics),
-            limiter=limiter,
-            streams=StreamSlots(settings.revocation_streams_max, settings.revocation_streams_per_address),
-            pull_budget=PullBudget(settings.revocation_pull_budget),
-            redis=redis_client,
-            metrics=metrics,
-        )
+        issuer = _wire(settings, clock, store, keys, redis_client, metrics)
+        app.state.issuer = issuer
         tasks = [
-            asyncio.create_task(feed.run(), name="revocation-feed"),
-            asyncio.create_task(_every(_KEY_RELOAD_EVERY, _key_keeper(keys, settings)), name="keys"),
-            asyncio.create_task(_every(_PRUNE_EVERY, lambda: _prune(store)), name="prune"),
+            asyncio.create_task(issuer.feed.run(), name="revocation-feed"),
+            asyncio.create_task(_every(_KEY_RELOAD_EVERY, _key_keeper(keys, settings, clock)), name="keys"),
+            asyncio.create_task(_every(_PRUNE_EVERY, lambda: _prune(store, clock)), name="prune"),
         ]
         log.info("auth service ready: issuer %s, %d signing key(s)", settings.issuer, len(keys.records()))
         try:
             yield
         finally:
-            feed.close()
+            issuer.feed.close()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            hasher.close()
+            issuer.hasher.close()
             if redis_client is not None:
                 await redis_client.aclose()
             await store.close()
@@ -146,28 +116,12 @@ def create_app(settings: Settings) -> FastAPI:
             expose_headers=["X-Request-Id"],
             max_age=600,
         )
-    for router in (token.router, revoke.router, wellknown.router, revocations.router):
+    for router in (token.router, revoke.router, wellknown.router, revocations.router, operations.router):
         app.include_router(router)
-
-    @app.get("/healthz", tags=["operations"], summary="Liveness")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get(
-        "/readyz",
-        tags=["operations"],
-        summary="Readiness: database, signing key, Redis",
-        responses={
-            200: {"description": "Ready", "content": {"application/json": {"schema": _READINESS}}},
-            503: {"description": "Not ready: a check failed", "content": {"application/json": {"schema": _READINESS}}},
-        },
-    )
-    async def readyz(request: Request) -> JSONResponse:
-        checks = await _readiness(services(request))
-        ready = all(result == "ok" for result in checks.values())
-        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
-
-    timer = install_metrics(app, metrics) if metrics is not None else None  # GET /metrics
+    timer = None
+    if metrics is not None:
+        app.include_router(operations.metrics_router(metrics))
+        timer = request_timer(app, metrics)
     # Added last, so outermost: every log line of a request (a CORS preflight's too) carries its id
     # and the client address (security events above all), and the one timing of each request feeds
     # both the access line and the latency histogram.
@@ -183,6 +137,60 @@ def create_app(settings: Settings) -> FastAPI:
         # believed only from these peers (uvicorn's own proxy_headers is off, see resource_service.serving).
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     return app
+
+
+def _wire(
+    settings: Settings,
+    clock: Clock,
+    store: SqlStore,
+    keys: KeyManager,
+    redis_client: Redis | None,
+    metrics: AuthMetrics | None,
+) -> Issuer:
+    """Every collaborator, built once, each handed the narrow parts it uses."""
+    counting: Metrics = metrics if metrics is not None else NO_METRICS
+    if metrics is not None:
+        metrics.watch_keys(keys, clock)
+    minter = TokenMinter(settings, keys, clock=clock)
+    feed = RevocationFeed(
+        store,
+        heartbeat=settings.revocation_heartbeat,
+        publisher=_publisher(settings, redis_client, minter),
+        clock=clock,
+    )
+    hasher = PasswordHasher(settings.password_hash_concurrency)
+    limiter = _limiter(settings, redis_client)
+    revoker = Revoker(
+        store, feed, access_ttl=settings.access_token_ttl, leeway=settings.leeway, metrics=counting, clock=clock
+    )
+    grants = grant_table(
+        settings=settings,
+        users=store,
+        families=store,
+        revocations=store,
+        minter=minter,
+        hasher=hasher,
+        limiter=limiter,
+        revoker=revoker,
+        clock=clock,
+        metrics=counting,
+    )
+    return Issuer(
+        settings=settings,
+        clock=clock,
+        store=store,
+        keys=keys,
+        minter=minter,
+        feed=feed,
+        revoker=revoker,
+        grants=grants,
+        hasher=hasher,
+        clients=ClientAuthenticator(store, hasher, limiter, clock=clock, metrics=counting),
+        streams=StreamSlots(settings.revocation_streams_max, settings.revocation_streams_per_address),
+        pull_budget=PullBudget(settings.revocation_pull_budget),
+        metrics=counting,
+        redis=redis_client,
+    )
 
 
 def _redis(settings: Settings) -> Redis | None:
@@ -215,27 +223,6 @@ def _publisher(settings: Settings, client: Redis | None, minter: TokenMinter) ->
     return RedisPublisher(client, settings.redis_prefix, minter.signed_event)
 
 
-async def _readiness(s: Services) -> dict[str, str]:
-    checks: dict[str, str] = {}
-    try:
-        await s.store.feed_head()
-        checks["database"] = "ok"
-    except Exception as exc:  # report, never raise: this is what readiness is for
-        checks["database"] = f"unavailable ({type(exc).__name__})"
-    try:
-        s.keys.signing_key(int(time.time()))
-        checks["signing_key"] = "ok"
-    except KeystoreError:
-        checks["signing_key"] = "missing"
-    if s.redis is not None:
-        try:
-            await s.redis.ping()
-            checks["redis"] = "ok"
-        except Exception as exc:
-            checks["redis"] = f"unavailable ({type(exc).__name__})"
-    return checks
-
-
 async def _every(seconds: float, job: Callable[[], Awaitable[None]]) -> None:
     while True:
         await asyncio.sleep(seconds)
@@ -245,7 +232,7 @@ async def _every(seconds: float, job: Callable[[], Awaitable[None]]) -> None:
             log.warning("background job failed: %s: %s", type(exc).__name__, exc)
 
 
-def _key_keeper(keys: KeyManager, settings: Settings) -> Callable[[], Awaitable[None]]:
+def _key_keeper(keys: KeyManager, settings: Settings, clock: Clock) -> Callable[[], Awaitable[None]]:
     """Every call (each second): notice keystore changes and log keys that began or stopped
     signing. Every half max-age (at most a minute): run the rotation schedule, which creates
     and forgets keys."""
@@ -254,15 +241,15 @@ def _key_keeper(keys: KeyManager, settings: Settings) -> Callable[[], Awaitable[
     async def keep() -> None:
         nonlocal last_maintained
         await keys.reload_if_changed()
-        keys.log_transitions(int(time.time()))  # key_activated / key_retired, within a second
+        keys.log_transitions(int(clock()))  # key_activated / key_retired, within a second
         if time.monotonic() - last_maintained >= min(60.0, settings.jwks_max_age / 2):
             last_maintained = time.monotonic()
-            await keys.maintain(int(time.time()))
+            await keys.maintain(int(clock()))
 
     return keep
 
 
-async def _prune(store: Store) -> None:
-    now = int(time.time())
+async def _prune(store: RevokingStore, clock: Clock) -> None:
+    now = int(clock())
     await store.prune_revocations(now)
     await store.prune_families(now)

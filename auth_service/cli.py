@@ -133,9 +133,9 @@ def _serve(args: argparse.Namespace) -> None:
 
 
 def _shutdown_streams(app: Any) -> None:
-    services = getattr(app.state, "services", None)
-    if services is not None:
-        services.feed.close()
+    issuer = getattr(app.state, "issuer", None)
+    if issuer is not None:
+        issuer.feed.close()
 
 
 class _Server(uvicorn.Server):

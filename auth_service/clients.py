@@ -12,21 +12,18 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from urllib.parse import unquote_plus
 
 from fastapi import Request
 
+from .clock import Clock
 from .errors import InvalidClient, InvalidRequest
-from .forms import has_control_characters
+from .forms import Form, has_control_characters
+from .metrics import Metrics
 from .passwords import PasswordHasher
 from .ratelimit import LoginLimiter, reserve_or_refuse
-from .storage import Client, Store
-
-if TYPE_CHECKING:
-    from .metrics import AuthMetrics
+from .storage import Client, ClientStore
 
 security = logging.getLogger("auth_service.security")
 
@@ -58,56 +55,72 @@ class Caller:
         return not self.unproven and claims.get("client_id") == self.client_id
 
 
-async def authenticate(
-    request: Request,
-    params: dict[str, str],
-    store: Store,
-    hasher: PasswordHasher,
-    limiter: LoginLimiter,
-    *,
-    metrics: AuthMetrics | None = None,
-    hide_confidential: bool = False,
-) -> Caller:
-    """The caller of a client-authenticated endpoint; raises `InvalidClient` or `InvalidRequest`.
+class ClientAuthenticator:
+    """Who is calling a client-authenticated endpoint (`/token`, `/revoke`, `/introspect`)."""
 
-    `hide_confidential`: a confidential client id sent without a secret is answered as an
-    unknown id would be (an unproven public caller), so the endpoint does not tell which
-    ids are confidential."""
-    basic = _basic_credentials(request)
-    if basic == ("", ""):  # Swagger UI's default "Authorization header" when no client was typed:
-        basic = None  # it names no client, so the caller is public, as if it sent no header
-    posted = params.get("client_secret") or None  # Swagger UI posts an empty one when none was typed
-    if basic and (posted is not None or params.get("client_id", basic[0]) not in (basic[0], "")):
-        raise InvalidRequest("use one client authentication method, not two")
-    if basic:
-        client_id, secret = basic
-    elif posted is not None:
-        client_id, secret = params.get("client_id", ""), posted
-    else:
-        client_id = params.get("client_id") or PUBLIC_CLIENT
-        if len(client_id) > MAX_CLIENT_ID:  # no such client; and its tokens would outgrow what we accept back
-            raise InvalidClient("client authentication failed")
-        client = await store.client(client_id)
-        if client is not None and not hide_confidential:  # a confidential client must prove who it is
-            raise InvalidClient("client authentication required")
-        return Caller(client_id=client_id, client=None, unproven=client is not None)
-    if not client_id or len(client_id) > MAX_CLIENT_ID or len(secret) > 1024:
-        raise InvalidClient("client authentication failed", basic=basic is not None)
-    address = request.client.host if request.client else "unknown"
-    attempt = await reserve_or_refuse(
-        limiter, "client_secret", client_id, address, time.time(), client_id=client_id, metrics=metrics
-    )
-    try:
-        client = await store.client(client_id)
-        ok = await hasher.verify(secret, client.secret_hash if client else None)
-    except Exception:  # never judged (the store failed): the attempt is given back
-        await limiter.settle(attempt, failed=False)
-        raise
-    await limiter.settle(attempt, failed=not ok)
-    if not ok:
-        security.info("client_auth_failure", extra={"client_id": client_id, "known_client": client is not None})
-        raise InvalidClient("client authentication failed", basic=basic is not None)
-    return Caller(client_id=client_id, client=client)
+    def __init__(
+        self, clients: ClientStore, hasher: PasswordHasher, limiter: LoginLimiter, *, clock: Clock, metrics: Metrics
+    ) -> None:
+        self._clients = clients
+        self._hasher = hasher
+        self._limiter = limiter
+        self._clock = clock
+        self._metrics = metrics
+
+    async def caller(self, request: Request, form: Form, *, hide_confidential: bool = False) -> Caller:
+        """The caller; raises `InvalidClient` or `InvalidRequest`.
+
+        `hide_confidential`: a confidential client id sent without a secret is answered as an
+        unknown id would be (an unproven public caller), so the endpoint does not tell which
+        ids are confidential."""
+        basic = _basic_credentials(request)
+        if basic == ("", ""):  # Swagger UI's default "Authorization header" when no client was typed:
+            basic = None  # it names no client, so the caller is public, as if it sent no header
+        posted = form.get("client_secret") or None  # Swagger UI posts an empty one when none was typed
+        if basic and (posted is not None or form.get("client_id", basic[0]) not in (basic[0], "")):
+            raise InvalidRequest("use one client authentication method, not two")
+        if basic:
+            client_id, secret = basic
+        elif posted is not None:
+            client_id, secret = form.get("client_id", ""), posted
+        else:
+            client_id = form.get("client_id") or PUBLIC_CLIENT
+            if len(client_id) > MAX_CLIENT_ID:  # no such client; and its tokens would outgrow what we accept back
+                raise InvalidClient("client authentication failed")
+            client = await self._clients.client(client_id)
+            if client is not None and not hide_confidential:  # a confidential client must prove who it is
+                raise InvalidClient("client authentication required")
+            return Caller(client_id=client_id, client=None, unproven=client is not None)
+        if not client_id or len(client_id) > MAX_CLIENT_ID or len(secret) > 1024:
+            raise InvalidClient("client authentication failed", basic=basic is not None)
+        return await self._confidential(client_id, secret, client_address(request), basic=basic is not None)
+
+    async def _confidential(self, client_id: str, secret: str, address: str, *, basic: bool) -> Caller:
+        attempt = await reserve_or_refuse(
+            self._limiter,
+            "client_secret",
+            client_id,
+            address,
+            self._clock(),
+            client_id=client_id,
+            metrics=self._metrics,
+        )
+        try:
+            client = await self._clients.client(client_id)
+            ok = await self._hasher.verify(secret, client.secret_hash if client else None)
+        except Exception:  # never judged (the store failed): the attempt is given back
+            await self._limiter.settle(attempt, failed=False)
+            raise
+        await self._limiter.settle(attempt, failed=not ok)
+        if not ok or client is None:
+            security.info("client_auth_failure", extra={"client_id": client_id, "known_client": client is not None})
+            raise InvalidClient("client authentication failed", basic=basic)
+        return Caller(client_id=client_id, client=client)
+
+
+def client_address(request: Request) -> str:
+    """The caller's address as the limits and logs see it (the balancer's forwarded one when trusted)."""
+    return request.client.host if request.client else "unknown"
 
 
 def _basic_credentials(request: Request) -> tuple[str, str] | None:

@@ -17,8 +17,10 @@ MAX_FIELDS = 16
 MAX_VALUE = 4096  # characters per parameter (a token is well under this)
 FORM_TYPE = "application/x-www-form-urlencoded"
 
+Form = dict[str, str]  # the parameters of one request, each present once
 
-async def read_form(request: Request) -> dict[str, str]:
+
+async def read_form(request: Request) -> Form:
     """The request's parameters, each present at most once, or InvalidRequest."""
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type != FORM_TYPE:
@@ -53,7 +55,7 @@ def has_control_characters(value: str) -> bool:
     return any((ord(c) < 0x20 and c != "\t") or c == "\x7f" for c in value)
 
 
-def require(params: dict[str, str], name: str) -> str:
+def require(params: Form, name: str) -> str:
     value = params.get(name)
     if not value:
         raise InvalidRequest(f"missing parameter {name!r}")

@@ -13,27 +13,27 @@ from __future__ import annotations
 
 import logging
 import math
-import time
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import TYPE_CHECKING, Protocol
 
-from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from resource_service.metrics import CONTENT_TYPE, LatencyHistogram, RequestTimer
+from resource_service.metrics import LatencyHistogram, RequestTimer
 
+from .clock import Clock, system_clock
 from .errors import OAuthError, RateLimited, Unavailable
 from .storage.keystore import KeystoreError
 from .storage.unavailable import database_unavailable
 
 if TYPE_CHECKING:
     from .keys import KeyManager
-    from .storage import Store
+    from .storage import RevocationStore
 
-__all__ = ["AuthMetrics", "install_metrics", "token_outcome"]
+__all__ = ["NO_METRICS", "AuthMetrics", "Metrics", "NoMetrics", "request_timer", "token_outcome"]
 
 log = logging.getLogger("auth_service")
 
@@ -52,6 +52,44 @@ def token_outcome(exc: BaseException) -> str:
     if isinstance(exc, OAuthError):
         return exc.error
     return "server_error"
+
+
+class Metrics(Protocol):
+    """What the request path counts. `AuthMetrics` counts; `NO_METRICS` (AUTH_METRICS_ENABLED
+    false) does nothing, so callers never check for a missing collaborator."""
+
+    def token_request(self, grant_type: str | None) -> AbstractContextManager[None]: ...
+
+    def login_failed(self) -> None: ...
+
+    def rate_limited(self, what: str) -> None: ...
+
+    def refresh_reused(self) -> None: ...
+
+    def revoked(self, kind: str) -> None: ...
+
+
+class NoMetrics:
+    """Counts nothing: the metrics of an app with AUTH_METRICS_ENABLED=false."""
+
+    @contextmanager
+    def token_request(self, grant_type: str | None) -> Iterator[None]:
+        yield
+
+    def login_failed(self) -> None:
+        pass
+
+    def rate_limited(self, what: str) -> None:
+        pass
+
+    def refresh_reused(self) -> None:
+        pass
+
+    def revoked(self, kind: str) -> None:
+        pass
+
+
+NO_METRICS = NoMetrics()
 
 
 class AuthMetrics:
@@ -100,9 +138,16 @@ class AuthMetrics:
 
     # -- counting -------------------------------------------------------------------------
 
-    def token(self, grant_type: str | None, outcome: str) -> None:
+    @contextmanager
+    def token_request(self, grant_type: str | None) -> Iterator[None]:
+        """Count the `POST /token` request run inside: issued, or the error it raised."""
         grant = grant_type if grant_type in GRANT_TYPES else "other"  # a client picks the value
-        self._tokens.labels(grant, outcome).inc()
+        try:
+            yield
+        except Exception as exc:  # counted, then rendered by the app's handlers as before
+            self._tokens.labels(grant, token_outcome(exc)).inc()
+            raise
+        self._tokens.labels(grant, "issued").inc()
 
     def login_failed(self) -> None:
         self._login_failures.inc()
@@ -118,18 +163,18 @@ class AuthMetrics:
 
     # -- scraping -------------------------------------------------------------------------
 
-    def watch_keys(self, keys: KeyManager) -> None:
+    def watch_keys(self, keys: KeyManager, clock: Clock) -> None:
         """Report the signing key of `keys` (known only once the app has started)."""
-        self._signing.keys = keys
+        self._signing.keys, self._signing.clock = keys, clock
 
-    async def refresh(self, store: Store) -> None:
+    async def refresh(self, store: RevocationStore, now: int) -> None:
         """Read the gauges that live in the database. NaN when it cannot be read: a stale
         number would look current to an alert."""
         head: float
         size: float
         try:
             _, head = await store.feed_head()
-            size = await store.count_revocations(int(time.time()))
+            size = await store.count_revocations(now)
         except Exception as exc:  # the scrape still answers, with what this process knows
             log.warning("metrics: revocation list not readable: %s", type(exc).__name__)
             head = size = math.nan
@@ -145,6 +190,7 @@ class _SigningKey(Collector):
 
     def __init__(self) -> None:
         self.keys: KeyManager | None = None
+        self.clock: Clock = system_clock
 
     def describe(self) -> Iterable[Metric]:
         return self._families(None, 0, None)
@@ -152,7 +198,7 @@ class _SigningKey(Collector):
     def collect(self) -> Iterable[Metric]:
         if self.keys is None:
             return self._families(None, 0, None)
-        now = int(time.time())
+        now = int(self.clock())
         try:
             kid, alg, _ = self.keys.signing_key(now)
         except KeystoreError:
@@ -177,14 +223,7 @@ class _SigningKey(Collector):
         return [info, age]
 
 
-def install_metrics(app: FastAPI, metrics: AuthMetrics) -> RequestTimer:
-    """Serve `GET /metrics` (outside the OpenAPI document); the timer to pass as `observe` to
-    the app's outermost `RequestIdMiddleware`, which times every request once for its access
-    line and for the latency histogram."""
-
-    @app.get("/metrics", include_in_schema=False)
-    async def prometheus(request: Request) -> Response:
-        await metrics.refresh(request.app.state.services.store)
-        return Response(metrics.render(), media_type=CONTENT_TYPE)
-
+def request_timer(app: FastAPI, metrics: AuthMetrics) -> RequestTimer:
+    """The timer to pass as `observe` to the app's outermost `RequestIdMiddleware`, which
+    times every request once for its access line and for the latency histogram."""
     return RequestTimer(metrics.latency, app.routes)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 from .errors import RateLimited
 
 if TYPE_CHECKING:
-    from .metrics import AuthMetrics
+    from .metrics import Metrics
 
 Kind = Literal["login", "client_secret"]
 
@@ -85,14 +85,13 @@ async def reserve_or_refuse(
     now: float,
     *,
     client_id: str,
-    metrics: AuthMetrics | None,
+    metrics: Metrics,
 ) -> Reservation:
     """Take an attempt before any hashing, or raise `RateLimited` (429), logged and counted."""
     reservation = await limiter.reserve(kind, subject, address_bucket(address), now)
     if reservation.retry_after:
         security.warning(_EVENTS[kind], extra={"client_id": client_id, "retry_after": reservation.retry_after})
-        if metrics is not None:
-            metrics.rate_limited(kind)
+        metrics.rate_limited(kind)
         raise RateLimited(reservation.retry_after)
     return reservation
 

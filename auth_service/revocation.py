@@ -14,12 +14,11 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from .storage import RevocationEntry, Store
-
-if TYPE_CHECKING:
-    from .metrics import AuthMetrics
+from .clock import Clock, system_clock
+from .metrics import NO_METRICS, Metrics
+from .storage import FamilyStore, RevocationEntry, RevocationStore
 
 log = logging.getLogger("auth_service.revocation")
 security = logging.getLogger("auth_service.security")
@@ -41,9 +40,16 @@ class Publisher(Protocol):
 
 class RevocationFeed:
     def __init__(
-        self, store: Store, *, heartbeat: float, poll: float = 0.5, publisher: Publisher | None = None
+        self,
+        store: RevocationStore,
+        *,
+        heartbeat: float,
+        poll: float = 0.5,
+        publisher: Publisher | None = None,
+        clock: Clock = system_clock,
     ) -> None:
         self._store = store
+        self._clock = clock
         self._publisher = publisher
         # Fan-out runs apart from the tail, so a slow or absent Redis never delays the SSE push.
         self._outbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=_QUEUE_LIMIT)
@@ -121,7 +127,7 @@ class RevocationFeed:
 
     async def run(self) -> None:
         """Tail the feed (and fan it out, when a publisher is set) until cancelled."""
-        started = time.time()
+        started = self._clock()
         self._feed_id, self._cursor = await self._store.feed_head()
         self._read_at = started
         if self._publisher is None:
@@ -143,7 +149,7 @@ class RevocationFeed:
                 pass
             self._wake.clear()
             try:
-                started = time.time()  # the read vouches for the feed as of its start
+                started = self._clock()  # the read vouches for the feed as of its start
                 await self._tail()
                 self._read_at, read = started, True
             except Exception as exc:  # a database hiccup must not end the push stream
@@ -219,15 +225,27 @@ def _offer(queue: asyncio.Queue[str | None], item: str | None, *, force: bool = 
         return False
 
 
+class RevokingStore(FamilyStore, RevocationStore, Protocol):
+    """What the revoker writes: families (sessions) and the feed, each change with its entry."""
+
+
 class Revoker:
     """Every way a token stops being valid before its expiry."""
 
     def __init__(
-        self, store: Store, feed: RevocationFeed, *, access_ttl: int, leeway: int, metrics: AuthMetrics | None = None
+        self,
+        store: RevokingStore,
+        feed: RevocationFeed,
+        *,
+        access_ttl: int,
+        leeway: int,
+        metrics: Metrics = NO_METRICS,
+        clock: Clock = system_clock,
     ) -> None:
         self._store = store
         self._feed = feed
         self._metrics = metrics
+        self._clock = clock
         self._access_ttl = access_ttl
         self._leeway = leeway
 
@@ -238,7 +256,7 @@ class Revoker:
     def _count(self, kind: str, entry: RevocationEntry | None) -> None:
         # None: the session was revoked already and nothing was appended. A jti revoked
         # twice gets its live entry back from the store and is counted again.
-        if self._metrics is not None and entry is not None:
+        if entry is not None:
             self._metrics.revoked(kind)
 
     def horizon(self, now: int) -> int:
@@ -246,7 +264,7 @@ class Revoker:
         return now + self._access_ttl + self._leeway
 
     async def jti(self, jti: str, exp: int | None = None) -> RevocationEntry:
-        now = int(time.time())
+        now = int(self._clock())
         entry = await self._store.revoke_jti(jti, (exp + self._leeway) if exp else self.horizon(now), now)
         self._feed.notify()
         self._count("jti", entry)
@@ -254,7 +272,7 @@ class Revoker:
         return entry
 
     async def sid(self, sid: str) -> RevocationEntry | None:
-        now = int(time.time())
+        now = int(self._clock())
         revoked = await self._store.revoke_family(sid, now, self.horizon(now))
         self._feed.notify()
         self._count("sid", revoked.entry)
@@ -263,7 +281,7 @@ class Revoker:
 
     async def sub(self, sub: str) -> RevocationEntry | None:
         """Every token of `sub` issued up to now: log out everywhere, password change."""
-        now = int(time.time())
+        now = int(self._clock())
         before = now + 1  # iat has whole seconds: this second's tokens go too; new ones are lifted
         revoked = await self._store.revoke_subject(sub, now, before, self.horizon(before))
         self._feed.notify()

@@ -7,7 +7,6 @@ its own tokens to the same rules as every replica does.
 from __future__ import annotations
 
 import secrets
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +15,7 @@ import jwt
 from resource_service.jose import Key, TokenError, decode, key_from_jwk
 from resource_service.revocation_sync import PUSH_AUDIENCE, PUSH_LIFETIME, PUSH_TYP
 
+from .clock import Clock, system_clock
 from .config import Settings
 from .keys import KeyManager
 
@@ -37,9 +37,10 @@ def new_id() -> str:
 
 
 class TokenMinter:
-    def __init__(self, settings: Settings, keys: KeyManager) -> None:
+    def __init__(self, settings: Settings, keys: KeyManager, *, clock: Clock = system_clock) -> None:
         self._settings = settings
         self._keys = keys
+        self._clock = clock
         self._verify_keys: tuple[str, dict[str, Key]] = ("", {})
 
     def access_token(
@@ -123,7 +124,7 @@ class TokenMinter:
 
     def signed_event(self, event: str, data: dict[str, Any], now: int | None = None) -> str:
         """A revocation push (event and data) as a JWS of its own `typ`, valid for a minute."""
-        now = int(time.time()) if now is None else now
+        now = int(self._clock()) if now is None else now
         kid, alg, key = self._keys.signing_key(now)
         payload = {
             "iss": self._settings.issuer,

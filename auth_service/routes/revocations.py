@@ -12,10 +12,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from ..clients import client_address
+from ..deps import FeedDep, PullBudgetDep, StreamsDep
 from ..errors import RateLimited
 from ..ratelimit import address_bucket
 from ..revocation import PAGE_DEFAULT, PAGE_LIMIT
-from ..services import services
 from .responses import REVOCATION_PULL, errors, ok
 
 router = APIRouter(tags=["revocation"])
@@ -30,16 +31,17 @@ STREAM_RETRY_AFTER = 10  # seconds; meanwhile a replica pulls, as it does whenev
 )
 async def pull(
     request: Request,
+    revocation_feed: FeedDep,
+    budget: PullBudgetDep,
     after: int | None = Query(None, ge=0, le=2**62, description="cursor of the last entry applied"),
     feed: str | None = Query(None, max_length=64, description="the feed id the cursor belongs to"),
     limit: int = Query(PAGE_DEFAULT, ge=1, le=PAGE_LIMIT, description="most entries in this answer"),
 ) -> Response:
-    s = services(request)
-    address = address_bucket(request.client.host if request.client else "unknown")
-    body = await s.feed.pull(after, feed, limit, may_render=lambda n: s.pull_budget.spend(address, n))
+    address = address_bucket(client_address(request))
+    body = await revocation_feed.pull(after, feed, limit, may_render=lambda n: budget.spend(address, n))
     if body is None:
         raise RateLimited(
-            s.pull_budget.retry_after(address), "too many revocation entries pulled from this address; retry later"
+            budget.retry_after(address), "too many revocation entries pulled from this address; retry later"
         )
     return Response(body, media_type="application/json", headers={"Cache-Control": "no-cache"})
 
@@ -56,14 +58,13 @@ async def pull(
         **errors(429),
     },
 )
-async def stream(request: Request) -> StreamingResponse:
-    s = services(request)
-    address = address_bucket(request.client.host if request.client else "unknown")
-    if not s.streams.take(address):
+async def stream(request: Request, revocation_feed: FeedDep, streams: StreamsDep) -> StreamingResponse:
+    address = address_bucket(client_address(request))
+    if not streams.take(address):
         raise RateLimited(STREAM_RETRY_AFTER, "too many revocation streams open; pull /revocations meanwhile")
     return _HeldStream(
-        s.feed.subscribe(),
-        release=lambda: s.streams.give_back(address),
+        revocation_feed.subscribe(),
+        release=lambda: streams.give_back(address),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -10,12 +9,13 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordBearer
 
-from ..clients import Caller, authenticate
+from ..clients import Caller
+from ..deps import ClientsDep, ClockDep, FamiliesDep, FormDep, MinterDep, RevocationsDep, RevokerDep
 from ..errors import InvalidClient, InvalidToken, MalformedBearer, UnauthorizedClient
-from ..forms import FORM_TYPE, read_form, require
+from ..forms import FORM_TYPE, require
 from ..routes.token import NO_STORE
-from ..services import Services, services
-from ..tokens import TokenError
+from ..storage import FamilyStore, RevocationStore
+from ..tokens import TokenError, TokenMinter
 from .responses import INTROSPECTION, errors, ok
 
 router = APIRouter(tags=["revocation"])
@@ -55,23 +55,27 @@ _bearer = OAuth2PasswordBearer(tokenUrl="token", auto_error=False)
         **errors(400, 401, 429, 503),
     },
 )
-async def revoke(request: Request) -> Response:
-    s = services(request)
-    params = await read_form(request)
-    token = require(params, "token")
-    caller = await authenticate(
-        request, params, s.store, s.hasher, s.limiter, metrics=s.metrics, hide_confidential=True
-    )
-    now = time.time()
+async def revoke(
+    request: Request,
+    form: FormDep,
+    clients: ClientsDep,
+    minter: MinterDep,
+    families: FamiliesDep,
+    revoker: RevokerDep,
+    clock: ClockDep,
+) -> Response:
+    token = require(form, "token")
+    caller = await clients.caller(request, form, hide_confidential=True)
+    now = clock()
     # RFC 7009 section 2.2: an invalid, expired or unknown token is answered 200 all the same.
-    if (claims := _read(s.minter.read_refresh, token, now)) is not None:
+    if (claims := _read(minter.read_refresh, token, now)) is not None:
         _owned(claims, caller)
-        record = await s.store.refresh_record(claims["jti"])
+        record = await families.refresh_record(claims["jti"])
         if record is not None:
-            await s.revoker.sid(record.sid)
-    elif (claims := _read(s.minter.read_access, token, now)) is not None:
+            await revoker.sid(record.sid)
+    elif (claims := _read(minter.read_access, token, now)) is not None:
         _owned(claims, caller)
-        await s.revoker.jti(claims["jti"], int(claims["exp"]))
+        await revoker.jti(claims["jti"], int(claims["exp"]))
     return Response(status_code=200, headers=NO_STORE)
 
 
@@ -81,14 +85,21 @@ async def revoke(request: Request) -> Response:
     summary="Introspect a token (RFC 7662)",
     responses={**ok(INTROSPECTION), **errors(400, 401, 429, 503)},
 )
-async def introspect(request: Request) -> JSONResponse:
-    s = services(request)
-    params = await read_form(request)
-    caller = await authenticate(request, params, s.store, s.hasher, s.limiter, metrics=s.metrics)
+async def introspect(
+    request: Request,
+    form: FormDep,
+    clients: ClientsDep,
+    minter: MinterDep,
+    families: FamiliesDep,
+    revocations: RevocationsDep,
+    clock: ClockDep,
+) -> JSONResponse:
+    caller = await clients.caller(request, form)
     if not caller.confidential:
         raise InvalidClient("introspection requires client authentication")
-    token = require(params, "token")
-    return JSONResponse(await _introspect(s, token, caller), headers=NO_STORE)
+    token = require(form, "token")
+    answer = await _introspect(minter, families, revocations, token, caller, clock())
+    return JSONResponse(answer, headers=NO_STORE)
 
 
 @router.post(
@@ -98,8 +109,9 @@ async def introspect(request: Request) -> JSONResponse:
     response_class=Response,
     responses=errors(400, 401, 503),
 )
-async def logout(request: Request, _: str | None = Depends(_bearer)) -> Response:
-    s = services(request)
+async def logout(
+    request: Request, minter: MinterDep, revoker: RevokerDep, clock: ClockDep, _: str | None = Depends(_bearer)
+) -> Response:
     headers = request.headers.getlist("authorization")
     scheme, _, token = headers[0].partition(" ") if headers else ("", "", "")
     if not headers or (len(headers) == 1 and scheme.lower() != "bearer" and headers[0][:6].lower() != "bearer"):
@@ -112,27 +124,33 @@ async def logout(request: Request, _: str | None = Depends(_bearer)) -> Response
     if len(headers) > 1 or scheme.lower() != "bearer" or not token.strip() or len(token) > 8192:
         raise MalformedBearer("malformed Authorization header")
     try:
-        claims = s.minter.read_access(token.strip(), time.time())
+        claims = minter.read_access(token.strip(), clock())
     except TokenError as exc:
         raise InvalidToken(exc.description) from None
     if "sid" in claims:
-        await s.revoker.sid(claims["sid"])
+        await revoker.sid(claims["sid"])
     else:
-        await s.revoker.jti(claims["jti"], int(claims["exp"]))
+        await revoker.jti(claims["jti"], int(claims["exp"]))
     return Response(status_code=204, headers=NO_STORE)
 
 
-async def _introspect(s: Services, token: str, caller: Caller) -> dict[str, Any]:
+async def _introspect(
+    minter: TokenMinter,
+    families: FamilyStore,
+    revocations: RevocationStore,
+    token: str,
+    caller: Caller,
+    now: float,
+) -> dict[str, Any]:
     """RFC 7662 section 2.2: a token the caller may not learn about is answered inactive.
     A client learns about its own tokens; one registered with the `introspect` scope, about any."""
-    now = time.time()
-    if (claims := _read(s.minter.read_refresh, token, now)) is not None:
-        record = await s.store.refresh_record(claims["jti"]) if _may_see(caller, claims) else None
+    if (claims := _read(minter.read_refresh, token, now)) is not None:
+        record = await families.refresh_record(claims["jti"]) if _may_see(caller, claims) else None
         if record is None or record.used_at is not None or record.family_revoked_at is not None:
             return {"active": False}
         return {"active": True, "token_type": "refresh_token", **_public(claims)}
-    if (claims := _read(s.minter.read_access, token, now)) is not None:
-        if not _may_see(caller, claims) or await s.store.is_revoked(
+    if (claims := _read(minter.read_access, token, now)) is not None:
+        if not _may_see(caller, claims) or await revocations.is_revoked(
             jti=claims["jti"], sid=claims.get("sid"), sub=claims["sub"], iat=int(claims["iat"]), now=int(now)
         ):
             return {"active": False}

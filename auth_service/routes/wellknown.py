@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from ..config import Settings
-from ..services import services
+from ..deps import KeysDep, SettingsDep
 from .responses import JWKS, METADATA, ok
 
 router = APIRouter(tags=["discovery"])
@@ -33,11 +33,10 @@ def metadata(settings: Settings) -> dict[str, Any]:
     }
 
 
-async def _metadata(request: Request) -> Response:
-    s = services(request)
-    body = json.dumps(metadata(s.settings), separators=(",", ":"))
+async def _metadata(settings: SettingsDep) -> Response:
+    body = json.dumps(metadata(settings), separators=(",", ":"))
     return Response(
-        body, media_type="application/json", headers={"Cache-Control": f"public, max-age={s.settings.jwks_max_age}"}
+        body, media_type="application/json", headers={"Cache-Control": f"public, max-age={settings.jwks_max_age}"}
     )
 
 
@@ -62,10 +61,9 @@ router.add_api_route(
     summary="Public signing keys (RFC 7517)",
     responses={**ok(JWKS), 304: {"description": "Not Modified: `If-None-Match` holds the current ETag"}},
 )
-async def jwks(request: Request) -> Response:
-    s = services(request)
-    body, etag = s.keys.jwks()
-    headers = {"Cache-Control": f"public, max-age={s.settings.jwks_max_age}", "ETag": etag}
+async def jwks(request: Request, keys: KeysDep, settings: SettingsDep) -> Response:
+    body, etag = keys.jwks()
+    headers = {"Cache-Control": f"public, max-age={settings.jwks_max_age}", "ETag": etag}
     if etag in {tag.strip() for tag in request.headers.get("if-none-match", "").split(",")}:
         return Response(status_code=304, headers=headers)
     return Response(body, media_type="application/json", headers=headers)

@@ -6,14 +6,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .protocols import (
     Client,
+    ClientStore,
     Conflict,
     Credential,
+    FamilyStore,
     RefreshRecord,
     RevocationEntry,
+    RevocationStore,
     Revoked,
     RotateOutcome,
     Store,
     User,
+    UserStore,
 )
 from .schema import SchemaBehind
 from .sql import SqlStore
@@ -48,16 +52,20 @@ def migration_engine(url: str) -> AsyncEngine:
 
 __all__ = [
     "Client",
+    "ClientStore",
     "Conflict",
     "Credential",
+    "FamilyStore",
     "RefreshRecord",
     "RevocationEntry",
+    "RevocationStore",
     "Revoked",
     "RotateOutcome",
     "SchemaBehind",
     "SqlStore",
     "Store",
     "User",
+    "UserStore",
     "migration_engine",
     "open_store",
 ]

@@ -38,7 +38,7 @@ from hypothesis.stateful import (
 
 from auth_service.app import create_app
 from auth_service.config import Settings
-from auth_service.services import Services
+from auth_service.deps import Issuer
 from resource_service import revocation_sync
 from resource_service.revocation_sync import RevocationSync
 from resource_service.revocations import RevocationList
@@ -79,7 +79,7 @@ class Issuer:
     data: Path
     app: Any
     lifespan: contextlib.AbstractAsyncContextManager[None]
-    services: Services = field(init=False)
+    services: Issuer = field(init=False)
 
 
 @contextlib.contextmanager
@@ -127,7 +127,7 @@ class RevocationFeedMachine(RuleBasedStateMachine):
         app = issuer_app(data, self.tmp / "keys")
         issuer = Issuer(data, app, app.router.lifespan_context(app))
         self.loop.run(issuer.lifespan.__aenter__())
-        issuer.services = app.state.services
+        issuer.services = app.state.issuer
         self.issuer = issuer
 
     def _stop_issuer(self) -> None:
@@ -394,12 +394,12 @@ def test_the_issuer_stops_even_when_a_revocation_wakes_its_feed(tmp_path: Path) 
         app = issuer_app(tmp_path / "data", tmp_path / "keys")
         lifespan = app.router.lifespan_context(app)
         await lifespan.__aenter__()
-        feed = app.state.services.feed
+        feed = app.state.issuer.feed
         while not feed._feed_id:  # the tail task has read the feed head ...
             await asyncio.sleep(0)
         for _ in range(3):  # ... and waits for a wake-up
             await asyncio.sleep(0)
-        await app.state.services.revoker.jti("j-1")  # wakes it, as the lifespan cancels it
+        await app.state.issuer.revoker.jti("j-1")  # wakes it, as the lifespan cancels it
         # A healthy shutdown takes milliseconds: the bound only turns a hang into a failure.
         done, _ = await asyncio.wait([asyncio.ensure_future(lifespan.__aexit__(None, None, None))], timeout=2)
         return bool(done)

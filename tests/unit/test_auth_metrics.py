@@ -10,7 +10,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from auth_service.errors import InvalidClient, InvalidGrant, RateLimited, Unavailable, UnsupportedGrantType
+from auth_service.errors import (
+    InvalidClient,
+    InvalidGrant,
+    InvalidRequest,
+    RateLimited,
+    Unavailable,
+    UnsupportedGrantType,
+)
 from auth_service.metrics import AuthMetrics, token_outcome
 from auth_service.storage import open_store
 
@@ -43,8 +50,10 @@ def test_a_refused_token_request_is_labelled_with_the_code_sent(error: Exception
 
 def test_a_grant_type_the_client_made_up_is_labelled_other() -> None:
     metrics = AuthMetrics()
-    metrics.token("x" * 500, "unsupported_grant_type")
-    metrics.token(None, "invalid_request")
+    with pytest.raises(UnsupportedGrantType), metrics.token_request("x" * 500):
+        raise UnsupportedGrantType("no such grant")
+    with pytest.raises(InvalidRequest), metrics.token_request(None):
+        raise InvalidRequest("missing parameter 'grant_type'")
     got = samples(metrics)
     assert got[("auth_token_requests_total", (("grant_type", "other"), ("outcome", "unsupported_grant_type")))] == 1
     assert got[("auth_token_requests_total", (("grant_type", "other"), ("outcome", "invalid_request")))] == 1
@@ -56,12 +65,12 @@ async def test_database_gauges_are_read_at_scrape_time_and_nan_when_unreadable(t
     try:
         metrics = AuthMetrics()
         await store.revoke_jti("j1", 2**31, 0)
-        await metrics.refresh(store)
+        await metrics.refresh(store, 0)
         assert samples(metrics)[("auth_revocation_list_size", ())] == 1
         assert samples(metrics)[("auth_revocation_feed_cursor", ())] == 1
         async with store.engine.begin() as conn:
             await conn.execute(text("DROP TABLE revocations"))
-        await metrics.refresh(store)  # answers all the same
+        await metrics.refresh(store, 0)  # answers all the same
         assert math.isnan(samples(metrics)[("auth_revocation_list_size", ())])
     finally:
         await store.close()

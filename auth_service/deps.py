@@ -1,0 +1,125 @@
+"""FastAPI dependencies: each route names the collaborators it uses, and only those.
+
+`create_app`'s lifespan wires an `Issuer` once (store, keys, grants, limits, clock) and
+keeps it on the app; the dependencies below hand a route one part of it. A route never
+reaches into `app.state` itself, and an in-process test can replace any part with
+`app.dependency_overrides`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends, Request
+
+from .clients import ClientAuthenticator, client_address
+from .clock import Clock
+from .config import Settings
+from .forms import Form, read_form
+from .grants import GrantTable
+from .keys import KeyManager
+from .metrics import Metrics
+from .passwords import PasswordHasher
+from .revocation import RevocationFeed, Revoker
+from .storage import FamilyStore, RevocationStore, Store
+from .streams import PullBudget, StreamSlots
+from .tokens import TokenMinter
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+
+@dataclass(frozen=True, slots=True)
+class Issuer:
+    """Every collaborator of one running app, built once by `create_app`'s lifespan."""
+
+    settings: Settings
+    clock: Clock
+    store: Store  # for wiring and readiness; routes take the narrow protocol they use
+    keys: KeyManager
+    minter: TokenMinter
+    feed: RevocationFeed
+    revoker: Revoker
+    grants: GrantTable
+    hasher: PasswordHasher
+    clients: ClientAuthenticator  # logins, and client secrets guessed at any endpoint, share its limiter
+    streams: StreamSlots  # open revocation push streams
+    pull_budget: PullBudget  # revocation pull pages rendered per address
+    metrics: Metrics
+    redis: Redis | None = None  # when AUTH_REDIS_URL is set
+
+
+def _issuer(request: Request) -> Issuer:
+    issuer: Issuer = request.app.state.issuer
+    return issuer
+
+
+def _settings(request: Request) -> Settings:
+    return _issuer(request).settings
+
+
+def _clock(request: Request) -> Clock:
+    return _issuer(request).clock
+
+
+def _keys(request: Request) -> KeyManager:
+    return _issuer(request).keys
+
+
+def _minter(request: Request) -> TokenMinter:
+    return _issuer(request).minter
+
+
+def _feed(request: Request) -> RevocationFeed:
+    return _issuer(request).feed
+
+
+def _revoker(request: Request) -> Revoker:
+    return _issuer(request).revoker
+
+
+def _grants(request: Request) -> GrantTable:
+    return _issuer(request).grants
+
+
+def _clients(request: Request) -> ClientAuthenticator:
+    return _issuer(request).clients
+
+
+def _streams(request: Request) -> StreamSlots:
+    return _issuer(request).streams
+
+
+def _pull_budget(request: Request) -> PullBudget:
+    return _issuer(request).pull_budget
+
+
+def _metrics(request: Request) -> Metrics:
+    return _issuer(request).metrics
+
+
+def _families(request: Request) -> FamilyStore:
+    return _issuer(request).store
+
+
+def _revocations(request: Request) -> RevocationStore:
+    return _issuer(request).store
+
+
+IssuerDep = Annotated[Issuer, Depends(_issuer)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
+ClockDep = Annotated[Clock, Depends(_clock)]
+KeysDep = Annotated[KeyManager, Depends(_keys)]
+MinterDep = Annotated[TokenMinter, Depends(_minter)]
+FeedDep = Annotated[RevocationFeed, Depends(_feed)]
+RevokerDep = Annotated[Revoker, Depends(_revoker)]
+GrantsDep = Annotated[GrantTable, Depends(_grants)]
+ClientsDep = Annotated[ClientAuthenticator, Depends(_clients)]
+StreamsDep = Annotated[StreamSlots, Depends(_streams)]
+PullBudgetDep = Annotated[PullBudget, Depends(_pull_budget)]
+MetricsDep = Annotated[Metrics, Depends(_metrics)]
+FamiliesDep = Annotated[FamilyStore, Depends(_families)]
+RevocationsDep = Annotated[RevocationStore, Depends(_revocations)]
+FormDep = Annotated[Form, Depends(read_form)]  # read once per request, however many ask
+AddressDep = Annotated[str, Depends(client_address)]
