@@ -38,7 +38,7 @@ from hypothesis.stateful import (
 
 from auth_service.app import create_app
 from auth_service.config import Settings
-from auth_service.deps import Issuer
+from auth_service.deps import Issuer as Wired
 from resource_service import revocation_sync
 from resource_service.revocation_sync import RevocationSync
 from resource_service.revocations import RevocationList
@@ -79,7 +79,7 @@ class Issuer:
     data: Path
     app: Any
     lifespan: contextlib.AbstractAsyncContextManager[None]
-    services: Issuer = field(init=False)
+    services: Wired = field(init=False)
 
 
 @contextlib.contextmanager
@@ -144,7 +144,7 @@ class RevocationFeedMachine(RuleBasedStateMachine):
         await self.issuer.app(scope, receive, send)
 
     @property
-    def services(self) -> Services:
+    def services(self) -> Wired:
         assert self.issuer is not None
         return self.issuer.services
 
