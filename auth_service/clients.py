@@ -18,7 +18,7 @@ from urllib.parse import unquote_plus
 from fastapi import Request
 
 from .clock import Clock
-from .errors import InvalidClient, InvalidRequest
+from .errors import InvalidClient, InvalidRequest, UnauthorizedClient
 from .forms import Form, has_control_characters
 from .metrics import Metrics
 from .passwords import PasswordHasher
@@ -27,32 +27,41 @@ from .storage import Client, ClientStore
 
 security = logging.getLogger("auth_service.security")
 
-PUBLIC_CLIENT = "public"  # client_id of a caller that does not identify itself (e.g. Swagger UI)
+PUBLIC_CLIENT = "public"  # the registered client a request that names none is (e.g. Swagger UI)
 MAX_CLIENT_ID = 128  # characters, for public and confidential clients alike
-
-
 INTROSPECT_SCOPE = "introspect"  # a confidential client registered with it may introspect any token
 
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    client_id: str
-    client: Client | None  # None: a public client, not authenticated
-    # A caller that named a confidential client without its secret, where that is answered
-    # as for an unknown id (`/revoke`): it owns no token.
-    unproven: bool = False
+    """A registered client, authenticated by its secret when it is confidential."""
+
+    client: Client
+    named: bool = True  # False: the request named no client, so it is the default `public`
+
+    @property
+    def client_id(self) -> str:
+        return self.client.client_id
 
     @property
     def confidential(self) -> bool:
-        return self.client is not None
+        return not self.client.public
 
     @property
     def may_introspect_any(self) -> bool:
-        return self.client is not None and INTROSPECT_SCOPE in self.client.scope.split()
+        return self.confidential and INTROSPECT_SCOPE in (self.client.scope or "").split()
 
     def owns(self, claims: dict[str, object]) -> bool:
         """True if the token these claims come from was issued to this caller."""
-        return not self.unproven and claims.get("client_id") == self.client_id
+        return claims.get("client_id") == self.client_id
+
+    def require_grant(self, grant_type: str) -> None:
+        """RFC 6749 section 5.2: a client uses only the grants it is registered for."""
+        if grant_type in self.client.grant_types:
+            return
+        if not self.named:  # nothing was asked of a named client: say what would work
+            raise InvalidClient("client authentication required")
+        raise UnauthorizedClient(f"the client is not registered for the {grant_type} grant")
 
 
 class ClientAuthenticator:
@@ -67,12 +76,9 @@ class ClientAuthenticator:
         self._clock = clock
         self._metrics = metrics
 
-    async def caller(self, request: Request, form: Form, *, hide_confidential: bool = False) -> Caller:
-        """The caller; raises `InvalidClient` or `InvalidRequest`.
-
-        `hide_confidential`: a confidential client id sent without a secret is answered as an
-        unknown id would be (an unproven public caller), so the endpoint does not tell which
-        ids are confidential."""
+    async def caller(self, request: Request, form: Form) -> Caller:
+        """The registered client calling; raises `InvalidClient` (an unknown id, a wrong or
+        missing secret) or `InvalidRequest` (two authentication methods at once)."""
         basic = _basic_credentials(request)
         if basic == ("", ""):  # Swagger UI's default "Authorization header" when no client was typed:
             basic = None  # it names no client, so the caller is public, as if it sent no header
@@ -84,16 +90,22 @@ class ClientAuthenticator:
         elif posted is not None:
             client_id, secret = form.get("client_id", ""), posted
         else:
-            client_id = form.get("client_id") or PUBLIC_CLIENT
-            if len(client_id) > MAX_CLIENT_ID:  # no such client; and its tokens would outgrow what we accept back
-                raise InvalidClient("client authentication failed")
-            client = await self._clients.client(client_id)
-            if client is not None and not hide_confidential:  # a confidential client must prove who it is
-                raise InvalidClient("client authentication required")
-            return Caller(client_id=client_id, client=None, unproven=client is not None)
+            return await self._public(form.get("client_id"))
         if not client_id or len(client_id) > MAX_CLIENT_ID or len(secret) > 1024:
             raise InvalidClient("client authentication failed", basic=basic is not None)
         return await self._confidential(client_id, secret, client_address(request), basic=basic is not None)
+
+    async def _public(self, client_id: str | None) -> Caller:
+        """A caller without a secret: a registered public client, or the default one."""
+        if client_id is not None and len(client_id) > MAX_CLIENT_ID:  # names no client we could register
+            raise InvalidClient("client authentication failed")
+        client = await self._clients.client(client_id or PUBLIC_CLIENT)
+        if client is None:
+            security.info("client_unknown", extra={"client_id": client_id or PUBLIC_CLIENT})
+            raise InvalidClient("client authentication failed" if client_id else "client_id required")
+        if not client.public:  # a confidential client must prove who it is
+            raise InvalidClient("client authentication required")
+        return Caller(client, named=bool(client_id))
 
     async def _confidential(self, client_id: str, secret: str, address: str, *, basic: bool) -> Caller:
         attempt = await reserve_or_refuse(
@@ -112,10 +124,10 @@ class ClientAuthenticator:
             await self._limiter.settle(attempt, failed=False)
             raise
         await self._limiter.settle(attempt, failed=not ok)
-        if not ok or client is None:
+        if not ok or client is None or client.secret_hash is None:
             security.info("client_auth_failure", extra={"client_id": client_id, "known_client": client is not None})
             raise InvalidClient("client authentication failed", basic=basic)
-        return Caller(client_id=client_id, client=client)
+        return Caller(client)
 
 
 def client_address(request: Request) -> str:

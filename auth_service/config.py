@@ -45,7 +45,12 @@ class Settings(BaseSettings):
         description="Accept an `http://` issuer on a host other than loopback (127.0.0.0/8, ::1, "
         "localhost): replicas would then fetch keys and revocations unprotected. Off: refused.",
     )
-    audience: str = Field("api", description="The `aud` of access tokens: the resource servers' identifier.")
+    audience: str = Field(
+        "api",
+        max_length=256,
+        description="The `aud` of access tokens for clients registered without `--audience` (the default "
+        "`public` client's included): the resource servers' identifier when one API is all there is.",
+    )
     data_dir: Path = Field(Path("data"), description="Directory of the embedded SQLite database.")
     database_url: str | None = Field(
         None, description="SQLAlchemy URL of the database; default: SQLite file `auth.db` in the data dir."
@@ -58,6 +63,21 @@ class Settings(BaseSettings):
     )
     signing_alg: SigningAlg = Field("RS256", description="Algorithm of newly generated signing keys.")
     access_token_ttl: int = Field(900, ge=30, le=86_400, description="Access token lifetime, seconds.")
+    access_token_jitter: float = Field(
+        0.0,
+        ge=0.0,
+        le=0.5,
+        description="Fraction of AUTH_ACCESS_TOKEN_TTL taken off each access token at random (0.1: lifetimes "
+        "spread over the last tenth), so a fleet of clients that logged in at once does not refresh at once.",
+    )
+    refresh_reuse_grace: int = Field(
+        0,
+        ge=0,
+        le=60,
+        description="Seconds after a refresh during which the refresh token it retired, presented again, is "
+        "refused (`invalid_grant`) without revoking the session: two tabs refreshing at once. 0: off, every "
+        "reuse revokes the session. After it, reuse revokes the session as always.",
+    )
     refresh_token_ttl: int = Field(1_209_600, ge=60, le=31_536_000, description="Refresh token lifetime, seconds.")
     session_max_lifetime: int = Field(
         2_592_000,

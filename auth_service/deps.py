@@ -107,6 +107,13 @@ def _revocations(request: Request) -> RevocationStore:
     return _issuer(request).store
 
 
+async def _audiences(request: Request) -> frozenset[str]:
+    """Every audience this issuer mints access tokens for (it reads its own tokens of any)."""
+    issuer = _issuer(request)
+    registered = await issuer.store.clients()
+    return frozenset([issuer.settings.audience, *(aud for client in registered for aud in client.audiences)])
+
+
 IssuerDep = Annotated[Issuer, Depends(_issuer)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 ClockDep = Annotated[Clock, Depends(_clock)]
@@ -123,3 +130,4 @@ FamiliesDep = Annotated[FamilyStore, Depends(_families)]
 RevocationsDep = Annotated[RevocationStore, Depends(_revocations)]
 FormDep = Annotated[Form, Depends(read_form)]  # read once per request, however many ask
 AddressDep = Annotated[str, Depends(client_address)]
+AudiencesDep = Annotated[frozenset[str], Depends(_audiences)]

@@ -68,6 +68,10 @@ class InvalidScope(OAuthError):
     error = "invalid_scope"
 
 
+class InvalidTarget(OAuthError):
+    error = "invalid_target"  # RFC 8707 section 2: a `resource` the client may not ask for
+
+
 class UnsupportedTokenType(OAuthError):
     error = "unsupported_token_type"  # RFC 7009 section 2.2.1
 

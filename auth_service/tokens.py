@@ -7,6 +7,7 @@ its own tokens to the same rules as every replica does.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,15 +33,26 @@ class Minted:
     exp: int
 
 
+_jitter = secrets.SystemRandom().random
+
+
 def new_id() -> str:
     return secrets.token_urlsafe(16)
 
 
 class TokenMinter:
-    def __init__(self, settings: Settings, keys: KeyManager, *, clock: Clock = system_clock) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        keys: KeyManager,
+        *,
+        clock: Clock = system_clock,
+        random: Callable[[], float] = _jitter,
+    ) -> None:
         self._settings = settings
         self._keys = keys
         self._clock = clock
+        self._random = random  # in [0, 1): how much of the jitter one access token gets
         self._verify_keys: tuple[str, dict[str, Key]] = ("", {})
 
     def access_token(
@@ -49,19 +61,23 @@ class TokenMinter:
         sub: str,
         client_id: str,
         scope: str,
+        audience: str,
         now: int,
         iat_floor: int | None,
         sid: str | None = None,
         username: str | None = None,
     ) -> Minted:
-        claims: dict[str, Any] = {"aud": self._settings.audience, "client_id": client_id, "scope": scope}
+        """An RFC 9068 access token for the API `audience`. Its lifetime is AUTH_ACCESS_TOKEN_TTL
+        less a random part of AUTH_ACCESS_TOKEN_JITTER, so clients that logged in together do
+        not all refresh in the same second; never more than the TTL, which revocation counts on."""
+        claims: dict[str, Any] = {"aud": audience, "client_id": client_id, "scope": scope}
         if sid is not None:
             claims["sid"] = sid
         if username is not None:
             claims["preferred_username"] = username
-        return self._mint(
-            claims, typ=ACCESS_TYP, sub=sub, now=now, iat_floor=iat_floor, ttl=self._settings.access_token_ttl
-        )
+        ttl = self._settings.access_token_ttl
+        ttl -= int(ttl * self._settings.access_token_jitter * self._random())
+        return self._mint(claims, typ=ACCESS_TYP, sub=sub, now=now, iat_floor=iat_floor, ttl=ttl)
 
     def refresh_token(
         self, *, sub: str, client_id: str, scope: str, sid: str, now: int, iat_floor: int | None, not_after: int
@@ -90,13 +106,14 @@ class TokenMinter:
             required=_REFRESH_CLAIMS,
         )
 
-    def read_access(self, token: str, now: float) -> dict[str, Any]:
+    def read_access(self, token: str, now: float, audiences: frozenset[str]) -> dict[str, Any]:
+        """One of our access tokens, for any of the `audiences` this issuer mints for."""
         return decode(
             token,
             self._public_keys(),
             typ=ACCESS_TYP,
             issuer=self._settings.issuer,
-            audience=self._settings.audience,
+            audience=audiences,
             now=now,
             leeway=self._settings.leeway,
         )

@@ -158,11 +158,14 @@ def _is_numeric_date(value: Any) -> bool:
     return type(value) in (int, float) and 0 <= value <= _MAX_NUMERIC_DATE
 
 
-def _check_audience(aud: Any, audience: str) -> None:
+def _check_audience(aud: Any, audience: str | frozenset[str]) -> None:
+    """RFC 7519 section 4.1.3, exact string match. `audience` is ours, or (for an issuer
+    reading its own tokens) the set of audiences it issues for: one of them must match."""
+    ours = frozenset([audience]) if isinstance(audience, str) else audience
     if isinstance(aud, str):
-        matched = aud == audience
+        matched = aud in ours
     elif isinstance(aud, list) and all(isinstance(item, str) for item in aud):
-        matched = audience in aud
+        matched = not ours.isdisjoint(aud)
     else:
         raise TokenError("bad_claim", "aud must be a string or a list of strings")
     if not matched:
@@ -173,7 +176,7 @@ def _check_claims(
     claims: dict[str, Any],
     *,
     issuer: str,
-    audience: str,
+    audience: str | frozenset[str],
     now: float,
     leeway: float,
     required: Collection[str],
@@ -204,7 +207,7 @@ def decode_with_key(
     *,
     typ: str,
     issuer: str,
-    audience: str,
+    audience: str | frozenset[str],
     now: float,
     leeway: float,
     required: Collection[str] = ("iss", "sub", "aud", "exp", "iat", "jti", "client_id"),
@@ -231,7 +234,7 @@ def decode(
     *,
     typ: str,
     issuer: str,
-    audience: str,
+    audience: str | frozenset[str],
     now: float,
     leeway: float,
     required: Collection[str] = ("iss", "sub", "aud", "exp", "iat", "jti", "client_id"),

@@ -181,8 +181,30 @@ class Stack:
             ]
         )
 
-    def add_client(self, client_id: str, secret: str, scope: str = "") -> None:
-        self.cli("clients", "add", client_id, "--secret-stdin", "--scope", scope, stdin=secret + "\n")
+    def add_client(
+        self,
+        client_id: str,
+        secret: str,
+        scope: str = "",
+        grants: tuple[str, ...] = ("client_credentials", "password", "refresh_token"),
+        audiences: tuple[str, ...] = (),
+    ) -> None:
+        """A confidential client; by default registered for every grant this issuer serves."""
+        options = [f"--grant={grant}" for grant in grants] + [f"--audience={aud}" for aud in audiences]
+        self.cli("clients", "add", client_id, "--secret-stdin", "--scope", scope, *options, stdin=secret + "\n")
+
+    def add_public_client(self, client_id: str, scope: str, *options: str) -> None:
+        self.cli(
+            "clients",
+            "add",
+            client_id,
+            "--public",
+            "--grant=password",
+            "--grant=refresh_token",
+            "--scope",
+            scope,
+            *options,
+        )
 
     def token(self, **form: str) -> httpx.Response:
         assert self.auth is not None

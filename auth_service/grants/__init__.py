@@ -30,7 +30,7 @@ class GrantTable:
     def __init__(self, grants: dict[str, Grant]) -> None:
         self._grants = grants
 
-    def __getitem__(self, grant_type: str | None) -> Grant:
+    def __getitem__(self, grant_type: str) -> Grant:
         if not grant_type:
             raise InvalidRequest("missing parameter 'grant_type'")
         grant = self._grants.get(grant_type)

@@ -11,9 +11,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..clients import Caller
-from ..errors import InvalidScope
+from ..errors import InvalidScope, InvalidTarget
 from ..forms import Form, parse_scope
+from ..storage import Client
 from ..tokens import Minted
+
+MAX_RESOURCE = 256  # characters of a `resource` (an audience is stored in at most this)
 
 security = logging.getLogger("auth_service.security")
 
@@ -24,14 +27,13 @@ class Tokens:
 
     access: Minted
     scope: str
-    expires_in: int
     refresh: Minted | None = None
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {
             "access_token": self.access.token,
             "token_type": "Bearer",
-            "expires_in": self.expires_in,
+            "expires_in": self.access.exp - self.access.iat,
             "scope": self.scope,
         }
         if self.refresh is not None:
@@ -63,3 +65,31 @@ def grant_scope(requested: frozenset[str], allowed: str) -> str:
     if not requested <= allowed_set:
         raise InvalidScope("requested scope exceeds what was granted")
     return " ".join(sorted(requested))
+
+
+def requested_resource(form: Form) -> str | None:
+    """RFC 8707 section 2: the API the token is for. One per request: the form refuses repeats."""
+    resource = form.get("resource")
+    if resource is None:
+        return None
+    if not resource or len(resource) > MAX_RESOURCE or "#" in resource:
+        raise InvalidTarget("resource must name an API (no fragment, at most 256 characters)")
+    return resource
+
+
+def client_scope(client: Client, user_scope: str) -> str:
+    """What a user may get through this client: their scopes, within the client's allow-list."""
+    return user_scope if client.scope is None else intersect(user_scope, client.scope)
+
+
+def audience(client: Client, resource: str | None, default: str) -> str:
+    """The `aud` of an access token: the `resource` asked for, if the client may ask for it;
+    else the client's only audience (AUTH_AUDIENCE when it was registered without one)."""
+    allowed = client.audiences or (default,)
+    if resource is None:
+        if len(allowed) > 1:
+            raise InvalidTarget("name the API with `resource`: this client is registered for several")
+        return allowed[0]
+    if resource not in allowed:
+        raise InvalidTarget("the client is not registered for this resource")
+    return resource

@@ -22,7 +22,7 @@ from ..ratelimit import LoginLimiter, reserve_or_refuse
 from ..storage import Credential, FamilyStore, RefreshRecord, RevocationStore, UserStore
 from ..storage.sql import username_key
 from ..tokens import TokenMinter, new_id
-from .common import Tokens, grant_scope, requested_scope, security
+from .common import Tokens, audience, client_scope, grant_scope, requested_resource, requested_scope, security
 
 MAX_USERNAME_LENGTH = 256
 
@@ -32,13 +32,14 @@ class PasswordRequest:
     username: str
     password: str
     scope: frozenset[str]
+    resource: str | None
 
     @classmethod
     def parse(cls, form: Form) -> PasswordRequest:
         username, password = require(form, "username"), require(form, "password")
         if len(username) > MAX_USERNAME_LENGTH or len(password) > MAX_PASSWORD_LENGTH:
             raise InvalidRequest("username or password too long")
-        return cls(username=username, password=password, scope=requested_scope(form))
+        return cls(username, password, requested_scope(form), requested_resource(form))
 
 
 class PasswordGrant:
@@ -70,6 +71,7 @@ class PasswordGrant:
         return await self.issue(PasswordRequest.parse(form), caller, address)
 
     async def issue(self, request: PasswordRequest, caller: Caller, address: str) -> Tokens:
+        aud = audience(caller.client, request.resource, self._settings.audience)  # refused before any hash
         attempt = await reserve_or_refuse(
             self._limiter,
             "login",
@@ -96,7 +98,7 @@ class PasswordGrant:
                 "login_failure", extra={"client_id": caller.client_id, "sub": user.id if user is not None else None}
             )
             raise InvalidGrant("invalid username or password")
-        scope = grant_scope(request.scope, user.scope)
+        scope = grant_scope(request.scope, client_scope(caller.client, user.scope))
         now = int(self._clock())
         floor = await self._revocations.revoked_before(user.id)
         sid = new_id()
@@ -119,6 +121,7 @@ class PasswordGrant:
             expires_at=refresh.exp,
             used_at=None,
             family_revoked_at=None,
+            audience=aud,
         )
         if not await self._families.start_family(record, Credential(user.password_hash, feed_head)):
             # The password changed, the user was disabled or removed, or their sessions were
@@ -131,13 +134,14 @@ class PasswordGrant:
             sub=user.id,
             client_id=caller.client_id,
             scope=scope,
+            audience=aud,
             sid=sid,
             username=user.username,
             now=now,
             iat_floor=floor,
         )
         security.info("login_success", extra={"sub": user.id, "sid": sid, "client_id": caller.client_id})
-        return Tokens(access, scope, self._settings.access_token_ttl, refresh)
+        return Tokens(access, scope, refresh)
 
     async def _rehash(self, sub: str, password: str, old_hash: str) -> None:
         await self._users.set_password_hash(sub, await self._hasher.hash(password), changed_at=None, replaces=old_hash)

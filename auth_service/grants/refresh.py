@@ -19,7 +19,16 @@ from ..metrics import Metrics
 from ..revocation import Revoker
 from ..storage import FamilyStore, RefreshRecord, RevocationStore, RotateOutcome, UserStore
 from ..tokens import TokenError, TokenMinter
-from .common import Tokens, grant_scope, intersect, requested_scope, security
+from .common import (
+    Tokens,
+    audience,
+    client_scope,
+    grant_scope,
+    intersect,
+    requested_resource,
+    requested_scope,
+    security,
+)
 
 RATE_WINDOW = 60  # seconds: AUTH_REFRESH_RATE counts refresh tokens per session per minute
 
@@ -28,10 +37,11 @@ RATE_WINDOW = 60  # seconds: AUTH_REFRESH_RATE counts refresh tokens per session
 class RefreshRequest:
     refresh_token: str
     scope: frozenset[str]  # empty: the session's scope
+    resource: str | None  # None: the session's audience
 
     @classmethod
     def parse(cls, form: Form) -> RefreshRequest:
-        return cls(refresh_token=require(form, "refresh_token"), scope=requested_scope(form))
+        return cls(require(form, "refresh_token"), requested_scope(form), requested_resource(form))
 
 
 class RefreshGrant:
@@ -75,7 +85,13 @@ class RefreshGrant:
             await self._end_session(record)
         if record.used_at is None:  # a replay goes on to the rotation, which revokes the family
             await self._refuse_if_too_fast(record, now)
-        granted = intersect(record.scope, user.scope)
+        session_audience = record.audience or self._settings.audience
+        aud = (
+            session_audience
+            if request.resource is None
+            else audience(caller.client, request.resource, session_audience)
+        )
+        granted = intersect(record.scope, client_scope(caller.client, user.scope))
         scope = grant_scope(request.scope, granted) if request.scope else granted
         session_end = (record.session_started_at or record.issued_at) + self._settings.session_max_lifetime
         if session_end <= now:
@@ -101,7 +117,15 @@ class RefreshGrant:
             used_at=None,
             family_revoked_at=None,
         )
-        outcome = await self._families.rotate(record.jti, successor, now, self._revoker.horizon(now))
+        outcome = await self._families.rotate(
+            record.jti, successor, now, self._revoker.horizon(now), grace=self._settings.refresh_reuse_grace
+        )
+        if outcome is RotateOutcome.JUST_RETIRED:
+            security.warning(
+                "refresh_reuse_in_grace",
+                extra={"sub": record.sub, "sid": record.sid, "jti": record.jti, "client_id": caller.client_id},
+            )
+            raise InvalidGrant("refresh token already used; use the one its refresh returned")
         if outcome is RotateOutcome.REUSED:
             self._revoker.notify()
             self._metrics.refresh_reused()
@@ -118,12 +142,13 @@ class RefreshGrant:
             sub=record.sub,
             client_id=caller.client_id,
             scope=scope,
+            audience=aud,
             sid=record.sid,
             username=user.username,
             now=now,
             iat_floor=floor,
         )
-        return Tokens(access, scope, self._settings.access_token_ttl, new)
+        return Tokens(access, scope, new)
 
     async def _stored(self, claims: dict[str, Any]) -> RefreshRecord:
         """The stored record of a validly signed refresh token; refused unless its ids agree."""

@@ -19,6 +19,7 @@ _ERROR_CODES: dict[int, list[str]] = {
         "unsupported_grant_type",
         "invalid_scope",
         "unsupported_token_type",
+        "invalid_target",
     ],
     401: ["invalid_client", "invalid_token", "invalid_request"],
     429: ["temporarily_unavailable"],

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordBearer
 
 from ..clients import Caller
-from ..deps import ClientsDep, ClockDep, FamiliesDep, FormDep, MinterDep, RevocationsDep, RevokerDep
+from ..deps import AudiencesDep, ClientsDep, ClockDep, FamiliesDep, FormDep, MinterDep, RevocationsDep, RevokerDep
 from ..errors import InvalidClient, InvalidToken, MalformedBearer, UnauthorizedClient
 from ..forms import FORM_TYPE, require
 from ..routes.token import NO_STORE
@@ -63,9 +63,10 @@ async def revoke(
     families: FamiliesDep,
     revoker: RevokerDep,
     clock: ClockDep,
+    audiences: AudiencesDep,
 ) -> Response:
     token = require(form, "token")
-    caller = await clients.caller(request, form, hide_confidential=True)
+    caller = await clients.caller(request, form)
     now = clock()
     # RFC 7009 section 2.2: an invalid, expired or unknown token is answered 200 all the same.
     if (claims := _read(minter.read_refresh, token, now)) is not None:
@@ -73,7 +74,7 @@ async def revoke(
         record = await families.refresh_record(claims["jti"])
         if record is not None:
             await revoker.sid(record.sid)
-    elif (claims := _read(minter.read_access, token, now)) is not None:
+    elif (claims := _read(lambda t, at: minter.read_access(t, at, audiences), token, now)) is not None:
         _owned(claims, caller)
         await revoker.jti(claims["jti"], int(claims["exp"]))
     return Response(status_code=200, headers=NO_STORE)
@@ -93,12 +94,13 @@ async def introspect(
     families: FamiliesDep,
     revocations: RevocationsDep,
     clock: ClockDep,
+    audiences: AudiencesDep,
 ) -> JSONResponse:
     caller = await clients.caller(request, form)
     if not caller.confidential:
         raise InvalidClient("introspection requires client authentication")
     token = require(form, "token")
-    answer = await _introspect(minter, families, revocations, token, caller, clock())
+    answer = await _introspect(minter, families, revocations, token, caller, clock(), audiences)
     return JSONResponse(answer, headers=NO_STORE)
 
 
@@ -110,7 +112,12 @@ async def introspect(
     responses=errors(400, 401, 503),
 )
 async def logout(
-    request: Request, minter: MinterDep, revoker: RevokerDep, clock: ClockDep, _: str | None = Depends(_bearer)
+    request: Request,
+    minter: MinterDep,
+    revoker: RevokerDep,
+    clock: ClockDep,
+    audiences: AudiencesDep,
+    _: str | None = Depends(_bearer),
 ) -> Response:
     headers = request.headers.getlist("authorization")
     scheme, _, token = headers[0].partition(" ") if headers else ("", "", "")
@@ -124,7 +131,7 @@ async def logout(
     if len(headers) > 1 or scheme.lower() != "bearer" or not token.strip() or len(token) > 8192:
         raise MalformedBearer("malformed Authorization header")
     try:
-        claims = minter.read_access(token.strip(), clock())
+        claims = minter.read_access(token.strip(), clock(), audiences)
     except TokenError as exc:
         raise InvalidToken(exc.description) from None
     if "sid" in claims:
@@ -141,6 +148,7 @@ async def _introspect(
     token: str,
     caller: Caller,
     now: float,
+    audiences: frozenset[str],
 ) -> dict[str, Any]:
     """RFC 7662 section 2.2: a token the caller may not learn about is answered inactive.
     A client learns about its own tokens; one registered with the `introspect` scope, about any."""
@@ -149,7 +157,7 @@ async def _introspect(
         if record is None or record.used_at is not None or record.family_revoked_at is not None:
             return {"active": False}
         return {"active": True, "token_type": "refresh_token", **_public(claims)}
-    if (claims := _read(minter.read_access, token, now)) is not None:
+    if (claims := _read(lambda t, at: minter.read_access(t, at, audiences), token, now)) is not None:
         if not _may_see(caller, claims) or await revocations.is_revoked(
             jti=claims["jti"], sid=claims.get("sid"), sub=claims["sub"], iat=int(claims["iat"]), now=int(now)
         ):

@@ -73,9 +73,10 @@ _FORM_SCHEMA = {
 async def token(
     request: Request, form: FormDep, grants: GrantsDep, clients: ClientsDep, address: AddressDep, metrics: MetricsDep
 ) -> JSONResponse:
-    grant_type = form.get("grant_type")
+    grant_type = form.get("grant_type", "")
     with metrics.token_request(grant_type):
         grant = grants[grant_type]  # before authentication: an unknown grant costs no hash
         caller = await clients.caller(request, form)
+        caller.require_grant(grant_type)
         tokens = await grant(form, caller, address)
     return JSONResponse(tokens.body(), headers=NO_STORE)

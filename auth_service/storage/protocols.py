@@ -27,9 +27,21 @@ class User:
 
 @dataclass(frozen=True, slots=True)
 class Client:
+    """A registered client (RFC 6749 section 2): who may ask for tokens, and for what."""
+
     client_id: str
-    secret_hash: str
-    scope: str
+    secret_hash: str | None  # None: a public client (no secret; PKCE in the browser flows)
+    scope: str | None  # the scopes its tokens may carry; None: any the user holds (never for itself)
+    grant_types: tuple[str, ...] = ()
+    redirect_uris: tuple[str, ...] = ()  # exact strings, compared as such
+    audiences: tuple[str, ...] = ()  # RFC 8707 resources it may ask for; empty: AUTH_AUDIENCE
+    name: str = ""
+    first_party: bool = False  # ours (the sign-in page asks no consent)
+    created_at: int = 0
+
+    @property
+    def public(self) -> bool:
+        return self.secret_hash is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +58,7 @@ class RefreshRecord:
     # When the family (the login session) began; filled in when read, ignored on write
     # (a new family begins at its first token's issued_at).
     session_started_at: int | None = None
+    audience: str | None = None  # the family's: the `aud` of its access tokens (None: AUTH_AUDIENCE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +91,7 @@ class RevocationEntry:
 class RotateOutcome(Enum):
     ROTATED = "rotated"  # the old token is now retired, the new one stored
     REUSED = "reused"  # the old token was already retired: the family is now revoked
+    JUST_RETIRED = "just retired"  # retired within the reuse grace: refused, the family stands
     UNKNOWN = "unknown"  # no such token (never issued here, or pruned)
     REVOKED = "revoked"  # the family was revoked earlier (logout, reuse, password change)
     EXPIRED = "expired"
@@ -114,10 +128,22 @@ class UserStore(Protocol):
 
 
 class ClientStore(Protocol):
-    async def add_client(self, client_id: str, secret_hash: str, scope: str, now: int) -> Client:
-        """Raises Conflict if the id is taken."""
+    async def add_client(self, client: Client) -> Client:
+        """Register `client` as given. Raises Conflict if the id is taken."""
 
     async def client(self, client_id: str) -> Client | None: ...
+
+    async def clients(self) -> list[Client]:
+        """Every registered client, by id."""
+
+    async def set_client_secret(self, client_id: str, secret_hash: str) -> bool:
+        """Replace a confidential client's secret (the old one stops working at once);
+        False when there is no such confidential client."""
+
+    async def remove_client(self, client_id: str, now: int, revocation_expires_at: int) -> list[RevocationEntry] | None:
+        """Delete the client and, in the same transaction, revoke each of its live refresh
+        families (a `sid` entry each) and its own tokens (a `sub` entry for the client id,
+        `before` = now + 1). The entries appended; None when there is no such client."""
 
 
 class FamilyStore(Protocol):
@@ -132,13 +158,17 @@ class FamilyStore(Protocol):
 
     async def refresh_record(self, jti: str) -> RefreshRecord | None: ...
 
-    async def rotate(self, old_jti: str, new: RefreshRecord, now: int, revocation_expires_at: int) -> RotateOutcome:
+    async def rotate(
+        self, old_jti: str, new: RefreshRecord, now: int, revocation_expires_at: int, *, grace: int = 0
+    ) -> RotateOutcome:
         """Atomically retire `old_jti` and store `new` in its family.
 
         Exactly one of any number of concurrent callers with the same `old_jti` gets
         ROTATED. A token already retired means replay: the family is revoked and a `sid`
         entry (expiring at `revocation_expires_at`) is appended to the feed, in the same
-        transaction, and REUSED is returned. A family that began before a `sub` entry's
+        transaction, and REUSED is returned; unless it was retired less than `grace`
+        seconds before `now` (two tabs refreshing at once): then nothing changes and
+        JUST_RETIRED is returned. A family that began before a `sub` entry's
         `before` for its subject is revoked the same way and REVOKED returned."""
 
     async def refresh_times(self, sid: str, since: int) -> list[int]:

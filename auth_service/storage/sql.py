@@ -114,20 +114,41 @@ class SqlStore:
 
     # -- clients -----------------------------------------------------------------------
 
-    async def add_client(self, client_id: str, secret_hash: str, scope: str, now: int) -> Client:
+    async def add_client(self, client: Client) -> Client:
         try:
             async with self._writer.begin() as conn:
-                await conn.execute(
-                    insert(clients).values(client_id=client_id, secret_hash=secret_hash, scope=scope, created_at=now)
-                )
+                await conn.execute(insert(clients).values(**_client_row(client)))
         except IntegrityError as exc:
-            raise Conflict(f"client {client_id!r} exists") from exc
-        return Client(client_id=client_id, secret_hash=secret_hash, scope=scope)
+            raise Conflict(f"client {client.client_id!r} exists") from exc
+        return client
 
     async def client(self, client_id: str) -> Client | None:
         async with self._read() as conn:
             row = (await conn.execute(select(clients).where(clients.c.client_id == client_id))).first()
-        return Client(row.client_id, row.secret_hash, row.scope) if row else None
+        return _client(row) if row else None
+
+    async def clients(self) -> list[Client]:
+        async with self._read() as conn:
+            rows = (await conn.execute(select(clients).order_by(clients.c.client_id))).all()
+        return [_client(row) for row in rows]
+
+    async def set_client_secret(self, client_id: str, secret_hash: str) -> bool:
+        confidential = and_(clients.c.client_id == client_id, clients.c.secret_hash.is_not(None))
+        async with self._writer.begin() as conn:
+            changed = await conn.execute(update(clients).where(confidential).values(secret_hash=secret_hash))
+        return changed.rowcount == 1
+
+    async def remove_client(self, client_id: str, now: int, revocation_expires_at: int) -> list[RevocationEntry] | None:
+        async with self._writer.begin() as conn:
+            removed = await conn.execute(delete(clients).where(clients.c.client_id == client_id))
+            if removed.rowcount != 1:
+                return None
+            live = and_(families.c.client_id == client_id, families.c.revoked_at.is_(None), families.c.expires_at > now)
+            sids = list((await conn.execute(select(families.c.sid).where(live).order_by(families.c.sid))).scalars())
+            appended = [await _revoke_family(conn, sid, now, revocation_expires_at) for sid in sids]
+            # Its client_credentials tokens have sub = client_id: a `sub` entry ends them too.
+            appended.append(await _append(conn, "sub", client_id, now + 1, revocation_expires_at + 1, now))
+        return [entry for entry in appended if entry is not None]
 
     # -- refresh families --------------------------------------------------------------
 
@@ -143,6 +164,7 @@ class SqlStore:
                     created_at=record.issued_at,
                     expires_at=record.expires_at,
                     revoked_at=None,
+                    audience=record.audience,
                 )
             )
             await conn.execute(
@@ -161,7 +183,9 @@ class SqlStore:
         async with self._read() as conn:
             return await _refresh_record(conn, jti)
 
-    async def rotate(self, old_jti: str, new: RefreshRecord, now: int, revocation_expires_at: int) -> RotateOutcome:
+    async def rotate(
+        self, old_jti: str, new: RefreshRecord, now: int, revocation_expires_at: int, *, grace: int = 0
+    ) -> RotateOutcome:
         async with self._writer.begin() as conn:
             old = await _refresh_record(conn, old_jti)
             if old is None:
@@ -179,6 +203,11 @@ class SqlStore:
                 .values(used_at=now)
             )
             if retired.rowcount != 1:
+                used_at = (
+                    await conn.execute(select(refresh_tokens.c.used_at).where(refresh_tokens.c.jti == old_jti))
+                ).scalar()
+                if grace > 0 and used_at is not None and now - used_at < grace:
+                    return RotateOutcome.JUST_RETIRED  # a second tab, a retry: refused, the session stands
                 await _revoke_family(conn, old.sid, now, revocation_expires_at)
                 return RotateOutcome.REUSED
             await conn.execute(
@@ -297,6 +326,7 @@ async def _refresh_record(conn: AsyncConnection, jti: str) -> RefreshRecord | No
                 families.c.client_id,
                 families.c.revoked_at,
                 families.c.created_at.label("session_started_at"),
+                families.c.audience,
             )
             .join(families, families.c.sid == refresh_tokens.c.sid)
             .where(refresh_tokens.c.jti == jti)
@@ -314,6 +344,7 @@ async def _refresh_record(conn: AsyncConnection, jti: str) -> RefreshRecord | No
         expires_at=row.expires_at,
         used_at=row.used_at,
         family_revoked_at=row.revoked_at,
+        audience=row.audience,
         session_started_at=row.session_started_at,
     )
 
@@ -412,4 +443,32 @@ def _entry(row: Row[Any]) -> RevocationEntry:
         value=row.value,
         before=row.before,
         expires_at=row.expires_at,
+    )
+
+
+def _client_row(client: Client) -> dict[str, object]:
+    return {
+        "client_id": client.client_id,
+        "secret_hash": client.secret_hash,
+        "scope": client.scope,
+        "created_at": client.created_at,
+        "grant_types": " ".join(client.grant_types),
+        "redirect_uris": " ".join(client.redirect_uris),
+        "audiences": " ".join(client.audiences),
+        "name": client.name,
+        "first_party": client.first_party,
+    }
+
+
+def _client(row: Row[Any]) -> Client:
+    return Client(
+        client_id=row.client_id,
+        secret_hash=row.secret_hash,
+        scope=row.scope,
+        grant_types=tuple(row.grant_types.split()),
+        redirect_uris=tuple(row.redirect_uris.split()),
+        audiences=tuple(row.audiences.split()),
+        name=row.name,
+        first_party=bool(row.first_party),
+        created_at=row.created_at,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, ForeignKey, Index, Integer, MetaData, String, Table, Text, false
 
 metadata = MetaData()
 
@@ -24,9 +24,16 @@ clients = Table(
     "clients",
     metadata,
     Column("client_id", String(128), primary_key=True),
-    Column("secret_hash", Text, nullable=False),
-    Column("scope", Text, nullable=False, default=""),
+    Column("secret_hash", Text, nullable=True),  # NULL: a public client, which has no secret
+    Column("scope", Text, nullable=True),  # allowed scopes; NULL: any scope the user holds
     Column("created_at", BigInteger, nullable=False),
+    # Space-separated lists: grant types, scopes and audiences are tokens without spaces, and
+    # so are redirect URIs (RFC 3986 has no space in a URI).
+    Column("grant_types", Text, nullable=False, server_default=""),
+    Column("redirect_uris", Text, nullable=False, server_default=""),
+    Column("audiences", Text, nullable=False, server_default=""),  # empty: AUTH_AUDIENCE
+    Column("name", Text, nullable=False, server_default=""),
+    Column("first_party", Boolean, nullable=False, server_default=false()),
 )
 
 families = Table(
@@ -39,6 +46,7 @@ families = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger, nullable=True),
+    Column("audience", String(256), nullable=True),  # the `aud` of its access tokens; NULL: AUTH_AUDIENCE
 )
 
 refresh_tokens = Table(

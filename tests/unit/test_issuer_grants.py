@@ -7,6 +7,7 @@ the process boundary is left out (tests/integration covers it).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,49 @@ async def test_a_refresh_rotates_and_the_retired_token_replayed_revokes_the_sess
     assert replay.json()["error_description"] == "refresh token already used; the session is revoked"
     successor = await issuer.token(grant_type="refresh_token", refresh_token=second.json()["refresh_token"])
     assert successor.json() == {"error": "invalid_grant", "error_description": "refresh token revoked"}
+
+
+@pytest.mark.parametrize("issuer", [{"refresh_reuse_grace": 5}], indirect=True)
+async def test_two_tabs_refreshing_at_once_within_the_grace_leave_the_winners_successor_working(
+    issuer: Running,
+) -> None:
+    token = (await issuer.login())["refresh_token"]
+    answers = await asyncio.gather(*[issuer.token(grant_type="refresh_token", refresh_token=token) for _ in range(2)])
+    assert sorted(a.status_code for a in answers) == [200, 400]
+    loser = next(a for a in answers if a.status_code == 400).json()
+    assert loser == {
+        "error": "invalid_grant",
+        "error_description": "refresh token already used; use the one its refresh returned",
+    }
+    winner = next(a for a in answers if a.status_code == 200).json()
+    issuer.clock.now += 1
+    assert (await issuer.token(grant_type="refresh_token", refresh_token=winner["refresh_token"])).status_code == 200
+    assert await issuer.issuer.store.entries_after(0) == [], "the session was never revoked"
+
+
+async def test_without_a_grace_an_immediate_replay_revokes_the_whole_session(issuer: Running) -> None:
+    token = (await issuer.login())["refresh_token"]
+    answers = await asyncio.gather(*[issuer.token(grant_type="refresh_token", refresh_token=token) for _ in range(2)])
+    assert sorted(a.status_code for a in answers) == [200, 400]
+    winner = next(a for a in answers if a.status_code == 200).json()
+    assert (await issuer.token(grant_type="refresh_token", refresh_token=winner["refresh_token"])).json() == {
+        "error": "invalid_grant",
+        "error_description": "refresh token revoked",
+    }
+    assert [e.kind for e in await issuer.issuer.store.entries_after(0)] == ["sid"]
+
+
+@pytest.mark.parametrize("issuer", [{"access_token_jitter": 0.5}], indirect=True)
+async def test_access_token_jitter_spreads_lifetimes_below_the_ttl_never_above(issuer: Running) -> None:
+    ttl = issuer.issuer.settings.access_token_ttl
+    lifetimes = set()
+    for _ in range(8):
+        body = await issuer.login()
+        claims = _claims(body["access_token"])
+        assert body["expires_in"] == claims["exp"] - claims["iat"]
+        lifetimes.add(body["expires_in"])
+    assert all(ttl // 2 <= lifetime <= ttl for lifetime in lifetimes)
+    assert len(lifetimes) > 1, "eight logins at one instant, eight chances to differ"
 
 
 async def test_a_refresh_may_narrow_the_scope_but_never_widen_it(issuer: Running) -> None:

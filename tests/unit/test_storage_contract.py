@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from auth_service.storage import Conflict, Credential, RefreshRecord, RotateOutcome, SqlStore, User, open_store
+from auth_service.storage import Client, Conflict, Credential, RefreshRecord, RotateOutcome, SqlStore, User, open_store
 
 NOW = 1_800_000_000
 
@@ -69,12 +70,55 @@ async def test_usernames_are_unique_after_unicode_normalisation_and_casefolding(
     assert user.id != "Alice" and len(user.id) >= 20  # sub is opaque and random
 
 
-async def test_clients_are_unique_by_id(store: SqlStore) -> None:
-    await store.add_client("svc", "h", "x", NOW)
+async def test_clients_are_unique_by_id_and_read_back_as_registered(store: SqlStore) -> None:
+    svc = Client(
+        "svc",
+        "h",
+        "x",
+        grant_types=("client_credentials",),
+        audiences=("https://api.example",),
+        redirect_uris=("https://app.example/cb", "com.example.app:/cb"),
+        name="Svc",
+        first_party=True,
+        created_at=NOW,
+    )
+    await store.add_client(svc)
     with pytest.raises(Conflict):
-        await store.add_client("svc", "h", "x", NOW)
-    assert (await store.client("svc")).scope == "x"  # type: ignore[union-attr]
+        await store.add_client(replace(svc, scope="y"))
+    assert await store.client("svc") == svc
     assert await store.client("other") is None
+
+
+async def test_a_fresh_database_has_the_default_public_client_for_requests_that_name_none(store: SqlStore) -> None:
+    default = await store.client("public")
+    assert default is not None and default.public and default.scope is None
+    assert default.grant_types == ("password", "refresh_token")
+    assert [client.client_id for client in await store.clients()] == ["public"]
+
+
+async def test_a_rotated_secret_replaces_the_old_and_a_public_client_has_none_to_rotate(store: SqlStore) -> None:
+    await store.add_client(Client("svc", "old-hash", ""))
+    assert await store.set_client_secret("svc", "new-hash")
+    assert (await store.client("svc")).secret_hash == "new-hash"  # type: ignore[union-attr]
+    assert not await store.set_client_secret("public", "a-hash")
+    assert (await store.client("public")).secret_hash is None  # type: ignore[union-attr]
+    assert not await store.set_client_secret("nobody", "a-hash")
+
+
+async def test_removing_a_client_revokes_its_live_sessions_and_its_own_tokens_in_one_step(store: SqlStore) -> None:
+    await store.add_client(Client("web", None, "a", grant_types=("password",)))
+    user = await store.add_user("carol", "hash", "a", NOW)
+    for sid in ("s1", "s2"):
+        record = replace(refresh(f"j-{sid}", sid=sid, sub=user.id), client_id="web", audience="https://api.example")
+        assert await store.start_family(record, Credential("hash", 0))
+    assert (await store.refresh_record("j-s1")).audience == "https://api.example"  # type: ignore[union-attr]
+    await store.revoke_family("s2", NOW, NOW + 100)  # already revoked: no second entry
+    _, head = await store.feed_head()
+    entries = await store.remove_client("web", NOW, NOW + 100)
+    assert [(e.kind, e.value) for e in entries or []] == [("sid", "s1"), ("sub", "web")]
+    assert [e.seq for e in await store.entries_after(head)] == [e.seq for e in entries or []]
+    assert await store.client("web") is None
+    assert await store.remove_client("web", NOW, NOW + 100) is None
 
 
 async def test_of_concurrent_rotations_of_one_token_exactly_one_wins(store: SqlStore) -> None:
@@ -91,6 +135,19 @@ async def test_presenting_a_retired_token_revokes_the_family_and_appends_a_sid_e
     assert await store.rotate("r1", refresh("r3"), NOW, NOW + 60) is RotateOutcome.REVOKED
     entries = await store.entries_after(0)
     assert [(e.kind, e.value, e.expires_at) for e in entries] == [("sid", "s1", NOW + 60)]
+
+
+async def test_within_the_reuse_grace_concurrent_rotations_refuse_the_losers_without_revoking(store: SqlStore) -> None:
+    await login(store, "r0")
+    outcomes = await asyncio.gather(*[store.rotate("r0", refresh(f"n{i}"), NOW, NOW + 60, grace=5) for i in range(10)])
+    assert outcomes.count(RotateOutcome.ROTATED) == 1
+    assert set(outcomes) == {RotateOutcome.ROTATED, RotateOutcome.JUST_RETIRED}
+    assert await store.entries_after(0) == [], "nothing revoked"
+    winner = f"n{outcomes.index(RotateOutcome.ROTATED)}"
+    assert await store.rotate(winner, refresh("next"), NOW + 1, NOW + 60, grace=5) is RotateOutcome.ROTATED
+    # Past the grace, the same replay is theft again: the family goes.
+    assert await store.rotate("r0", refresh("late"), NOW + 5, NOW + 60, grace=5) is RotateOutcome.REUSED
+    assert [e.kind for e in await store.entries_after(0)] == ["sid"]
 
 
 async def test_expired_and_unknown_refresh_tokens_do_not_rotate(store: SqlStore) -> None:
