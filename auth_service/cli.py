@@ -1,4 +1,4 @@
-"""The `auth-service` command: serve, users, clients, keys, revoke, demo.
+"""The `auth-service` command: serve, users, clients, keys, revoke, db, demo.
 
 Administrative commands work on the same database and keystore as a running server, which
 notices their changes within a second (keys) or half a second (revocations).
@@ -23,9 +23,12 @@ from resource_service.logs import configure_logging
 from resource_service.serving import ServerConfig, limits_of, raise_open_file_limit
 
 from .config import Settings
-from .passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, MIN_SECRET_LENGTH, hash_sync
+from .directory import MAX_USERS_PAGE, Directory, DirectoryError, NotFound, user_view
+from .passwords import MAX_PASSWORD_LENGTH, MIN_SECRET_LENGTH, hash_sync
 from .storage import Conflict, SchemaBehind, open_store
 from .storage.keyfiles import KeystoreError
+
+_ACTOR = "cli"  # who the security log says asked for a users change
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,7 +38,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Log lines go to stderr (JSON unless it is a terminal); command output stays on stdout.
         configure_logging(settings.log_format, settings.log_level)
         return int(args.run(args) or 0)
-    except (ValidationError, KeystoreError, Conflict, SchemaBehind, SQLAlchemyError, ValueError, OSError) as exc:
+    except NotFound as exc:
+        print(f"auth-service: {exc}", file=sys.stderr)
+        return 1
+    except (
+        ValidationError,
+        KeystoreError,
+        Conflict,
+        DirectoryError,
+        SchemaBehind,
+        SQLAlchemyError,
+        ValueError,
+        OSError,
+    ) as exc:
         print(f"auth-service: {exc}", file=sys.stderr)
         return 2
 
@@ -55,18 +70,26 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--password-stdin", action="store_true", required=True)
     add.add_argument("--scope", default="", help='space-separated scopes, e.g. "reports:read"')
     add.set_defaults(run=_users_add)
+    users.add_parser("list", help="every user, one JSON object a line, in username order").set_defaults(run=_users_list)
+    show = users.add_parser("show", help="one user")
+    show.add_argument("name")
+    show.set_defaults(run=_users_show)
+    scope = users.add_parser("set-scope", help="replace what the user may be granted; refreshes narrow to it")
+    scope.add_argument("name")
+    scope.add_argument("--scope", required=True, help='space-separated scopes; "" for none')
+    scope.set_defaults(run=_users_set_scope)
     passwd = users.add_parser("set-password", help="change a password and revoke the user's tokens")
     passwd.add_argument("name")
     passwd.add_argument("--password-stdin", action="store_true", required=True)
     passwd.set_defaults(run=_users_set_password)
-    for action, what in (
-        ("disable", "refuse the user's logins and refreshes and revoke their tokens"),
-        ("enable", "let a disabled user log in again"),
-        ("remove", "delete the user and revoke their tokens"),
+    for action, aliases, change, what in (
+        ("disable", [], Directory.disable, "refuse the user's logins and refreshes and revoke their tokens"),
+        ("enable", [], Directory.enable, "let a disabled user log in again"),
+        ("delete", ["remove"], Directory.delete, "delete the user and revoke their tokens"),
     ):
-        change = users.add_parser(action, help=what)
-        change.add_argument("name")
-        change.set_defaults(run=_users_change, action=action)
+        command = users.add_parser(action, aliases=aliases, help=what)
+        command.add_argument("name")
+        command.set_defaults(run=_users_change, action=action, change=change)
 
     clients = sub.add_parser("clients", help="manage OAuth clients").add_subparsers(required=True, metavar="ACTION")
     cadd = clients.add_parser("add", help="register a confidential client; the secret is read from stdin")
@@ -202,10 +225,15 @@ def _with_keys(job: Callable[[Any], Awaitable[Any]], settings: Settings | None =
     return asyncio.run(run())
 
 
-def _read_secret(what: str, *, shortest: int) -> str:
+def _read_line(what: str) -> str:
     value = sys.stdin.readline().rstrip("\r\n")
     if not value:
         raise ValueError(f"no {what} on standard input")
+    return value
+
+
+def _read_secret(what: str, *, shortest: int) -> str:
+    value = _read_line(what)
     if len(value) < shortest:
         raise ValueError(f"{what} shorter than {shortest} characters")
     if len(value) > MAX_PASSWORD_LENGTH:
@@ -224,25 +252,46 @@ def _with_store(job: Callable[[Any], Awaitable[Any]]) -> Any:
     return asyncio.run(run())
 
 
-def _with_user(name: str, change: Callable[[Any, Any], Awaitable[None]]) -> Any:
-    """Apply `change(store, user)` to the user called `name`; None (and a line on stderr) if none is."""
+def _with_directory(job: Callable[[Directory], Awaitable[Any]]) -> Any:
+    """Run `job` on a Directory over the configured store: every users command goes through
+    it, as the admin HTTP API will, so both check, revoke and log alike."""
+    return _with_store(lambda store: job(Directory(store, _revoker(store), _CliHasher())))
 
-    async def job(store: Any) -> Any:
-        user = await store.user_by_name(name)
-        if user is not None:
-            await change(store, user)
-        return user
 
-    user = _with_store(job)
-    if user is None:
-        print(f"auth-service: no user {name!r}", file=sys.stderr)
-    return user
+class _CliHasher:
+    """`hash_sync` behind the directory's async `hash`: a command has no event loop to keep
+    free, so a PasswordHasher's thread pool (and its dummy hash) would be work for nothing."""
+
+    async def hash(self, password: str) -> str:
+        return hash_sync(password)
 
 
 def _users_add(args: argparse.Namespace) -> None:
-    password_hash = hash_sync(_read_secret("password", shortest=MIN_PASSWORD_LENGTH))
-    user = _with_store(lambda store: store.add_user(args.name, password_hash, args.scope, int(time.time())))
+    password = _read_line("password")
+    user = _with_directory(lambda users: users.add_user(args.name, password, args.scope, actor=_ACTOR))
     print(json.dumps({"username": user.username, "sub": user.id, "scope": user.scope}))
+
+
+def _users_list(_: argparse.Namespace) -> None:
+    async def job(users: Directory) -> None:
+        after = None
+        while page := await users.users(after=after, limit=MAX_USERS_PAGE):
+            for user in page:
+                print(json.dumps(user_view(user)))
+            if len(page) < MAX_USERS_PAGE:
+                break
+            after = page[-1].username
+
+    _with_directory(job)
+
+
+def _users_show(args: argparse.Namespace) -> None:
+    print(json.dumps(user_view(_with_directory(lambda users: users.user(args.name)))))
+
+
+def _users_set_scope(args: argparse.Namespace) -> None:
+    user = _with_directory(lambda users: users.set_scope(args.name, args.scope, actor=_ACTOR))
+    print(json.dumps(user_view(user)))
 
 
 def _revoker(store: Any) -> Any:
@@ -256,36 +305,19 @@ def _revoker(store: Any) -> Any:
     )
 
 
-def _users_set_password(args: argparse.Namespace) -> int:
-    password_hash = hash_sync(_read_secret("password", shortest=MIN_PASSWORD_LENGTH))
-
-    async def change(store: Any, user: Any) -> None:
-        await store.set_password_hash(user.id, password_hash, changed_at=int(time.time()))
-        await _revoker(store).sub(user.id)
-
-    user = _with_user(args.name, change)
-    if user is None:
-        return 1
-    print(json.dumps({"username": user.username, "sub": user.id, "tokens_revoked_before": int(time.time()) + 1}))
-    return 0
+def _users_set_password(args: argparse.Namespace) -> None:
+    password = _read_line("password")
+    user = _with_directory(lambda users: users.set_password(args.name, password, actor=_ACTOR))
+    # Revoked by `sub` with before = the change's second + 1 (or a second later, at worst).
+    print(
+        json.dumps({"username": user.username, "sub": user.id, "tokens_revoked_before": user.password_changed_at + 1})
+    )
 
 
-def _users_change(args: argparse.Namespace) -> int:
-    """disable, enable or remove; disable and remove end every session of the user."""
-
-    async def change(store: Any, user: Any) -> None:
-        if args.action == "remove":
-            await store.remove_user(user.id)
-        else:
-            await store.set_disabled(user.id, int(time.time()) if args.action == "disable" else None)
-        if args.action != "enable":
-            await _revoker(store).sub(user.id)
-
-    user = _with_user(args.name, change)
-    if user is None:
-        return 1
+def _users_change(args: argparse.Namespace) -> None:
+    """disable, enable or delete (alias remove); disable and delete end every session of the user."""
+    user = _with_directory(lambda users: args.change(users, args.name, actor=_ACTOR))
     print(json.dumps({"username": user.username, "sub": user.id, "action": args.action}))
-    return 0
 
 
 def _clients_add(args: argparse.Namespace) -> None:
