@@ -1,4 +1,4 @@
-"""The `auth-service` command: serve, users, clients, keys, revoke, demo.
+"""The `auth-service` command: serve, users, clients, keys, revoke, db, demo.
 
 Administrative commands work on the same database and keystore as a running server, which
 notices their changes within a second (keys) or half a second (revocations).
@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import secrets
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -23,9 +22,13 @@ from resource_service.logs import configure_logging
 from resource_service.serving import ServerConfig, limits_of, raise_open_file_limit
 
 from .config import Settings
-from .passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, MIN_SECRET_LENGTH, hash_sync
+from .directory import MAX_USERS_PAGE, Directory, DirectoryError, NotFound, user_view
+from .passwords import MAX_PASSWORD_LENGTH, MIN_SECRET_LENGTH, hash_sync
+from .registry import Registration, Registry, client_view
 from .storage import Conflict, SchemaBehind, open_store
 from .storage.keyfiles import KeystoreError
+
+_ACTOR = "cli"  # who the security log says asked for a users change
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,9 +38,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Log lines go to stderr (JSON unless it is a terminal); command output stays on stdout.
         configure_logging(settings.log_format, settings.log_level)
         return int(args.run(args) or 0)
-    except (ValidationError, KeystoreError, Conflict, SchemaBehind, SQLAlchemyError, ValueError, OSError) as exc:
+    except NotFound as exc:
+        print(f"auth-service: {exc}", file=sys.stderr)
+        return 1
+    except (
+        ValidationError,
+        KeystoreError,
+        Conflict,
+        DirectoryError,
+        SchemaBehind,
+        SQLAlchemyError,
+        ValueError,
+        OSError,
+    ) as exc:
         print(f"auth-service: {exc}", file=sys.stderr)
         return 2
+
+
+def _secret_options(group: argparse._MutuallyExclusiveGroup) -> None:
+    group.add_argument(
+        "--secret-stdin",
+        action="store_true",
+        help=f"read the secret (at least {MIN_SECRET_LENGTH} random characters) from stdin",
+    )
+    group.add_argument(
+        "--generate-secret", action="store_true", help="generate a random secret and print it, once, in the output"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -55,33 +81,65 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--password-stdin", action="store_true", required=True)
     add.add_argument("--scope", default="", help='space-separated scopes, e.g. "reports:read"')
     add.set_defaults(run=_users_add)
+    users.add_parser("list", help="every user, one JSON object a line, in username order").set_defaults(run=_users_list)
+    show = users.add_parser("show", help="one user")
+    show.add_argument("name")
+    show.set_defaults(run=_users_show)
+    scope = users.add_parser("set-scope", help="replace what the user may be granted; refreshes narrow to it")
+    scope.add_argument("name")
+    scope.add_argument("--scope", required=True, help='space-separated scopes; "" for none')
+    scope.set_defaults(run=_users_set_scope)
     passwd = users.add_parser("set-password", help="change a password and revoke the user's tokens")
     passwd.add_argument("name")
     passwd.add_argument("--password-stdin", action="store_true", required=True)
     passwd.set_defaults(run=_users_set_password)
-    for action, what in (
-        ("disable", "refuse the user's logins and refreshes and revoke their tokens"),
-        ("enable", "let a disabled user log in again"),
-        ("remove", "delete the user and revoke their tokens"),
+    for action, aliases, change, what in (
+        ("disable", [], Directory.disable, "refuse the user's logins and refreshes and revoke their tokens"),
+        ("enable", [], Directory.enable, "let a disabled user log in again"),
+        ("delete", ["remove"], Directory.delete, "delete the user and revoke their tokens"),
     ):
-        change = users.add_parser(action, help=what)
-        change.add_argument("name")
-        change.set_defaults(run=_users_change, action=action)
+        command = users.add_parser(action, aliases=aliases, help=what)
+        command.add_argument("name")
+        command.set_defaults(run=_users_change, action=action, change=change)
 
     clients = sub.add_parser("clients", help="manage OAuth clients").add_subparsers(required=True, metavar="ACTION")
-    cadd = clients.add_parser("add", help="register a confidential client; the secret is read from stdin")
+    cadd = clients.add_parser("add", help="register a client: public, or confidential with a secret")
     cadd.add_argument("name", help="the client_id")
-    given = cadd.add_mutually_exclusive_group(required=True)
-    given.add_argument(
-        "--secret-stdin",
-        action="store_true",
-        help=f"read the secret (at least {MIN_SECRET_LENGTH} random characters) from stdin",
+    kind = cadd.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--public", action="store_true", help="a public client: no secret (a browser or mobile app)")
+    _secret_options(kind)
+    cadd.add_argument(
+        "--grant",
+        action="append",
+        default=[],
+        dest="grants",
+        metavar="TYPE",
+        help="a grant it may use (repeat); default for a confidential client: client_credentials",
     )
-    given.add_argument(
-        "--generate-secret", action="store_true", help="generate a random secret and print it, once, in the output"
+    cadd.add_argument("--redirect-uri", action="append", default=[], dest="redirect_uris", metavar="URI")
+    cadd.add_argument("--scope", default="", help="the scopes its tokens may carry, space-separated")
+    cadd.add_argument(
+        "--audience",
+        action="append",
+        default=[],
+        dest="audiences",
+        metavar="A",
+        help="an API (RFC 8707 resource) it may ask tokens for (repeat); default: AUTH_AUDIENCE",
     )
-    cadd.add_argument("--scope", default="")
+    cadd.add_argument("--name", default="", dest="name_text", metavar="TEXT", help="a name for people")
+    cadd.add_argument("--first-party", action="store_true", help="one of ours: the sign-in page asks no consent")
     cadd.set_defaults(run=_clients_add)
+    clients.add_parser("list", help="every client, one JSON object per line").set_defaults(run=_clients_list)
+    show = clients.add_parser("show", help="one client as JSON")
+    show.add_argument("name")
+    show.set_defaults(run=_clients_show)
+    rotate = clients.add_parser("rotate-secret", help="replace a confidential client's secret; the old one stops")
+    rotate.add_argument("name")
+    _secret_options(rotate.add_mutually_exclusive_group(required=True))
+    rotate.set_defaults(run=_clients_rotate)
+    remove = clients.add_parser("remove", help="delete a client and revoke its sessions and tokens")
+    remove.add_argument("name")
+    remove.set_defaults(run=_clients_remove)
 
     keys = sub.add_parser("keys", help="signing keys").add_subparsers(required=True, metavar="ACTION")
     keys.add_parser("list", help="every key with its state").set_defaults(run=_keys_list)
@@ -202,10 +260,15 @@ def _with_keys(job: Callable[[Any], Awaitable[Any]], settings: Settings | None =
     return asyncio.run(run())
 
 
-def _read_secret(what: str, *, shortest: int) -> str:
+def _read_line(what: str) -> str:
     value = sys.stdin.readline().rstrip("\r\n")
     if not value:
         raise ValueError(f"no {what} on standard input")
+    return value
+
+
+def _read_secret(what: str, *, shortest: int) -> str:
+    value = _read_line(what)
     if len(value) < shortest:
         raise ValueError(f"{what} shorter than {shortest} characters")
     if len(value) > MAX_PASSWORD_LENGTH:
@@ -224,25 +287,46 @@ def _with_store(job: Callable[[Any], Awaitable[Any]]) -> Any:
     return asyncio.run(run())
 
 
-def _with_user(name: str, change: Callable[[Any, Any], Awaitable[None]]) -> Any:
-    """Apply `change(store, user)` to the user called `name`; None (and a line on stderr) if none is."""
+def _with_directory(job: Callable[[Directory], Awaitable[Any]]) -> Any:
+    """Run `job` on a Directory over the configured store: every users command goes through
+    it, as the admin HTTP API will, so both check, revoke and log alike."""
+    return _with_store(lambda store: job(Directory(store, _revoker(store), _CliHasher())))
 
-    async def job(store: Any) -> Any:
-        user = await store.user_by_name(name)
-        if user is not None:
-            await change(store, user)
-        return user
 
-    user = _with_store(job)
-    if user is None:
-        print(f"auth-service: no user {name!r}", file=sys.stderr)
-    return user
+class _CliHasher:
+    """`hash_sync` behind the directory's async `hash`: a command has no event loop to keep
+    free, so a PasswordHasher's thread pool (and its dummy hash) would be work for nothing."""
+
+    async def hash(self, password: str) -> str:
+        return hash_sync(password)
 
 
 def _users_add(args: argparse.Namespace) -> None:
-    password_hash = hash_sync(_read_secret("password", shortest=MIN_PASSWORD_LENGTH))
-    user = _with_store(lambda store: store.add_user(args.name, password_hash, args.scope, int(time.time())))
+    password = _read_line("password")
+    user = _with_directory(lambda users: users.add_user(args.name, password, args.scope, actor=_ACTOR))
     print(json.dumps({"username": user.username, "sub": user.id, "scope": user.scope}))
+
+
+def _users_list(_: argparse.Namespace) -> None:
+    async def job(users: Directory) -> None:
+        after = None
+        while page := await users.users(after=after, limit=MAX_USERS_PAGE):
+            for user in page:
+                print(json.dumps(user_view(user)))
+            if len(page) < MAX_USERS_PAGE:
+                break
+            after = page[-1].username
+
+    _with_directory(job)
+
+
+def _users_show(args: argparse.Namespace) -> None:
+    print(json.dumps(user_view(_with_directory(lambda users: users.user(args.name)))))
+
+
+def _users_set_scope(args: argparse.Namespace) -> None:
+    user = _with_directory(lambda users: users.set_scope(args.name, args.scope, actor=_ACTOR))
+    print(json.dumps(user_view(user)))
 
 
 def _revoker(store: Any) -> Any:
@@ -256,44 +340,62 @@ def _revoker(store: Any) -> Any:
     )
 
 
-def _users_set_password(args: argparse.Namespace) -> int:
-    password_hash = hash_sync(_read_secret("password", shortest=MIN_PASSWORD_LENGTH))
-
-    async def change(store: Any, user: Any) -> None:
-        await store.set_password_hash(user.id, password_hash, changed_at=int(time.time()))
-        await _revoker(store).sub(user.id)
-
-    user = _with_user(args.name, change)
-    if user is None:
-        return 1
-    print(json.dumps({"username": user.username, "sub": user.id, "tokens_revoked_before": int(time.time()) + 1}))
-    return 0
+def _users_set_password(args: argparse.Namespace) -> None:
+    password = _read_line("password")
+    user = _with_directory(lambda users: users.set_password(args.name, password, actor=_ACTOR))
+    # Revoked by `sub` with before = the change's second + 1 (or a second later, at worst).
+    print(
+        json.dumps({"username": user.username, "sub": user.id, "tokens_revoked_before": user.password_changed_at + 1})
+    )
 
 
-def _users_change(args: argparse.Namespace) -> int:
-    """disable, enable or remove; disable and remove end every session of the user."""
-
-    async def change(store: Any, user: Any) -> None:
-        if args.action == "remove":
-            await store.remove_user(user.id)
-        else:
-            await store.set_disabled(user.id, int(time.time()) if args.action == "disable" else None)
-        if args.action != "enable":
-            await _revoker(store).sub(user.id)
-
-    user = _with_user(args.name, change)
-    if user is None:
-        return 1
+def _users_change(args: argparse.Namespace) -> None:
+    """disable, enable or delete (alias remove); disable and delete end every session of the user."""
+    user = _with_directory(lambda users: args.change(users, args.name, actor=_ACTOR))
     print(json.dumps({"username": user.username, "sub": user.id, "action": args.action}))
-    return 0
+
+
+def _with_registry(job: Callable[[Registry], Awaitable[Any]]) -> Any:
+    """Run `job` on the client Registry over the configured store, as the admin API does."""
+    return _with_store(lambda store: job(Registry(store, _revoker(store), _CliHasher())))
 
 
 def _clients_add(args: argparse.Namespace) -> None:
-    secret = secrets.token_urlsafe(32) if args.generate_secret else _read_secret("secret", shortest=MIN_SECRET_LENGTH)
-    secret_hash = hash_sync(secret)
-    client = _with_store(lambda store: store.add_client(args.name, secret_hash, args.scope, int(time.time())))
-    out = {"client_id": client.client_id, "scope": client.scope}
-    print(json.dumps(out | {"client_secret": secret} if args.generate_secret else out))
+    registration = Registration(
+        client_id=args.name,
+        public=args.public,
+        grant_types=args.grants,
+        redirect_uris=args.redirect_uris,
+        scope=args.scope,
+        audiences=args.audiences,
+        name=args.name_text,
+        first_party=args.first_party,
+    )
+    secret = _read_line("secret") if args.secret_stdin else None
+    client, generated = _with_registry(lambda registry: registry.add(registration, secret, actor=_ACTOR))
+    out = client_view(client)
+    print(json.dumps(out | {"client_secret": generated} if generated else out))
+
+
+def _clients_list(_: argparse.Namespace) -> None:
+    for client in _with_registry(lambda registry: registry.clients()):
+        print(json.dumps(client_view(client)))
+
+
+def _clients_show(args: argparse.Namespace) -> None:
+    print(json.dumps(client_view(_with_registry(lambda registry: registry.client(args.name)))))
+
+
+def _clients_rotate(args: argparse.Namespace) -> None:
+    secret = _read_line("secret") if args.secret_stdin else None
+    generated = _with_registry(lambda registry: registry.rotate_secret(args.name, secret, actor=_ACTOR))
+    out = {"client_id": args.name, "rotated": True}
+    print(json.dumps(out | {"client_secret": generated} if generated else out))
+
+
+def _clients_remove(args: argparse.Namespace) -> None:
+    revoked = _with_registry(lambda registry: registry.remove(args.name, actor=_ACTOR))
+    print(json.dumps({"client_id": args.name, "removed": True, "revocation_entries": revoked}))
 
 
 def _keys_list(_: argparse.Namespace) -> None:

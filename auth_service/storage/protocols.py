@@ -120,6 +120,15 @@ class UserStore(Protocol):
         of the same password with new parameters. With `replaces`, the hash is stored only
         if the current one is still that (a rehash never undoes a password change)."""
 
+    async def list_users(self, *, after: str | None = None, limit: int = 100) -> list[User]:
+        """Users in the order of their compared names (NFKC + casefold), at most `limit`
+        of them (capped at 1000). With `after`, only those whose name sorts after it: the
+        last username of one page asks for the next, and a user added or removed between
+        pages neither shifts nor repeats the rest."""
+
+    async def set_scope(self, sub: str, scope: str) -> bool:
+        """Replace what the user may be granted; False when there is no such user."""
+
     async def set_disabled(self, sub: str, disabled_at: int | None) -> bool:
         """Disable (a time) or enable (None) a user; False when there is no such user."""
 

@@ -28,6 +28,9 @@ def username_key(username: str) -> str:
     return unicodedata.normalize("NFKC", username).casefold()
 
 
+_MAX_USERS_PAGE = 1000  # users per `list_users` answer, whatever the caller asks
+
+
 def _new_id() -> str:
     return secrets.token_urlsafe(16)
 
@@ -101,6 +104,20 @@ class SqlStore:
             which = and_(which, users.c.password_hash == replaces)
         async with self._writer.begin() as conn:
             await conn.execute(update(users).where(which).values(**values))
+
+    async def list_users(self, *, after: str | None = None, limit: int = 100) -> list[User]:
+        # Clamped both ways: SQLite reads a negative LIMIT as no limit at all.
+        query = select(users).order_by(users.c.username_key).limit(max(0, min(limit, _MAX_USERS_PAGE)))
+        if after is not None:
+            query = query.where(users.c.username_key > username_key(after))
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_user(row) for row in rows]
+
+    async def set_scope(self, sub: str, scope: str) -> bool:
+        async with self._writer.begin() as conn:
+            changed = await conn.execute(update(users).where(users.c.id == sub).values(scope=scope))
+        return changed.rowcount == 1
 
     async def set_disabled(self, sub: str, disabled_at: int | None) -> bool:
         async with self._writer.begin() as conn:

@@ -1,11 +1,13 @@
 """Login sessions end when the account changes: a password change evicts logins in flight,
-disabled or removed users refresh no more, sessions have an absolute lifetime and a refresh
-rate, and a refresh token must agree with its stored record. Real issuer processes; account
-changes through the CLI (another process) or behind the service's back in its database."""
+disabled or deleted users refresh no more, a narrowed scope narrows the next refresh,
+sessions have an absolute lifetime and a refresh rate, and a refresh token must agree with
+its stored record. Real issuer processes; account changes through the CLI (another process)
+or behind the service's back in its database."""
 
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import sqlite3
 import threading
 from contextlib import closing
@@ -14,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from auth_service.launch import cli
 from tests.conftest import PASSWORD, Stack, claims_of, json_log_lines
 
 NEW_PASSWORD = "a brand new passphrase"
@@ -110,12 +113,46 @@ def test_refresh_after_the_user_row_is_deleted_is_refused_and_revokes_the_sessio
     assert not _active(alice, str(session["access_token"]))  # the session is on the feed now
 
 
-def test_users_remove_deletes_the_user_and_ends_their_sessions(alice: Stack) -> None:
+def test_users_delete_deletes_the_user_and_ends_their_sessions_and_remove_still_does(alice: Stack) -> None:
     session = alice.login()
-    alice.cli("users", "remove", "alice")
+    out = json.loads(alice.cli("users", "delete", "alice"))
+    assert out["username"] == "alice" and out["action"] == "delete"
     assert _refresh(alice, str(session["refresh_token"])).status_code == 400
     assert not _active(alice, str(session["access_token"]))
     assert alice.token(grant_type="password", username="alice", password=PASSWORD).status_code == 400
+    bob = alice.add_user("bob")
+    bobs = alice.login("bob")
+    assert json.loads(alice.cli("users", "remove", "bob")) == {"username": "bob", "sub": bob, "action": "delete"}
+    assert not _active(alice, str(bobs["access_token"]))
+    assert "no user 'bob'" in cli(["users", "show", "bob"], data=alice.tmp, env=alice.env).stderr
+
+
+def test_users_set_scope_narrows_the_next_refresh_of_a_running_session(alice: Stack) -> None:
+    session = alice.login()
+    assert session["scope"] == "profile reports:read"
+    out = json.loads(alice.cli("users", "set-scope", "alice", "--scope", "profile"))
+    assert out["scope"] == "profile"
+    renewed = _refresh(alice, str(session["refresh_token"]))
+    assert renewed.status_code == 200 and renewed.json()["scope"] == "profile"
+    assert claims_of(renewed.json()["access_token"])[1]["scope"] == "profile"
+    assert alice.login()["scope"] == "profile"
+
+
+def test_users_list_and_show_print_every_user_as_json_without_the_hash(alice: Stack) -> None:
+    bob = alice.add_user("Bob", scope="")
+    listed = [json.loads(line) for line in alice.cli("users", "list").splitlines()]
+    assert [(u["username"], u["scope"], u["disabled"]) for u in listed] == [
+        ("alice", "reports:read profile", False),
+        ("Bob", "", False),
+    ]
+    assert listed[1]["sub"] == bob and all("password_hash" not in u for u in listed)
+    assert json.loads(alice.cli("users", "show", "alice")) == listed[0]
+    alice.cli("users", "disable", "bob")  # names compare case-insensitively
+    shown = json.loads(alice.cli("users", "show", "BOB"))
+    assert shown["disabled"] is True and isinstance(shown["disabled_at"], int)
+    assert set(shown) == {"username", "sub", "scope", "disabled", "disabled_at", "password_changed_at"}
+    missing = cli(["users", "show", "nobody"], data=alice.tmp, env=alice.env)
+    assert missing.returncode == 1 and missing.stderr.strip().endswith("auth-service: no user 'nobody'")
 
 
 def test_refresh_grants_only_what_the_user_may_still_have(alice: Stack) -> None:

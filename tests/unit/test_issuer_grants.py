@@ -12,47 +12,19 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import jwt
 import pytest
 
-from auth_service.app import create_app
-from auth_service.config import Settings
-from auth_service.deps import Issuer
-from auth_service.passwords import hash_sync
-from tests.unit.fakes import NOW, Clock
+from tests.unit.fakes import NOW
+from tests.unit.inprocess_issuer import PASSWORD, Running, running_issuer
 
 pytestmark = pytest.mark.anyio
-
-PASSWORD = "correct horse battery staple"
-
-
-class Running:
-    def __init__(self, client: httpx.AsyncClient, issuer: Issuer, clock: Clock) -> None:
-        self.client, self.issuer, self.clock = client, issuer, clock
-
-    async def token(self, **form: str) -> httpx.Response:
-        return await self.client.post("/token", data=form)
-
-    async def login(self, **extra: str) -> dict[str, Any]:
-        answer = await self.token(grant_type="password", username="alice", password=PASSWORD, **extra)
-        assert answer.status_code == 200, answer.text
-        body: dict[str, Any] = answer.json()
-        return body
 
 
 @pytest.fixture
 async def issuer(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Running]:
-    overrides: dict[str, Any] = getattr(request, "param", {})
-    settings = Settings(data_dir=tmp_path, keys_dir=tmp_path / "keys", **overrides)
-    clock = Clock()
-    app = create_app(settings, clock=clock)
-    async with app.router.lifespan_context(app):
-        issuer: Issuer = app.state.issuer
-        await issuer.store.add_user("alice", hash_sync(PASSWORD), "reports:read reports:write", int(NOW))
-        transport = httpx.ASGITransport(app, client=("192.0.2.7", 40_000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
-            yield Running(client, issuer, clock)
+    async with running_issuer(tmp_path, **getattr(request, "param", {})) as running:
+        yield running
 
 
 def _claims(token: str) -> dict[str, Any]:

@@ -70,6 +70,51 @@ async def test_usernames_are_unique_after_unicode_normalisation_and_casefolding(
     assert user.id != "Alice" and len(user.id) >= 20  # sub is opaque and random
 
 
+async def test_users_are_listed_in_name_order_a_page_at_a_time(store: SqlStore) -> None:
+    for name in ("carol", "Alice", "dave", "bob"):
+        await store.add_user(name, f"hash-of-{name}", "a", NOW)
+    first = await store.list_users(limit=2)
+    assert [u.username for u in first] == ["Alice", "bob"]  # compared form: 'Alice' sorts as 'alice'
+    assert first[0] == await store.user_by_name("alice")
+    assert [u.username for u in await store.list_users(after="bob", limit=2)] == ["carol", "dave"]
+    assert [u.username for u in await store.list_users(after="BOB")] == ["carol", "dave"]  # after's compared form
+    assert [u.username for u in await store.list_users(after="bz")] == ["carol", "dave"]  # need not exist
+    assert await store.list_users(after="dave") == []
+
+
+async def test_a_page_of_users_is_at_most_a_thousand_and_never_negative(store: SqlStore) -> None:
+    from sqlalchemy import insert
+
+    from auth_service.storage.tables import users
+
+    rows = [
+        {
+            "id": f"id-{i:04}",
+            "username": f"user{i:04}",
+            "username_key": f"user{i:04}",
+            "password_hash": "h",
+            "scope": "",
+            "created_at": NOW,
+            "password_changed_at": NOW,
+        }
+        for i in range(1001)
+    ]
+    async with store._writer.begin() as conn:  # one statement: 1001 add_user calls would be slow
+        await conn.execute(insert(users), rows)
+    assert len(await store.list_users(limit=5000)) == 1000
+    assert await store.list_users(limit=-1) == []  # SQLite would read LIMIT -1 as no limit
+    assert [u.username for u in await store.list_users(after="user0999")] == ["user1000"]
+
+
+async def test_set_scope_replaces_one_users_scope(store: SqlStore) -> None:
+    alice = await store.add_user("alice", "h", "a b", NOW)
+    bob = await store.add_user("bob", "h", "a b", NOW)
+    assert await store.set_scope(alice.id, "a") is True
+    assert (await store.user_by_id(alice.id)).scope == "a"  # type: ignore[union-attr]
+    assert (await store.user_by_id(bob.id)).scope == "a b"  # type: ignore[union-attr]
+    assert await store.set_scope("no-such-sub", "a") is False
+
+
 async def test_clients_are_unique_by_id_and_read_back_as_registered(store: SqlStore) -> None:
     svc = Client(
         "svc",
