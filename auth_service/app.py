@@ -16,7 +16,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from resource_service.apidocs import install_docs
 from resource_service.logs import RequestIdMiddleware
 
-from .clients import ClientAuthenticator
+from .clients import PUBLIC_CLIENT, ClientAuthenticator
 from .clock import Clock, system_clock
 from .config import Settings
 from .deps import Issuer
@@ -81,6 +81,13 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
             asyncio.create_task(_every(_PRUNE_EVERY, lambda: _prune(store, clock)), name="prune"),
         ]
         log.info("auth service ready: issuer %s, %d signing key(s)", settings.issuer, len(keys.records()))
+        if await store.client(PUBLIC_CLIENT) is not None:
+            log.info(
+                "client %r answers requests that name no client (password and refresh grants, any scope the user "
+                "holds); `auth-service clients remove %s` once every caller has its own client",
+                PUBLIC_CLIENT,
+                PUBLIC_CLIENT,
+            )
         try:
             yield
         finally:

@@ -23,6 +23,7 @@ import httpx
 from .balancer import Nginx, find_nginx
 from .launch import Service, auth_process, cli, free_port, replica_process
 
+_CLIENT = "demo-terminal"  # the demo's own registered client, as any real caller has
 _PASSWORD = "correct horse battery staple"
 _USER_ROUTES = re.compile(r'route="/(token|me)"')
 _SETTINGS = {
@@ -85,15 +86,21 @@ class _Demo:
 
     def _story(self) -> int:
         ok = True
-        self._step("Creating user 'demo' (Argon2id) and logging in once")
-        done = cli(
-            ["users", "add", "demo", "--password-stdin", "--scope", "reports:read"],
-            data=self.tmp,
-            env=_SETTINGS,
-            stdin=_PASSWORD + "\n",
+        self._step(f"Registering client {_CLIENT!r} (public: password and refresh grants, reports:read, for API 'api')")
+        self._cli(
+            "clients",
+            "add",
+            _CLIENT,
+            "--public",
+            "--grant=password",
+            "--grant=refresh_token",
+            "--scope=reports:read",
+            "--audience=api",
+            "--name=The demo's terminal",
+            "--first-party",
         )
-        if done.returncode != 0:
-            raise RuntimeError(done.stderr.strip())
+        self._step("Creating user 'demo' (Argon2id) and logging in once")
+        self._cli("users", "add", "demo", "--password-stdin", "--scope", "reports:read", stdin=_PASSWORD + "\n")
         first = self._login()
         print(f"  access token: kid {_kid(first['access_token'])[:12]}..., expires in {first['expires_in']} s")
 
@@ -177,11 +184,13 @@ class _Demo:
         self._step("Refresh rotation and reuse detection")
         login = self._login()
         renewed = self.http.post(
-            f"{self.auth.url}/token", data={"grant_type": "refresh_token", "refresh_token": login["refresh_token"]}
+            f"{self.auth.url}/token",
+            data={"grant_type": "refresh_token", "refresh_token": login["refresh_token"], "client_id": _CLIENT},
         )
         print(f"  refresh with the new login's refresh token -> {renewed.status_code} (a new refresh token)")
         replay = self.http.post(
-            f"{self.auth.url}/token", data={"grant_type": "refresh_token", "refresh_token": login["refresh_token"]}
+            f"{self.auth.url}/token",
+            data={"grant_type": "refresh_token", "refresh_token": login["refresh_token"], "client_id": _CLIENT},
         )
         print(
             f"  replaying the retired refresh token -> {replay.status_code} {replay.json().get('error')}: "
@@ -279,9 +288,15 @@ class _Demo:
             out.append((response.status_code, response.headers.get("x-replica-id")))
         return out
 
+    def _cli(self, *args: str, stdin: str | None = None) -> None:
+        done = cli(list(args), data=self.tmp, env=_SETTINGS, stdin=stdin)
+        if done.returncode != 0:
+            raise RuntimeError(done.stderr.strip())
+
     def _login(self) -> dict[str, Any]:
         response = self.http.post(
-            f"{self.auth.url}/token", data={"grant_type": "password", "username": "demo", "password": _PASSWORD}
+            f"{self.auth.url}/token",
+            data={"grant_type": "password", "username": "demo", "password": _PASSWORD, "client_id": _CLIENT},
         )
         if response.status_code != 200:
             raise RuntimeError(f"login failed: {response.status_code} {response.text[:200]}")

@@ -62,11 +62,20 @@ class _TokenAuth(httpx.Auth, abc.ABC):
     # A request refused for its token is sent again with a new one: its body must be replayable.
     requires_request_body = True
 
-    def __init__(self, issuer_url: str, *, client_id: str | None, client_secret: str | None, clock: Clock) -> None:
+    def __init__(
+        self,
+        issuer_url: str,
+        *,
+        client_id: str | None,
+        client_secret: str | None,
+        clock: Clock,
+        resource: str | None = None,
+    ) -> None:
         self._issuer = issuer_url
         self._client_id = client_id
         self._secret = client_secret
         self._clock = clock
+        self._resource = resource  # RFC 8707: the API the tokens are for
         self._token_endpoint: str | None = None
         self._access: str | None = None
         self._renew_at = -math.inf
@@ -159,6 +168,8 @@ class _TokenAuth(httpx.Auth, abc.ABC):
             headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
         elif self._client_id is not None:
             form = {**form, "client_id": self._client_id}
+        if self._resource is not None:
+            form = {**form, "resource": self._resource}
         started = self._clock()
         body = _token_body(_json((yield httpx.Request("POST", self._token_endpoint, data=form, headers=headers))))
         self._keep(body, started)
@@ -187,9 +198,10 @@ class ClientCredentials(_TokenAuth):
         client_secret: str,
         scope: str | None = None,
         *,
+        resource: str | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
-        super().__init__(issuer_url, client_id=client_id, client_secret=client_secret, clock=clock)
+        super().__init__(issuer_url, client_id=client_id, client_secret=client_secret, clock=clock, resource=resource)
         self._scope = scope
 
     def __repr__(self) -> str:
@@ -223,9 +235,10 @@ class UserLogin(_TokenAuth):
         client_id: str | None = None,
         client_secret: str | None = None,
         scope: str | None = None,
+        resource: str | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
-        super().__init__(issuer_url, client_id=client_id, client_secret=client_secret, clock=clock)
+        super().__init__(issuer_url, client_id=client_id, client_secret=client_secret, clock=clock, resource=resource)
         self._username = username
         self._password = password
         self._scope = scope

@@ -178,3 +178,22 @@ async def test_a_confidential_clients_secret_is_stored_hashed_and_a_short_one_re
     await issuer.register("cron", secret=SECRET)
     stored = (await issuer.registry.client("cron")).secret_hash
     assert stored is not None and stored.startswith("$argon2id$") and SECRET not in stored
+
+
+async def test_the_python_helpers_ask_for_the_resource_they_were_given(issuer: Running) -> None:
+    from resource_service import ClientCredentials, UserLogin
+
+    await issuer.register(
+        "web", grant_types=("password", "refresh_token"), scope="reports:read", audiences=(API_A, API_B)
+    )
+    await issuer.register("cron", secret=SECRET, scope="reports:read", audiences=(API_A, API_B))
+    seen: list[str] = []
+    for auth in (
+        UserLogin("http://127.0.0.1:8000", "alice", PASSWORD, client_id="web", resource=API_B),
+        ClientCredentials("http://127.0.0.1:8000", "cron", SECRET, resource=API_B),
+    ):
+        issuer.client.auth = auth
+        answer = await issuer.client.get("/healthz")  # any request: the helper logs in before it
+        assert answer.status_code == 200
+        seen.append(_aud({"access_token": answer.request.headers["authorization"].removeprefix("Bearer ")}))
+    assert seen == [API_B, API_B]
