@@ -50,13 +50,17 @@ def run(ctx: Context) -> SuiteResult:
     phase.checks = ctx.checks  # measure() refuses after any failed check of the suite
 
     rotated: list[str] = []
+    written: list[float] = []  # monotonic time each rotation's command returned
     failures: list[str] = []
-    rotator = threading.Thread(target=_rotate, args=(data, rotations, rotated, failures), daemon=True)
+    rotator = threading.Thread(target=_rotate, args=(data, rotations, rotated, written, failures), daemon=True)
     runs: list[Run] = []
-    deadline = time.monotonic() + rotations * INTERVAL + 2 * int(_ENV["AUTH_JWKS_MAX_AGE"]) + 3
+    # The last key signs one publish lead after its rotation was written; logins go on until
+    # then and a margin more, counted from when the command returned (it takes seconds on a
+    # loaded machine), so the pool holds a token of every key.
+    lead = 2 * int(_ENV["AUTH_JWKS_MAX_AGE"]) + 2
     rotator.start()
     try:
-        while time.monotonic() < deadline or rotator.is_alive():
+        while rotator.is_alive() or time.monotonic() < (written[-1] if written else 0.0) + lead + 3:
             pool.append(login(ctx, auth, data).token)
             pool_file.write_text("\n".join(pool) + "\n")
             for run_ in measure(phase, contenders):
@@ -111,7 +115,7 @@ def run(ctx: Context) -> SuiteResult:
     )
 
 
-def _rotate(data: Path, rotations: int, rotated: list[str], failures: list[str]) -> None:
+def _rotate(data: Path, rotations: int, rotated: list[str], written: list[float], failures: list[str]) -> None:
     """`auth-service keys rotate` every INTERVAL s, with the issuer's own settings."""
     for _ in range(rotations):
         started = time.monotonic()
@@ -120,4 +124,5 @@ def _rotate(data: Path, rotations: int, rotated: list[str], failures: list[str])
             failures.append(f"keys rotate exited {done.returncode}: {done.stderr[-500:]}")
             return
         rotated.append(done.stdout.strip())
+        written.append(time.monotonic())
         time.sleep(max(0.0, INTERVAL - (time.monotonic() - started)))
