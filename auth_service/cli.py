@@ -21,14 +21,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from resource_service.logs import configure_logging
 from resource_service.serving import ServerConfig, limits_of, raise_open_file_limit
 
+from .cli_accounts import add_commands, with_store
+from .cli_accounts import revoker as make_revoker
 from .config import Settings
-from .directory import MAX_USERS_PAGE, Directory, DirectoryError, NotFound, user_view
-from .passwords import MAX_PASSWORD_LENGTH, MIN_SECRET_LENGTH, hash_sync
-from .registry import Registration, Registry, client_view
+from .directory import DirectoryError, NotFound
 from .storage import Conflict, SchemaBehind, open_store
 from .storage.keyfiles import KeystoreError
-
-_ACTOR = "cli"  # who the security log says asked for a users change
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -55,17 +53,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def _secret_options(group: argparse._MutuallyExclusiveGroup) -> None:
-    group.add_argument(
-        "--secret-stdin",
-        action="store_true",
-        help=f"read the secret (at least {MIN_SECRET_LENGTH} random characters) from stdin",
-    )
-    group.add_argument(
-        "--generate-secret", action="store_true", help="generate a random secret and print it, once, in the output"
-    )
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="auth-service", description=__doc__)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
@@ -75,71 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(run=_serve)
 
-    users = sub.add_parser("users", help="manage users").add_subparsers(required=True, metavar="ACTION")
-    add = users.add_parser("add", help="create a user; the password is read from standard input")
-    add.add_argument("name")
-    add.add_argument("--password-stdin", action="store_true", required=True)
-    add.add_argument("--scope", default="", help='space-separated scopes, e.g. "reports:read"')
-    add.set_defaults(run=_users_add)
-    users.add_parser("list", help="every user, one JSON object a line, in username order").set_defaults(run=_users_list)
-    show = users.add_parser("show", help="one user")
-    show.add_argument("name")
-    show.set_defaults(run=_users_show)
-    scope = users.add_parser("set-scope", help="replace what the user may be granted; refreshes narrow to it")
-    scope.add_argument("name")
-    scope.add_argument("--scope", required=True, help='space-separated scopes; "" for none')
-    scope.set_defaults(run=_users_set_scope)
-    passwd = users.add_parser("set-password", help="change a password and revoke the user's tokens")
-    passwd.add_argument("name")
-    passwd.add_argument("--password-stdin", action="store_true", required=True)
-    passwd.set_defaults(run=_users_set_password)
-    for action, aliases, change, what in (
-        ("disable", [], Directory.disable, "refuse the user's logins and refreshes and revoke their tokens"),
-        ("enable", [], Directory.enable, "let a disabled user log in again"),
-        ("delete", ["remove"], Directory.delete, "delete the user and revoke their tokens"),
-    ):
-        command = users.add_parser(action, aliases=aliases, help=what)
-        command.add_argument("name")
-        command.set_defaults(run=_users_change, action=action, change=change)
-
-    clients = sub.add_parser("clients", help="manage OAuth clients").add_subparsers(required=True, metavar="ACTION")
-    cadd = clients.add_parser("add", help="register a client: public, or confidential with a secret")
-    cadd.add_argument("name", help="the client_id")
-    kind = cadd.add_mutually_exclusive_group(required=True)
-    kind.add_argument("--public", action="store_true", help="a public client: no secret (a browser or mobile app)")
-    _secret_options(kind)
-    cadd.add_argument(
-        "--grant",
-        action="append",
-        default=[],
-        dest="grants",
-        metavar="TYPE",
-        help="a grant it may use (repeat); default for a confidential client: client_credentials",
-    )
-    cadd.add_argument("--redirect-uri", action="append", default=[], dest="redirect_uris", metavar="URI")
-    cadd.add_argument("--scope", default="", help="the scopes its tokens may carry, space-separated")
-    cadd.add_argument(
-        "--audience",
-        action="append",
-        default=[],
-        dest="audiences",
-        metavar="A",
-        help="an API (RFC 8707 resource) it may ask tokens for (repeat); default: AUTH_AUDIENCE",
-    )
-    cadd.add_argument("--name", default="", dest="name_text", metavar="TEXT", help="a name for people")
-    cadd.add_argument("--first-party", action="store_true", help="one of ours: the sign-in page asks no consent")
-    cadd.set_defaults(run=_clients_add)
-    clients.add_parser("list", help="every client, one JSON object per line").set_defaults(run=_clients_list)
-    show = clients.add_parser("show", help="one client as JSON")
-    show.add_argument("name")
-    show.set_defaults(run=_clients_show)
-    rotate = clients.add_parser("rotate-secret", help="replace a confidential client's secret; the old one stops")
-    rotate.add_argument("name")
-    _secret_options(rotate.add_mutually_exclusive_group(required=True))
-    rotate.set_defaults(run=_clients_rotate)
-    remove = clients.add_parser("remove", help="delete a client and revoke its sessions and tokens")
-    remove.add_argument("name")
-    remove.set_defaults(run=_clients_remove)
+    add_commands(sub)
 
     keys = sub.add_parser("keys", help="signing keys").add_subparsers(required=True, metavar="ACTION")
     keys.add_parser("list", help="every key with its state").set_defaults(run=_keys_list)
@@ -260,144 +183,6 @@ def _with_keys(job: Callable[[Any], Awaitable[Any]], settings: Settings | None =
     return asyncio.run(run())
 
 
-def _read_line(what: str) -> str:
-    value = sys.stdin.readline().rstrip("\r\n")
-    if not value:
-        raise ValueError(f"no {what} on standard input")
-    return value
-
-
-def _read_secret(what: str, *, shortest: int) -> str:
-    value = _read_line(what)
-    if len(value) < shortest:
-        raise ValueError(f"{what} shorter than {shortest} characters")
-    if len(value) > MAX_PASSWORD_LENGTH:
-        raise ValueError(f"{what} longer than {MAX_PASSWORD_LENGTH} characters")
-    return value
-
-
-def _with_store(job: Callable[[Any], Awaitable[Any]]) -> Any:
-    async def run() -> Any:
-        store = await open_store(Settings().sqlalchemy_url)
-        try:
-            return await job(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
-
-
-def _with_directory(job: Callable[[Directory], Awaitable[Any]]) -> Any:
-    """Run `job` on a Directory over the configured store: every users command goes through
-    it, as the admin HTTP API will, so both check, revoke and log alike."""
-    return _with_store(lambda store: job(Directory(store, _revoker(store), _CliHasher())))
-
-
-class _CliHasher:
-    """`hash_sync` behind the directory's async `hash`: a command has no event loop to keep
-    free, so a PasswordHasher's thread pool (and its dummy hash) would be work for nothing."""
-
-    async def hash(self, password: str) -> str:
-        return hash_sync(password)
-
-
-def _users_add(args: argparse.Namespace) -> None:
-    password = _read_line("password")
-    user = _with_directory(lambda users: users.add_user(args.name, password, args.scope, actor=_ACTOR))
-    print(json.dumps({"username": user.username, "sub": user.id, "scope": user.scope}))
-
-
-def _users_list(_: argparse.Namespace) -> None:
-    async def job(users: Directory) -> None:
-        after = None
-        while page := await users.users(after=after, limit=MAX_USERS_PAGE):
-            for user in page:
-                print(json.dumps(user_view(user)))
-            if len(page) < MAX_USERS_PAGE:
-                break
-            after = page[-1].username
-
-    _with_directory(job)
-
-
-def _users_show(args: argparse.Namespace) -> None:
-    print(json.dumps(user_view(_with_directory(lambda users: users.user(args.name)))))
-
-
-def _users_set_scope(args: argparse.Namespace) -> None:
-    user = _with_directory(lambda users: users.set_scope(args.name, args.scope, actor=_ACTOR))
-    print(json.dumps(user_view(user)))
-
-
-def _revoker(store: Any) -> Any:
-    """A Revoker writing straight to the store; a running server pushes the entries on
-    within half a second (its feed tail polls the store)."""
-    from .revocation import RevocationFeed, Revoker
-
-    settings = Settings()
-    return Revoker(
-        store, RevocationFeed(store, heartbeat=1), access_ttl=settings.access_token_ttl, leeway=settings.leeway
-    )
-
-
-def _users_set_password(args: argparse.Namespace) -> None:
-    password = _read_line("password")
-    user = _with_directory(lambda users: users.set_password(args.name, password, actor=_ACTOR))
-    # Revoked by `sub` with before = the change's second + 1 (or a second later, at worst).
-    print(
-        json.dumps({"username": user.username, "sub": user.id, "tokens_revoked_before": user.password_changed_at + 1})
-    )
-
-
-def _users_change(args: argparse.Namespace) -> None:
-    """disable, enable or delete (alias remove); disable and delete end every session of the user."""
-    user = _with_directory(lambda users: args.change(users, args.name, actor=_ACTOR))
-    print(json.dumps({"username": user.username, "sub": user.id, "action": args.action}))
-
-
-def _with_registry(job: Callable[[Registry], Awaitable[Any]]) -> Any:
-    """Run `job` on the client Registry over the configured store, as the admin API does."""
-    return _with_store(lambda store: job(Registry(store, _revoker(store), _CliHasher())))
-
-
-def _clients_add(args: argparse.Namespace) -> None:
-    registration = Registration(
-        client_id=args.name,
-        public=args.public,
-        grant_types=args.grants,
-        redirect_uris=args.redirect_uris,
-        scope=args.scope,
-        audiences=args.audiences,
-        name=args.name_text,
-        first_party=args.first_party,
-    )
-    secret = _read_line("secret") if args.secret_stdin else None
-    client, generated = _with_registry(lambda registry: registry.add(registration, secret, actor=_ACTOR))
-    out = client_view(client)
-    print(json.dumps(out | {"client_secret": generated} if generated else out))
-
-
-def _clients_list(_: argparse.Namespace) -> None:
-    for client in _with_registry(lambda registry: registry.clients()):
-        print(json.dumps(client_view(client)))
-
-
-def _clients_show(args: argparse.Namespace) -> None:
-    print(json.dumps(client_view(_with_registry(lambda registry: registry.client(args.name)))))
-
-
-def _clients_rotate(args: argparse.Namespace) -> None:
-    secret = _read_line("secret") if args.secret_stdin else None
-    generated = _with_registry(lambda registry: registry.rotate_secret(args.name, secret, actor=_ACTOR))
-    out = {"client_id": args.name, "rotated": True}
-    print(json.dumps(out | {"client_secret": generated} if generated else out))
-
-
-def _clients_remove(args: argparse.Namespace) -> None:
-    revoked = _with_registry(lambda registry: registry.remove(args.name, actor=_ACTOR))
-    print(json.dumps({"client_id": args.name, "removed": True, "revocation_entries": revoked}))
-
-
 def _keys_list(_: argparse.Namespace) -> None:
     async def load(keys: Any) -> Any:
         await keys.reload_if_changed()
@@ -431,14 +216,14 @@ def _keys_rotate(_: argparse.Namespace) -> None:
 
 def _revoke(args: argparse.Namespace) -> None:
     async def job(store: Any) -> Any:
-        revoker = _revoker(store)
+        revoker = make_revoker(store)
         if args.jti:
             return await revoker.jti(args.jti)
         if args.sid:
             return await revoker.sid(args.sid)
         return await revoker.sub(args.sub)
 
-    entry = _with_store(job)
+    entry = with_store(job)
     print(json.dumps(entry.as_json() if entry else {"already_revoked": True}))
 
 

@@ -8,6 +8,7 @@ consecutive and in commit order.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -22,10 +23,8 @@ from .tables import families, feed, refresh_tokens, revocations, users
 class SessionRows:
     """FamilyStore and RevocationStore; mixed into `SqlStore`, which provides the engines."""
 
-    _writer: AsyncEngine
-
-    def _read(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        raise NotImplementedError  # SqlStore's
+    _writer: AsyncEngine  # SqlStore's engines: every write, and (through _read) every read
+    _read: Callable[[], AbstractAsyncContextManager[AsyncConnection]]
 
     # -- refresh families --------------------------------------------------------------
 
