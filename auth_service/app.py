@@ -27,7 +27,7 @@ from .metrics import NO_METRICS, AuthMetrics, Metrics, request_timer
 from .passwords import PasswordHasher
 from .ratelimit import Limits, LoginLimiter, MemoryLoginLimiter
 from .revocation import Publisher, RevocationFeed, Revoker, RevokingStore
-from .routes import operations, revocations, revoke, token, wellknown
+from .routes import admin, operations, revocations, revoke, token, wellknown
 from .storage import SqlStore, open_store
 from .storage.keyfiles import FileKeyStore
 from .storage.keystore import KeyStore
@@ -123,7 +123,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
             expose_headers=["X-Request-Id"],
             max_age=600,
         )
-    for router in (token.router, revoke.router, wellknown.router, revocations.router, operations.router):
+    for router in (token.router, revoke.router, wellknown.router, revocations.router, operations.router, admin.router):
         app.include_router(router)
     timer = None
     if metrics is not None:

@@ -77,11 +77,24 @@ class UnsupportedTokenType(OAuthError):
 
 
 class BearerRefused(OAuthError):
-    """A Bearer credential refused at /logout, rendered the RFC 6750 way: the challenge carries the code."""
+    """A Bearer credential refused at /logout or /admin, rendered the RFC 6750 way: the challenge
+    carries the code (and, for insufficient_scope, the scope needed: section 3)."""
 
-    def __init__(self, description: str) -> None:
-        challenge = f'Bearer realm="auth", error="{self.error}", error_description="{_quote(description)}"'
+    def __init__(self, description: str, *, scope: str | None = None) -> None:
+        needed = f', scope="{_quote(scope)}"' if scope else ""
+        challenge = f'Bearer realm="auth", error="{self.error}"{needed}, error_description="{_quote(description)}"'
         super().__init__(description, headers={"WWW-Authenticate": challenge})
+
+
+class BearerRequired(OAuthError):
+    """RFC 6750 section 3.1: no credential, or another scheme than Bearer, gets the bare
+    challenge, without an error code in it."""
+
+    error = "invalid_request"
+    status_code = 401
+
+    def __init__(self, description: str = "bearer token required") -> None:
+        super().__init__(description, headers={"WWW-Authenticate": 'Bearer realm="auth"'})
 
 
 class InvalidToken(BearerRefused):
@@ -95,6 +108,23 @@ class MalformedBearer(BearerRefused):
 
     error = "invalid_request"
     status_code = 400
+
+
+class InsufficientScope(BearerRefused):
+    """RFC 6750 section 3.1: a valid token that may not do this; `scope` names what it needs."""
+
+    error = "insufficient_scope"
+    status_code = 403
+
+
+class ResourceNotFound(OAuthError):
+    error = "not_found"
+    status_code = 404
+
+
+class ResourceConflict(OAuthError):
+    error = "conflict"
+    status_code = 409
 
 
 class RateLimited(OAuthError):

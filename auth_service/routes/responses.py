@@ -22,12 +22,20 @@ _ERROR_CODES: dict[int, list[str]] = {
         "invalid_target",
     ],
     401: ["invalid_client", "invalid_token", "invalid_request"],
+    403: ["insufficient_scope"],
+    404: ["not_found"],
+    405: ["method_not_allowed"],
+    409: ["conflict"],
     429: ["temporarily_unavailable"],
     503: ["temporarily_unavailable"],
 }
 _DESCRIPTIONS = {
     400: "Refused: the request is malformed or the grant is invalid (RFC 6749 section 5.2)",
     401: "Client authentication failed, or the bearer token is missing or invalid",
+    403: "The bearer token is valid but may not do this (RFC 6750 section 3.1)",
+    404: "No such resource",
+    405: "The path exists for other methods (a path parameter holding a `/` can land on one)",
+    409: "The name is taken",
     429: "Too many failed logins or client secrets, or too many open push streams; retry after `Retry-After` seconds",
     503: "Busy; retry after `Retry-After` seconds",
 }
@@ -41,7 +49,14 @@ _RETRY_AFTER = {
 _HEADERS: dict[int, dict[str, Any]] = {
     401: {
         "WWW-Authenticate": {
-            "description": '`Basic realm="auth"` when the client used HTTP Basic; a Bearer challenge at /logout',
+            "description": '`Basic realm="auth"` when the client used HTTP Basic; a Bearer challenge at /logout and /admin',
+            "schema": {"type": "string"},
+        }
+    },
+    403: {
+        "WWW-Authenticate": {
+            "required": True,
+            "description": 'RFC 6750 section 3: `Bearer realm="auth", error="insufficient_scope", scope="..."`',
             "schema": {"type": "string"},
         }
     },
@@ -76,8 +91,10 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-def ok(schema: dict[str, Any], description: str = "Successful Response") -> dict[int | str, dict[str, Any]]:
-    return {200: _json(schema, description)}
+def ok(
+    schema: dict[str, Any], description: str = "Successful Response", status: int = 200
+) -> dict[int | str, dict[str, Any]]:
+    return {status: _json(schema, description)}
 
 
 TOKEN = {
@@ -189,5 +206,77 @@ JWKS = {  # RFC 7517 section 5; public members only
                 },
             },
         }
+    },
+}
+
+# -- /admin (docs/http-api.md, "Admin API"): the JSON views of directory.py and registry.py --
+
+USER = {
+    "type": "object",
+    "required": ["username", "sub", "scope", "disabled", "disabled_at", "password_changed_at"],
+    "additionalProperties": False,
+    "properties": {
+        "username": {"type": "string"},
+        "sub": {"type": "string"},
+        "scope": {"type": "string"},
+        "disabled": {"type": "boolean"},
+        "disabled_at": {"type": ["integer", "null"]},
+        "password_changed_at": {"type": "integer"},
+    },
+}
+
+USER_LIST = {
+    "type": "object",
+    "required": ["users", "next"],
+    "additionalProperties": False,
+    "properties": {
+        "users": {"type": "array", "items": USER},
+        "next": {"type": ["string", "null"], "description": "`after` for the next page; null on the last"},
+    },
+}
+
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+_CLIENT_PROPERTIES: dict[str, Any] = {
+    "client_id": {"type": "string"},
+    "type": {"type": "string", "enum": ["public", "confidential"]},
+    "name": {"type": "string"},
+    "grant_types": _STRINGS,
+    "redirect_uris": _STRINGS,
+    "scope": {"type": ["string", "null"], "description": "null: any scope the user holds"},
+    "audiences": _STRINGS,
+    "first_party": {"type": "boolean"},
+    "created_at": {"type": "integer"},
+}
+
+CLIENT = {
+    "type": "object",
+    "required": list(_CLIENT_PROPERTIES),
+    "additionalProperties": False,
+    "properties": _CLIENT_PROPERTIES,
+}
+
+NEW_CLIENT = {
+    **CLIENT,
+    "properties": {
+        **_CLIENT_PROPERTIES,
+        "client_secret": {"type": "string", "description": "the generated secret, shown this once"},
+    },
+}
+
+CLIENT_LIST = {
+    "type": "object",
+    "required": ["clients"],
+    "additionalProperties": False,
+    "properties": {"clients": {"type": "array", "items": CLIENT}},
+}
+
+ROTATED = {
+    "type": "object",
+    "required": ["client_id", "rotated"],
+    "additionalProperties": False,
+    "properties": {
+        "client_id": {"type": "string"},
+        "rotated": {"type": "boolean", "enum": [True]},
+        "client_secret": {"type": "string", "description": "the generated secret, shown this once"},
     },
 }
