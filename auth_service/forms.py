@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl
 
 from fastapi import Request
 
-from .errors import InvalidRequest
+from .errors import BearerRequired, InvalidRequest, MalformedBearer
 
 MAX_BODY = 8192  # bytes: far above any legitimate token request
 MAX_FIELDS = 16
@@ -74,3 +74,15 @@ def parse_scope(value: str | None) -> set[str]:
 
 def _scope_token_ok(token: str) -> bool:
     return all(c == "!" or "#" <= c <= "[" or "]" <= c <= "~" for c in token)
+
+
+def bearer_token(request: Request) -> str:
+    """The Bearer credential of a request (RFC 6750 section 2.1), or the section 3.1 refusal:
+    the bare challenge when there is none (or another scheme), invalid_request when malformed."""
+    headers = request.headers.getlist("authorization")
+    scheme, _, token = headers[0].partition(" ") if headers else ("", "", "")
+    if not headers or (len(headers) == 1 and scheme.lower() != "bearer" and headers[0][:6].lower() != "bearer"):
+        raise BearerRequired()
+    if len(headers) > 1 or scheme.lower() != "bearer" or not token.strip() or len(token) > 8192:
+        raise MalformedBearer("malformed Authorization header")
+    return token.strip()

@@ -10,173 +10,25 @@ status, never a username, password or secret.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Callable, Coroutine, Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
-from fastapi.security import OAuth2PasswordBearer
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.exceptions import HTTPException
 
-from ..deps import ClockDep, IssuerDep, MinterDep, RevocationsDep, SettingsDep
-from ..directory import MAX_USERNAME_LENGTH, MAX_USERS_PAGE, Directory, Invalid, NotFound, user_view
-from ..errors import (
-    BearerRequired,
-    InsufficientScope,
-    InvalidRequest,
-    InvalidToken,
-    MalformedBearer,
-    OAuthError,
-    ResourceConflict,
-    ResourceNotFound,
-)
+from ..directory import MAX_USERNAME_LENGTH, MAX_USERS_PAGE, user_view
 from ..forms import MAX_VALUE
 from ..passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
-from ..registry import MAX_AUDIENCE, MAX_NAME, MAX_REDIRECT_URI, Registration, Registry, client_view
-from ..storage import Conflict
-from ..storage.unavailable import database_unavailable
-from ..tokens import TokenError
+from ..registry import MAX_AUDIENCE, MAX_NAME, MAX_REDIRECT_URI, Registration, client_view
+from .admin_access import MAX_CLIENT_ID, AdminDep, AdminRoute, DirectoryDep, RegistryDep, refusals
 from .responses import CLIENT, CLIENT_LIST, NEW_CLIENT, ROTATED, USER, USER_LIST, errors, ok
 from .token import NO_STORE
 
 security = logging.getLogger("auth_service.security")
 
-ADMIN_SCOPE = "admin"
-MAX_BODY = 16 * 1024  # bytes: far above any admin request, refused before parsing
-MAX_CLIENT_ID = 128
+router = APIRouter(prefix="/admin", tags=["admin"], route_class=AdminRoute)
 _MAX_LIST = 32  # grant types, redirect URIs, audiences per client
-
-# Declares the Bearer credential in the OpenAPI document, so Swagger's Authorize works here.
-_bearer = OAuth2PasswordBearer(tokenUrl="token", auto_error=False)
-
-
-class _AdminRoute(APIRoute):
-    """Each /admin call: its body bounded before anything parses it, and one security event
-    with how the call ended, whatever ended it."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-        route = self.path_format
-
-        async def audited(request: Request) -> Response:
-            status = 500
-            try:
-                await _bounded_body(request)
-                response = await handler(request)
-                status = response.status_code
-                return response
-            except (OAuthError, HTTPException) as exc:
-                status = exc.status_code
-                raise
-            except RequestValidationError:
-                status = 400  # rendered by errors.install_handlers
-                raise
-            except Exception as exc:
-                status = 503 if database_unavailable(exc) else 500
-                raise
-            finally:
-                client_id = getattr(request.state, "admin_client", None)
-                fields = {"client_id": client_id, "method": request.method, "route": route, "status": status}
-                security.info("admin_call", extra=fields)
-
-        return audited
-
-
-router = APIRouter(prefix="/admin", tags=["admin"], route_class=_AdminRoute)
-
-
-async def _bounded_body(request: Request) -> None:
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
-        raise InvalidRequest(f"request body larger than {MAX_BODY} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise InvalidRequest(f"request body larger than {MAX_BODY} bytes")
-    request._body = bytes(body)  # what FastAPI parses next, already read
-
-
-def _directory(issuer: IssuerDep) -> Directory:
-    return Directory(issuer.store, issuer.revoker, issuer.hasher, issuer.clock)
-
-
-def _registry(issuer: IssuerDep) -> Registry:
-    return Registry(issuer.store, issuer.revoker, issuer.hasher, issuer.clock)
-
-
-DirectoryDep = Annotated[Directory, Depends(_directory)]
-RegistryDep = Annotated[Registry, Depends(_registry)]
-
-
-async def admin_client(
-    request: Request,
-    minter: MinterDep,
-    revocations: RevocationsDep,
-    registry: RegistryDep,
-    settings: SettingsDep,
-    clock: ClockDep,
-    _: str | None = Depends(_bearer),  # declares the Bearer credential in the OpenAPI document
-) -> str:
-    """The id of the admin client calling: its own unrevoked access token for this issuer,
-    with the `admin` scope, while it is still registered. Else an RFC 6750 refusal."""
-    token = _bearer_token(request)
-    now = clock()
-    try:
-        claims = minter.read_access(token, now, frozenset({settings.issuer}))
-    except TokenError as exc:
-        raise InvalidToken(exc.description) from None
-    client_id = claims.get("client_id")
-    if not isinstance(client_id, str):
-        raise InvalidToken("token names no client")
-    request.state.admin_client = client_id  # signed, so worth logging even when refused below
-    revoked = await revocations.is_revoked(
-        jti=claims["jti"], sid=claims.get("sid"), sub=claims["sub"], iat=int(claims["iat"]), now=int(now)
-    )
-    if revoked:
-        raise InvalidToken("token revoked")
-    try:
-        await registry.client(client_id)
-    except NotFound:
-        raise InvalidToken("the token's client is no longer registered") from None
-    if claims["sub"] != client_id or "sid" in claims:
-        raise InsufficientScope("a user's token cannot administer; use the admin client's own", scope=ADMIN_SCOPE)
-    if ADMIN_SCOPE not in str(claims.get("scope", "")).split(" "):
-        raise InsufficientScope("the token lacks the admin scope", scope=ADMIN_SCOPE)
-    return client_id
-
-
-def _bearer_token(request: Request) -> str:
-    """RFC 6750 section 2.1, read as /logout reads it."""
-    headers = request.headers.getlist("authorization")
-    scheme, _, token = headers[0].partition(" ") if headers else ("", "", "")
-    if not headers or (len(headers) == 1 and scheme.lower() != "bearer" and headers[0][:6].lower() != "bearer"):
-        raise BearerRequired()
-    if len(headers) > 1 or scheme.lower() != "bearer" or not token.strip() or len(token) > 8192:
-        raise MalformedBearer("malformed Authorization header")
-    return token.strip()
-
-
-AdminDep = Annotated[str, Depends(admin_client)]
-
-
-@contextlib.contextmanager
-def _refusals(kind: str) -> Iterator[None]:
-    """The service layers' failures as API errors. Names are not quoted back: a name may be a
-    password typed in the wrong field."""
-    try:
-        yield
-    except NotFound:
-        raise ResourceNotFound(f"no such {kind}") from None
-    except Invalid as exc:
-        raise InvalidRequest(str(exc)) from None
-    except Conflict:
-        raise ResourceConflict(f"that {kind} exists") from None
 
 
 def _json(body: dict[str, Any], status: int = 200) -> JSONResponse:
@@ -242,7 +94,7 @@ async def list_users(
     after: str | None = Query(None, max_length=MAX_USERNAME_LENGTH, description="`next` of the previous page"),
     limit: int = Query(100, ge=1, le=MAX_USERS_PAGE),
 ) -> JSONResponse:
-    with _refusals("user"):
+    with refusals("user"):
         page = await directory.users(after=after, limit=limit)
     following = page[-1].username if len(page) == limit else None
     return _json({"users": [user_view(user) for user in page], "next": following})
@@ -252,14 +104,14 @@ async def list_users(
     "/users", status_code=201, summary="Add a user", responses={**ok(USER, "Added", 201), **errors(*_REFUSED, 409)}
 )
 async def add_user(body: NewUser, actor: AdminDep, directory: DirectoryDep) -> JSONResponse:
-    with _refusals("user"):
+    with refusals("user"):
         user = await directory.add_user(body.username, body.password, body.scope, actor=actor)
     return _json(user_view(user), 201)
 
 
 @router.get("/users/{username}", summary="One user", responses={**ok(USER), **errors(*_NAMED)})
 async def show_user(username: Username, _: AdminDep, directory: DirectoryDep) -> JSONResponse:
-    with _refusals("user"):
+    with refusals("user"):
         return _json(user_view(await directory.user(username)))
 
 
@@ -269,7 +121,7 @@ async def show_user(username: Username, _: AdminDep, directory: DirectoryDep) ->
     responses={**ok(USER), **errors(*_NAMED)},
 )
 async def set_scope(username: Username, body: ScopeChange, actor: AdminDep, directory: DirectoryDep) -> JSONResponse:
-    with _refusals("user"):
+    with refusals("user"):
         return _json(user_view(await directory.set_scope(username, body.scope, actor=actor)))
 
 
@@ -281,7 +133,7 @@ async def set_scope(username: Username, body: ScopeChange, actor: AdminDep, dire
 async def set_password(
     username: Username, body: PasswordChange, actor: AdminDep, directory: DirectoryDep
 ) -> JSONResponse:
-    with _refusals("user"):
+    with refusals("user"):
         return _json(user_view(await directory.set_password(username, body.password, actor=actor)))
 
 
@@ -291,7 +143,7 @@ async def set_password(
     responses={**ok(USER), **errors(*_NAMED)},
 )
 async def disable_user(username: Username, actor: AdminDep, directory: DirectoryDep) -> JSONResponse:
-    with _refusals("user"):
+    with refusals("user"):
         return _json(user_view(await directory.disable(username, actor=actor)))
 
 
@@ -301,7 +153,7 @@ async def disable_user(username: Username, actor: AdminDep, directory: Directory
     responses={**ok(USER), **errors(*_NAMED)},
 )
 async def enable_user(username: Username, actor: AdminDep, directory: DirectoryDep) -> JSONResponse:
-    with _refusals("user"):
+    with refusals("user"):
         return _json(user_view(await directory.enable(username, actor=actor)))
 
 
@@ -313,7 +165,7 @@ async def enable_user(username: Username, actor: AdminDep, directory: DirectoryD
     responses={**_DELETED, **errors(*_NAMED)},
 )
 async def delete_user(username: Username, actor: AdminDep, directory: DirectoryDep) -> Response:
-    with _refusals("user"):
+    with refusals("user"):
         await directory.delete(username, actor=actor)
     return Response(status_code=204, headers=NO_STORE)
 
@@ -343,7 +195,7 @@ async def add_client(body: NewClient, actor: AdminDep, registry: RegistryDep) ->
         name=body.name,
         first_party=body.first_party,
     )
-    with _refusals("client"):
+    with refusals("client"):
         client, generated = await registry.add(registration, body.secret, actor=actor)
     view = client_view(client) | ({"client_secret": generated} if generated is not None else {})
     return _json(view, 201)
@@ -351,7 +203,7 @@ async def add_client(body: NewClient, actor: AdminDep, registry: RegistryDep) ->
 
 @router.get("/clients/{client_id}", summary="One client", responses={**ok(CLIENT), **errors(*_NAMED)})
 async def show_client(client_id: ClientId, _: AdminDep, registry: RegistryDep) -> JSONResponse:
-    with _refusals("client"):
+    with refusals("client"):
         return _json(client_view(await registry.client(client_id)))
 
 
@@ -363,7 +215,7 @@ async def show_client(client_id: ClientId, _: AdminDep, registry: RegistryDep) -
 async def rotate_secret(
     client_id: ClientId, actor: AdminDep, registry: RegistryDep, body: SecretChange | None = None
 ) -> JSONResponse:
-    with _refusals("client"):
+    with refusals("client"):
         generated = await registry.rotate_secret(client_id, body.secret if body else None, actor=actor)
     answer: dict[str, Any] = {"client_id": client_id, "rotated": True}
     if generated is not None:
@@ -379,6 +231,6 @@ async def rotate_secret(
     responses={**_DELETED, **errors(*_NAMED)},
 )
 async def delete_client(client_id: ClientId, actor: AdminDep, registry: RegistryDep) -> Response:
-    with _refusals("client"):
+    with refusals("client"):
         await registry.remove(client_id, actor=actor)
     return Response(status_code=204, headers=NO_STORE)

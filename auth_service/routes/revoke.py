@@ -11,8 +11,8 @@ from fastapi.security import OAuth2PasswordBearer
 
 from ..clients import Caller
 from ..deps import AudiencesDep, ClientsDep, ClockDep, FamiliesDep, FormDep, MinterDep, RevocationsDep, RevokerDep
-from ..errors import InvalidClient, InvalidToken, MalformedBearer, UnauthorizedClient
-from ..forms import FORM_TYPE, require
+from ..errors import InvalidClient, InvalidToken, UnauthorizedClient
+from ..forms import FORM_TYPE, bearer_token, require
 from ..routes.token import NO_STORE
 from ..storage import FamilyStore, RevocationStore
 from ..tokens import TokenError, TokenMinter
@@ -119,19 +119,9 @@ async def logout(
     audiences: AudiencesDep,
     _: str | None = Depends(_bearer),
 ) -> Response:
-    headers = request.headers.getlist("authorization")
-    scheme, _, token = headers[0].partition(" ") if headers else ("", "", "")
-    if not headers or (len(headers) == 1 and scheme.lower() != "bearer" and headers[0][:6].lower() != "bearer"):
-        # RFC 6750 section 3.1: no credential, or another scheme than Bearer: the bare challenge.
-        return JSONResponse(
-            {"error": "invalid_request", "error_description": "bearer token required"},
-            status_code=401,
-            headers={"WWW-Authenticate": 'Bearer realm="auth"'},
-        )
-    if len(headers) > 1 or scheme.lower() != "bearer" or not token.strip() or len(token) > 8192:
-        raise MalformedBearer("malformed Authorization header")
+    token = bearer_token(request)
     try:
-        claims = minter.read_access(token.strip(), clock(), audiences)
+        claims = minter.read_access(token, clock(), audiences)
     except TokenError as exc:
         raise InvalidToken(exc.description) from None
     if "sid" in claims:
