@@ -71,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     revoke = sub.add_parser("revoke", help="revoke a token, a login session or all of a subject's tokens")
+    # Ids are URL-safe base64 and may begin with "-": write --jti=ID, as argparse reads "-x" as an option.
     which = revoke.add_mutually_exclusive_group(required=True)
     which.add_argument("--jti", help="one access token")
     which.add_argument("--sid", help="one login session (refresh family) and its access tokens")

@@ -103,8 +103,8 @@ class ClientAuthenticator:
         if client is None:
             security.info("client_unknown", extra={"client_id": client_id or PUBLIC_CLIENT})
             raise InvalidClient("client authentication failed" if client_id else "client_id required")
-        if not client.public:  # a confidential client must prove who it is
-            raise InvalidClient("client authentication required")
+        if not client.public:  # a confidential client must prove who it is; answered as an unknown
+            raise InvalidClient("client authentication failed")  # id is, so no answer tells them apart
         return Caller(client, named=bool(client_id))
 
     async def _confidential(self, client_id: str, secret: str, address: str, *, basic: bool) -> Caller:

@@ -228,7 +228,9 @@ class _Demo:
         watchers = [threading.Thread(target=watch, args=(rep,)) for rep in self.replicas]
         for w in watchers:
             w.start()
-        response = self.http.post(f"{self.auth.url}/revoke", data={"token": victim["access_token"]})
+        response = self.http.post(
+            f"{self.auth.url}/revoke", data={"token": victim["access_token"], "client_id": _CLIENT}
+        )
         start = time.perf_counter()
         revoked.set()
         for w in watchers:

@@ -162,7 +162,7 @@ def _checked(registration: Registration, *, created_at: int) -> Client:
 
 def _checked_secret(secret: str) -> str:
     if len(secret) < MIN_SECRET_LENGTH:
-        raise Invalid(f"a client secret is at least {MIN_SECRET_LENGTH} characters")
+        raise Invalid(f"client secret shorter than {MIN_SECRET_LENGTH} characters")
     if len(secret) > MAX_PASSWORD_LENGTH or has_control_characters(secret):
         raise Invalid(f"a client secret is at most {MAX_PASSWORD_LENGTH} characters without control characters")
     return secret

@@ -240,7 +240,8 @@ def issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         s.start_auth(AUTH_LOGIN_MAX_FAILURES="3")
         s.add_user("alice", scope="reports:read profile")
-        s.add_client("svc", "svc-secret-of-at-least-32-characters", scope="reports:read introspect")
+        # svc may carry alice's scopes for her (password grant) and introspect any token.
+        s.add_client("svc", "svc-secret-of-at-least-32-characters", scope="reports:read profile introspect")
         yield s
     finally:
         s.stop()

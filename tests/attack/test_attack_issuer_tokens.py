@@ -271,7 +271,7 @@ def test_a_confidential_clients_refresh_token_needs_its_secret(target: Target) -
     refresh = str(login["refresh_token"])
     before = target.cursor()
     no_secret = target.stack.token(grant_type="refresh_token", refresh_token=refresh, client_id="svc")
-    assert_oauth_error(no_secret, status=401, error="invalid_client", description="client authentication required")
+    assert_oauth_error(no_secret, status=401, error="invalid_client", description="client authentication failed")
     wrong = post(target, "/token", auth=("svc", "guess"), grant_type="refresh_token", refresh_token=refresh)
     assert_oauth_error(wrong, status=401, error="invalid_client", description="client authentication failed")
     assert wrong.headers["www-authenticate"] == 'Basic realm="auth"'

@@ -202,7 +202,7 @@ def test_security_events_carry_ids_and_never_a_secret(stack: Stack) -> None:
         stack.http.post(f"{auth.url}/logout", headers={"Authorization": f"Bearer {third['access_token']}"}).status_code
         == 204
     )
-    by_cli = cli(["revoke", "--sub", sub], data=stack.tmp, env=stack.env)
+    by_cli = cli(["revoke", f"--sub={sub}"], data=stack.tmp, env=stack.env)
     assert by_cli.returncode == 0, by_cli.stderr
 
     old_kid = claims_of(str(first["access_token"]))[0]["kid"]

@@ -112,7 +112,7 @@ def test_a_scripted_run_moves_every_counter_by_exactly_what_happened(metered: St
     assert http.post(f"{auth}/revoke", data={"token": b1["refresh_token"]}).status_code == 200
     c1 = s.login("alice")
     assert http.post(f"{auth}/logout", headers=bearer(str(c1["access_token"]))).status_code == 204
-    s.cli("revoke", "--sub", mallory)  # another process: seen in the list gauges, not this counter
+    s.cli("revoke", f"--sub={mallory}")  # another process: seen in the list gauges, not this counter
 
     # -- the replica: one request per outcome ------------------------------------------------------
     d, e = str(s.login("alice")["access_token"]), str(s.login("bob")["access_token"])
