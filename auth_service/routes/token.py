@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from ..deps import AddressDep, ClientsDep, FormDep, GrantsDep, MetricsDep
 from ..forms import FORM_TYPE, MAX_VALUE
 from ..grants import GRANT_TYPES, MAX_USERNAME_LENGTH
+from ..grants.common import MAX_RESOURCE
 from ..passwords import MAX_PASSWORD_LENGTH
 from .responses import TOKEN, errors, ok
 
@@ -39,6 +40,8 @@ _FORM_SCHEMA = {
                         "refresh_token": {"type": "string", "maxLength": MAX_VALUE},
                         "scope": {"type": "string", "maxLength": MAX_VALUE},
                         "client_id": {"type": "string", "maxLength": 128},
+                        # RFC 8707: the API the access token is for (its `aud`); one of the client's audiences.
+                        "resource": {"type": "string", "maxLength": MAX_RESOURCE},
                         "client_secret": {"type": "string", "format": "password", "maxLength": 1024},
                     },
                     "allOf": [
