@@ -41,9 +41,17 @@ CHECKS = [
     checks.negative_data_rejection,
 ]
 EXAMPLES = 40  # per operation and run
-FUZZ = settings(
-    max_examples=EXAMPLES, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck)
-)
+# The admin API's 13 operations share one body model per kind and one access check: fewer
+# examples each cover it (about 25 s less of CI) without leaving a status undeclared.
+ADMIN_EXAMPLES = 15
+
+
+def _settings(examples: int) -> settings:
+    return settings(
+        max_examples=examples, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck)
+    )
+
+
 FORM = "application/x-www-form-urlencoded"
 BASIC = {"Authorization": "Basic " + base64.b64encode(b"svc:svc-secret-of-at-least-32-characters").decode()}
 
@@ -131,7 +139,7 @@ def altered(token: str) -> st.SearchStrategy[str]:
     ).filter(lambda t: t != token and t.strip() != "")
 
 
-def fuzz(schema: Any, plan: Plan) -> Outcome:
+def fuzz(schema: Any, plan: Plan, examples: int = EXAMPLES) -> Outcome:
     outcome = Outcome()
     for result in schema.get_all_operations():
         assert isinstance(result, Ok), f"an operation of the document does not load: {result.err()}"
@@ -164,7 +172,7 @@ def fuzz(schema: Any, plan: Plan) -> Outcome:
             )
         for name, strategy, must_refuse in runs:
             try:
-                _run(strategy, outcome.statuses[f"{label} {name}"], must_refuse)
+                _run(strategy, outcome.statuses[f"{label} {name}"], must_refuse, examples)
             except FailureGroup as exc:  # collect every operation's failures, then report them all
                 outcome.failures.append(f"{label} {name}:\n{exc}")
     return outcome
@@ -178,8 +186,8 @@ def _has_input(operation: Any) -> bool:
     )
 
 
-def _run(strategy: st.SearchStrategy[Any], seen: Counter[int], must_refuse: bool) -> None:
-    @FUZZ
+def _run(strategy: st.SearchStrategy[Any], seen: Counter[int], must_refuse: bool, examples: int) -> None:
+    @_settings(examples)
     @given(case=strategy)
     def run(case: schemathesis.Case) -> None:
         response = case.call_and_validate(checks=CHECKS, timeout=10)
@@ -275,7 +283,7 @@ def test_the_admin_api_answers_only_what_its_openapi_document_declares(admin_fuz
         forged=dict.fromkeys(ADMIN_OPERATIONS, token),
     )
     schema = schemathesis.openapi.from_url(f"{url}/openapi.json").include(path_regex="^/admin/")
-    outcome = fuzz(schema, plan)
+    outcome = fuzz(schema, plan, ADMIN_EXAMPLES)
     assert not outcome.failures, outcome.report()
     assert outcome.operations == ADMIN_OPERATIONS
     seen = outcome.statuses
@@ -285,4 +293,4 @@ def test_the_admin_api_answers_only_what_its_openapi_document_declares(admin_fuz
     assert seen["POST /admin/users positive"][201] > 0
     for label in ADMIN_OPERATIONS:
         assert seen[f"{label} positive without credentials"][401] > 0, label
-        assert sum(seen[f"{label} altered bearer token"].values()) == EXAMPLES, label
+        assert sum(seen[f"{label} altered bearer token"].values()) == ADMIN_EXAMPLES, label

@@ -138,23 +138,6 @@ def test_users_set_scope_narrows_the_next_refresh_of_a_running_session(alice: St
     assert alice.login()["scope"] == "profile"
 
 
-def test_users_list_and_show_print_every_user_as_json_without_the_hash(alice: Stack) -> None:
-    bob = alice.add_user("Bob", scope="")
-    listed = [json.loads(line) for line in alice.cli("users", "list").splitlines()]
-    assert [(u["username"], u["scope"], u["disabled"]) for u in listed] == [
-        ("alice", "reports:read profile", False),
-        ("Bob", "", False),
-    ]
-    assert listed[1]["sub"] == bob and all("password_hash" not in u for u in listed)
-    assert json.loads(alice.cli("users", "show", "alice")) == listed[0]
-    alice.cli("users", "disable", "bob")  # names compare case-insensitively
-    shown = json.loads(alice.cli("users", "show", "BOB"))
-    assert shown["disabled"] is True and isinstance(shown["disabled_at"], int)
-    assert set(shown) == {"username", "sub", "scope", "disabled", "disabled_at", "password_changed_at"}
-    missing = cli(["users", "show", "nobody"], data=alice.tmp, env=alice.env)
-    assert missing.returncode == 1 and missing.stderr.strip().endswith("auth-service: no user 'nobody'")
-
-
 def test_refresh_grants_only_what_the_user_may_still_have(alice: Stack) -> None:
     session = alice.login()
     assert session["scope"] == "profile reports:read"
