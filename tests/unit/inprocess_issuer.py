@@ -56,6 +56,9 @@ class Running:
 async def running_issuer(tmp_path: Path, **settings: Any) -> AsyncIterator[Running]:
     """An issuer with one user, alice (reports:read reports:write), at the fake clock's NOW."""
     clock = Clock()
+    # ES256 unless a test asks otherwise: its key is made in microseconds, an RSA key in a tenth
+    # of a second, and every test starts an issuer of its own.
+    settings = {"signing_alg": "ES256", **settings}
     app = create_app(Settings(data_dir=tmp_path, keys_dir=tmp_path / "keys", **settings), clock=clock)
     async with app.router.lifespan_context(app):
         issuer: Issuer = app.state.issuer
