@@ -20,21 +20,27 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 Form = dict[str, str]  # the parameters of one request, each present once
 
 
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, read no further than `limit` bytes (declared or sent), or InvalidRequest."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise InvalidRequest(f"request body larger than {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise InvalidRequest(f"request body larger than {limit} bytes")
+    return bytes(body)
+
+
 async def read_form(request: Request) -> Form:
     """The request's parameters, each present at most once, or InvalidRequest."""
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type != FORM_TYPE:
         raise InvalidRequest(f"content type must be {FORM_TYPE}")
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
-        raise InvalidRequest(f"request body larger than {MAX_BODY} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise InvalidRequest(f"request body larger than {MAX_BODY} bytes")
+    body = await read_body(request, MAX_BODY)
     try:
-        text = bytes(body).decode("ascii")  # form encoding percent-escapes everything else
+        text = body.decode("ascii")  # form encoding percent-escapes everything else
         pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FIELDS, errors="strict")
     except (UnicodeDecodeError, ValueError):
         raise InvalidRequest("malformed form body") from None

@@ -29,7 +29,7 @@ from ..errors import (
     ResourceConflict,
     ResourceNotFound,
 )
-from ..forms import bearer_token
+from ..forms import bearer_token, read_body
 from ..registry import Registry
 from ..storage import Conflict
 from ..storage.unavailable import database_unavailable
@@ -78,15 +78,7 @@ class AdminRoute(APIRoute):
 
 
 async def _bounded_body(request: Request) -> None:
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
-        raise InvalidRequest(f"request body larger than {MAX_BODY} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise InvalidRequest(f"request body larger than {MAX_BODY} bytes")
-    request._body = bytes(body)  # what FastAPI parses next, already read
+    request._body = await read_body(request, MAX_BODY)  # what FastAPI parses next, already read
 
 
 def _directory(issuer: IssuerDep) -> Directory:
