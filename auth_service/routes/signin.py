@@ -40,7 +40,11 @@ async def consent(request: Request, signin: SignInDep) -> Response:
     methods=["GET", "POST"],
     summary="End the sign-in session (OpenID Connect RP-Initiated Logout)",
     response_class=Response,
-    responses={200: _PAGE, 303: {"description": "To the registered post_logout_redirect_uri, with `state`"}},
+    responses={
+        200: _PAGE,
+        303: {"description": "To the registered post_logout_redirect_uri, with `state`"},
+        400: _PAGE,
+    },
 )
 async def end_session(request: Request, logout: EndSessionDep) -> Response:
     return await logout.start(request)

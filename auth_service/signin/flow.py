@@ -325,10 +325,12 @@ class SignIn:
         return form, pending, client
 
     def check_origin(self, request: Request) -> None:
-        """Login CSRF, first line: a browser says where a post comes from; only our own pages may post."""
+        """Login CSRF, first line: a browser says where a post comes from; only our own pages may
+        post. Our pages' `Referrer-Policy: no-referrer` makes a browser send `Origin: null` with
+        their forms, so `null` is judged by `Sec-Fetch-Site` (and, as every post, by the CSRF cookie)."""
         origin = request.headers.get("origin")
         ours = _origin(self._settings.issuer)
-        if origin is not None and origin != ours:
+        if origin is not None and origin not in (ours, "null"):
             security.warning("signin_cross_origin_post", extra={"origin": origin[:200]})
             raise PageError("This form was sent from another site.", status=403)
         site = request.headers.get("sec-fetch-site")

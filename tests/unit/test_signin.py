@@ -356,9 +356,14 @@ async def test_login_csrf_a_post_without_this_browsers_cookie_or_from_another_si
     )
     assert cross_site.status_code == 403
     fetch_site = await _submit(
-        issuer, page, headers={"Sec-Fetch-Site": "cross-site"}, username="alice", password=PASSWORD
+        issuer, page, headers={"Origin": "null", "Sec-Fetch-Site": "cross-site"}, username="alice", password=PASSWORD
     )
     assert fetch_site.status_code == 403
+    # What chromium sends with our own page's form (its no-referrer policy makes the Origin null):
+    same_site = await _submit(
+        issuer, page, headers={"Origin": "null", "Sec-Fetch-Site": "same-origin"}, username="alice", password="wrong!"
+    )
+    assert same_site.status_code == 400 and "Incorrect username or password." in same_site.text
     issuer.client.cookies.clear()  # the attacker's own page, posted from the victim's browser
     forged = await _submit(issuer, page, username="alice", password=PASSWORD)
     assert forged.status_code == 403 and "does not belong to this browser" in page_text(forged.text)
@@ -484,3 +489,31 @@ async def test_userinfo_needs_the_openid_scope_and_releases_email_only_with_the_
     )
     bare = await issuer.client.get("/userinfo")
     assert bare.status_code == 401 and bare.headers["www-authenticate"] == 'Bearer realm="auth"'
+
+
+async def test_failures_at_the_login_page_throttle_the_password_grant_too(issuer: Running) -> None:
+    params, _ = _authorize_params()
+    page = await _authorize(issuer, **params)
+    for _ in range(issuer.issuer.settings.login_max_failures):
+        assert (await _submit(issuer, page, username="alice", password="wrong password here")).status_code == 400
+    token = await issuer.token(grant_type="password", username="alice", password=PASSWORD, client_id="public")
+    assert token.status_code == 429 and token.json()["error"] == "temporarily_unavailable"
+
+
+async def test_the_pages_show_the_product_name_and_serve_its_logo_themselves(tmp_path: Path) -> None:
+    logo = tmp_path / "logo.svg"
+    logo.write_text('<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>')
+    async with running_issuer(tmp_path, product_name="Acme Reports", product_logo=logo) as issuer:
+        await issuer.register("app", grant_types=("authorization_code",), redirect_uris=(APP,), scope="openid")
+        params, _ = _authorize_params(scope="openid")
+        page = await _authorize(issuer, **params)
+        assert "<title>Sign in · Acme Reports</title>" in page.text
+        assert f'<img src="{ISSUER}/signin/logo" alt="Acme Reports">' in page.text
+        served = await issuer.client.get("/signin/logo")
+        assert (
+            served.headers["content-type"] == "image/svg+xml" and "sandbox" in served.headers["content-security-policy"]
+        )
+        css = await issuer.client.get("/signin/static/signin.css")
+        assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    async with running_issuer(tmp_path / "plain") as plain:
+        assert (await plain.client.get("/signin/logo")).status_code == 404  # no logo configured
