@@ -303,7 +303,7 @@ def test_the_push_stream_starts_with_a_heartbeat_and_carries_new_entries(issuer:
             "invalid_request",
         ),
         ("missing grant_type", {"data": {"username": "a"}}, 400, "invalid_request"),
-        ("unknown grant_type", {"data": {"grant_type": "authorization_code"}}, 400, "unsupported_grant_type"),
+        ("unknown grant_type", {"data": {"grant_type": "implicit"}}, 400, "unsupported_grant_type"),
         ("oversized body", {"data": {"grant_type": "password", "username": "a" * 20000}}, 400, "invalid_request"),
         (
             "non-ascii raw body",
