@@ -13,7 +13,8 @@ from resource_service import Authenticated, BearerAuthMiddleware, ResourceSettin
 
 settings = ResourceSettings()  # RESOURCE_AUTH_URL, RESOURCE_AUDIENCE, ... from the environment
 verifier = Verifier(settings)
-auth = Authenticated(verifier, token_url=f"{settings.expected_issuer}/token")
+issuer = settings.expected_issuer  # the issuer's public URL, which browsers reach
+auth = Authenticated(verifier, authorization_url=f"{issuer}/authorize", token_url=f"{issuer}/token")
 
 
 @asynccontextmanager
@@ -23,7 +24,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await verifier.stop()
 
 
-app = FastAPI(title="Inventory", lifespan=lifespan)
+# /docs signs in at the issuer's login page: authorization code with PKCE, as a public client.
+docs_login = {"clientId": settings.docs_client_id, "usePkceWithAuthorizationCodeGrant": True}
+app = FastAPI(title="Inventory", lifespan=lifespan, swagger_ui_init_oauth=docs_login)
 app.add_middleware(BearerAuthMiddleware, verifier=verifier)  # every route needs a valid token
 install_error_handlers(app)  # refusals raised in routes answer the RFC 6750 way
 

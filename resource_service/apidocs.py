@@ -3,7 +3,10 @@
 FastAPI's own pages load swagger-ui-dist and redoc from jsDelivr without integrity hashes:
 whoever controls that CDN (or the path to it) runs script in the page where people type
 passwords. `install_docs` serves the same pages with the files of `static/` (see its
-NOTICE.md) at `/docs/static/...`, same origin.
+NOTICE.md) at `/docs/static/...`, same origin. `/docs/oauth2-redirect` is FastAPI's page with
+an inline script: the redirect URI of the docs' client, it hands the authorization code from the
+issuer's login pop-up back to the `/docs` window, which exchanges it with its PKCE verifier.
+Swagger UI's `initOAuth` comes from the app's `swagger_ui_init_oauth`.
 """
 
 from __future__ import annotations

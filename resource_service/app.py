@@ -110,10 +110,19 @@ def create_app(settings: ResourceSettings, *, verifier: Verifier | None = None) 
         finally:
             await verifier.stop()
 
-    app = FastAPI(title="Resource service (demo)", lifespan=lifespan, docs_url=None, redoc_url=None)
+    # Swagger UI signs in at the issuer's login page (authorization code with PKCE, RFC 7636).
+    docs_login = {"clientId": settings.docs_client_id, "usePkceWithAuthorizationCodeGrant": True, "scopes": [*SCOPES]}
+    app = FastAPI(
+        title="Resource service (demo)",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_init_oauth=docs_login,
+    )
     install_docs(app)  # Swagger UI and ReDoc from this package, not a CDN
     # The browser talks to the issuer's public URL, not the address we reach it at.
-    auth = Authenticated(verifier, token_url=f"{settings.expected_issuer}/token", scopes=SCOPES)
+    issuer = settings.expected_issuer
+    auth = Authenticated(verifier, authorization_url=f"{issuer}/authorize", token_url=f"{issuer}/token", scopes=SCOPES)
     app.state.verifier = verifier
 
     # /me is the hot path: the middleware has verified the token; the route only

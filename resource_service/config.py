@@ -143,6 +143,15 @@ class ResourceSettings(BaseSettings):
         description="One log line per request (method, path, status, duration_ms, request_id); "
         "off by default: the verified path is the hot path.",
     )
+    docs_client_id: str = Field(
+        default="docs",
+        min_length=1,
+        description="Client id with which `/docs` (Swagger UI) signs in at the issuer: authorization code "
+        "with PKCE, at the issuer's login page. Register it there as `auth-service clients add docs --public "
+        "--grant authorization_code --redirect-uri https://REPLICA/docs/oauth2-redirect --first-party` "
+        "(one `--redirect-uri` per origin the docs are served from) and list the replica's origin in "
+        "AUTH_CORS_ORIGINS.",
+    )
     host: str = Field(default="127.0.0.1", description="Interface `resource-service serve` binds.")
     port: int = Field(default=8001, ge=1, le=65535, description="Port `resource-service serve` binds.")
     http_header_timeout: float = Field(

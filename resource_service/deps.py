@@ -1,13 +1,20 @@
 """FastAPI dependency: the request's verified claims, with OAuth scope checks.
 
-    auth = Authenticated(verifier, token_url="https://auth.example/token")
+    auth = Authenticated(
+        verifier,
+        authorization_url="https://auth.example/authorize",
+        token_url="https://auth.example/token",
+        scopes={"reports:read": "Read reports"},
+    )
 
     @app.get("/reports")
     async def reports(claims: dict = Security(auth, scopes=["reports:read"])): ...
 
-It carries an `OAuth2PasswordBearer` so the OpenAPI document describes the
-password flow and Swagger UI's "Authorize" button can fetch a token from the
-issuer. The header itself is read with our strict rules, not that scheme's.
+It carries an OAuth2 scheme only so the OpenAPI document describes how to get a
+token: with `authorization_url`, the authorization code flow (Swagger UI's
+"Authorize" button then signs in at the issuer's own login page, with PKCE when
+its init_oauth asks, and never sees the password); without, the password flow.
+The header itself is read with our strict rules, not that scheme's.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.security import OAuth2PasswordBearer, SecurityScopes
+from fastapi.security import OAuth2, OAuth2AuthorizationCodeBearer, OAuth2PasswordBearer, SecurityScopes
 from starlette.responses import Response
 
 from .asgi import TokenVerifier, bearer_token
@@ -38,11 +45,18 @@ class Authenticated:
         verifier: TokenVerifier,
         *,
         token_url: str,
+        authorization_url: str | None = None,
         scopes: Mapping[str, str] | None = None,
     ) -> None:
         self.verifier = verifier
         self._metrics = getattr(verifier, "metrics", None)  # a ResourceMetrics, or None
-        self.scheme = OAuth2PasswordBearer(tokenUrl=token_url, scopes=dict(scopes or {}), auto_error=False)
+        self.scheme: OAuth2 = (
+            OAuth2AuthorizationCodeBearer(
+                authorizationUrl=authorization_url, tokenUrl=token_url, scopes=dict(scopes or {}), auto_error=False
+            )
+            if authorization_url is not None
+            else OAuth2PasswordBearer(tokenUrl=token_url, scopes=dict(scopes or {}), auto_error=False)
+        )
         # FastAPI reads a dependency's parameters from its signature. Declaring this
         # instance's scheme as a sub-dependency puts the flow in OpenAPI.
         signature = inspect.signature(type(self).__call__, eval_str=True)

@@ -101,10 +101,10 @@ async def test_internal_error_is_500_with_replica_id(client, issuer):
 async def test_docs_and_openapi_are_served_without_a_token(client):
     assert (await client.get("/docs")).status_code == 200
     schema = (await client.get("/openapi.json")).json()
-    password = schema["components"]["securitySchemes"]["OAuth2PasswordBearer"]["flows"]["password"]
-    assert password["tokenUrl"] == f"{ISSUER}/token"
-    assert schema["paths"]["/me"]["get"]["security"] == [{"OAuth2PasswordBearer": []}]
-    assert schema["paths"]["/reports"]["get"]["security"] == [{"OAuth2PasswordBearer": ["reports:read"]}]
+    code = schema["components"]["securitySchemes"]["OAuth2AuthorizationCodeBearer"]["flows"]["authorizationCode"]
+    assert code["tokenUrl"] == f"{ISSUER}/token" and code["authorizationUrl"] == f"{ISSUER}/authorize"
+    assert schema["paths"]["/me"]["get"]["security"] == [{"OAuth2AuthorizationCodeBearer": []}]
+    assert schema["paths"]["/reports"]["get"]["security"] == [{"OAuth2AuthorizationCodeBearer": ["reports:read"]}]
 
 
 async def test_lifespan_starts_and_stops_the_verifier(issuer):

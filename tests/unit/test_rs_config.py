@@ -32,6 +32,7 @@ def test_defaults():
     assert (settings.host, settings.port) == ("127.0.0.1", 8001)
     assert settings.replica_id  # hostname-pid
     assert (settings.log_format, settings.log_level, settings.access_log) == ("auto", "INFO", False)
+    assert settings.docs_client_id == "docs"
     assert (settings.http_header_timeout, settings.http_body_timeout, settings.http_max_header_bytes) == (
         10.0,
         30.0,
@@ -58,6 +59,7 @@ def test_values_are_read_from_resource_prefixed_environment(monkeypatch):
     monkeypatch.setenv("RESOURCE_LOG_FORMAT", "json")
     monkeypatch.setenv("RESOURCE_LOG_LEVEL", "debug")  # any case
     monkeypatch.setenv("RESOURCE_ACCESS_LOG", "true")
+    monkeypatch.setenv("RESOURCE_DOCS_CLIENT_ID", "reports-docs")
     monkeypatch.setenv("RESOURCE_HOST", "0.0.0.0")
     monkeypatch.setenv("RESOURCE_PORT", "9000")
     monkeypatch.setenv("RESOURCE_HTTP_HEADER_TIMEOUT", "5")
@@ -86,6 +88,7 @@ def test_values_are_read_from_resource_prefixed_environment(monkeypatch):
         "log_format": "json",
         "log_level": "DEBUG",
         "access_log": True,
+        "docs_client_id": "reports-docs",
         "host": "0.0.0.0",
         "port": 9000,
         "http_header_timeout": 5.0,
