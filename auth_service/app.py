@@ -23,11 +23,14 @@ from .deps import Issuer
 from .errors import install_handlers
 from .grants import grant_table
 from .keys import KeyManager
+from .login import PasswordCheck
 from .metrics import NO_METRICS, AuthMetrics, Metrics, request_timer
 from .passwords import PasswordHasher
 from .ratelimit import Limits, LoginLimiter, MemoryLoginLimiter
-from .revocation import Publisher, RevocationFeed, Revoker, RevokingStore
-from .routes import admin, operations, revocations, revoke, token, wellknown
+from .revocation import Publisher, RevocationFeed, Revoker
+from .routes import admin, operations, revocations, revoke, signin, token, userinfo, wellknown
+from .signin.flow import SignIn
+from .signin.logout import EndSession
 from .storage import SqlStore, open_store
 from .storage.keyfiles import FileKeyStore
 from .storage.keystore import KeyStore
@@ -123,8 +126,9 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> FastAPI:
             expose_headers=["X-Request-Id"],
             max_age=600,
         )
-    for router in (token.router, revoke.router, wellknown.router, revocations.router, operations.router, admin.router):
-        app.include_router(router)
+    routers = (token, revoke, signin, userinfo, wellknown, revocations, operations, admin)
+    for module in routers:
+        app.include_router(module.router)
     timer = None
     if metrics is not None:
         app.include_router(operations.metrics_router(metrics))
@@ -167,6 +171,9 @@ def _wire(
     )
     hasher = PasswordHasher(settings.password_hash_concurrency)
     limiter = _limiter(settings, redis_client)
+    passwords = PasswordCheck(
+        users=store, revocations=store, hasher=hasher, limiter=limiter, clock=clock, metrics=counting
+    )
     revoker = Revoker(
         store, feed, access_ttl=settings.access_token_ttl, leeway=settings.leeway, metrics=counting, clock=clock
     )
@@ -175,12 +182,25 @@ def _wire(
         users=store,
         families=store,
         revocations=store,
+        sign_in=store,
         minter=minter,
-        hasher=hasher,
-        limiter=limiter,
+        passwords=passwords,
         revoker=revoker,
         clock=clock,
         metrics=counting,
+    )
+    sign_in = SignIn(
+        settings=settings,
+        clients=store,
+        users=store,
+        sign_in=store,
+        passwords=passwords,
+        minter=minter,
+        revoker=revoker,
+        clock=clock,
+    )
+    end_session = EndSession(
+        clients=store, users=store, sign_in=store, minter=minter, revoker=revoker, clock=clock, pages=sign_in
     )
     return Issuer(
         settings=settings,
@@ -196,6 +216,8 @@ def _wire(
         streams=StreamSlots(settings.revocation_streams_max, settings.revocation_streams_per_address),
         pull_budget=PullBudget(settings.revocation_pull_budget),
         metrics=counting,
+        signin=sign_in,
+        end_session=end_session,
         redis=redis_client,
     )
 
@@ -256,7 +278,8 @@ def _key_keeper(keys: KeyManager, settings: Settings, clock: Clock) -> Callable[
     return keep
 
 
-async def _prune(store: RevokingStore, clock: Clock) -> None:
+async def _prune(store: SqlStore, clock: Clock) -> None:
     now = int(clock())
     await store.prune_revocations(now)
     await store.prune_families(now)
+    await store.prune_sign_in(now)

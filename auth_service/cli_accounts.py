@@ -39,6 +39,19 @@ def add_commands(sub: Any) -> None:
     passwd.add_argument("name")
     passwd.add_argument("--password-stdin", action="store_true", required=True)
     passwd.set_defaults(run=_users_set_password)
+    profile = users.add_parser("set-profile", help="the OpenID Connect claims: name, email (absent: none)")
+    profile.add_argument("name")
+    profile.add_argument("--display-name", metavar="TEXT", help="the `name` claim (the profile scope)")
+    profile.add_argument("--email", metavar="ADDRESS", help="the `email` claim (the email scope)")
+    profile.add_argument("--email-verified", action="store_true", help="the address was checked as the user's")
+    profile.set_defaults(run=_users_set_profile)
+    consents = users.add_parser("consents", help="the clients the user allowed at the consent page")
+    consents.add_argument("name")
+    consents.set_defaults(run=_users_consents)
+    withdraw = users.add_parser("revoke-consent", help="forget what the user allowed a client; it asks again")
+    withdraw.add_argument("name")
+    withdraw.add_argument("client_id")
+    withdraw.set_defaults(run=_users_revoke_consent)
     for action, aliases, change, what in (
         ("disable", [], Directory.disable, "refuse the user's logins and refreshes and revoke their tokens"),
         ("enable", [], Directory.enable, "let a disabled user log in again"),
@@ -63,6 +76,14 @@ def add_commands(sub: Any) -> None:
         help="a grant it may use (repeat); default for a confidential client: client_credentials",
     )
     cadd.add_argument("--redirect-uri", action="append", default=[], dest="redirect_uris", metavar="URI")
+    cadd.add_argument(
+        "--post-logout-redirect-uri",
+        action="append",
+        default=[],
+        dest="post_logout_redirect_uris",
+        metavar="URI",
+        help="where RP-initiated logout may send the browser back to (exact string)",
+    )
     cadd.add_argument("--scope", default="", help="the scopes its tokens may carry, space-separated")
     cadd.add_argument(
         "--audience",
@@ -179,6 +200,25 @@ def _users_set_password(args: argparse.Namespace) -> None:
     )
 
 
+def _users_set_profile(args: argparse.Namespace) -> None:
+    user = _with_directory(
+        lambda users: users.set_profile(
+            args.name, name=args.display_name, email=args.email, email_verified=args.email_verified, actor=_ACTOR
+        )
+    )
+    print(json.dumps(user_view(user)))
+
+
+def _users_consents(args: argparse.Namespace) -> None:
+    for consent in _with_directory(lambda users: users.consents(args.name)):
+        print(json.dumps(consent))
+
+
+def _users_revoke_consent(args: argparse.Namespace) -> None:
+    user = _with_directory(lambda users: users.revoke_consent(args.name, args.client_id, actor=_ACTOR))
+    print(json.dumps({"username": user.username, "client_id": args.client_id, "consent_revoked": True}))
+
+
 def _users_change(args: argparse.Namespace) -> None:
     """disable, enable or delete (alias remove); disable and delete end every session of the user."""
     user = _with_directory(lambda users: args.change(users, args.name, actor=_ACTOR))
@@ -196,6 +236,7 @@ def _clients_add(args: argparse.Namespace) -> None:
         public=args.public,
         grant_types=args.grants,
         redirect_uris=args.redirect_uris,
+        post_logout_redirect_uris=args.post_logout_redirect_uris,
         scope=args.scope,
         audiences=args.audiences,
         name=args.name_text,

@@ -132,7 +132,17 @@ class Settings(BaseSettings):
     )
     redis_prefix: str = Field("auth:", max_length=64, description="Prefix of every Redis key and channel.")
     cors_origins: list[str] = Field(
-        default_factory=list, description="Origins allowed to call the token, revocation and discovery endpoints."
+        default_factory=list,
+        description="Origins allowed to call the token, revocation, userinfo and discovery endpoints "
+        "(a single-page app's origin).",
+    )
+    product_name: str = Field(
+        "auth-service", min_length=1, max_length=100, description="The name the sign-in pages show."
+    )
+    product_logo: Path | None = Field(
+        None,
+        description="An image file (PNG, JPEG, WebP or SVG, at most 256 KiB) the sign-in pages show, "
+        "served by the issuer itself; default: none.",
     )
     metrics_enabled: bool = Field(
         True,

@@ -22,7 +22,9 @@ from .keys import KeyManager
 from .metrics import Metrics
 from .passwords import PasswordHasher
 from .revocation import RevocationFeed, Revoker
-from .storage import FamilyStore, RevocationStore, Store
+from .signin.flow import SignIn
+from .signin.logout import EndSession
+from .storage import FamilyStore, RevocationStore, Store, UserStore
 from .streams import PullBudget, StreamSlots
 from .tokens import TokenMinter
 
@@ -47,6 +49,8 @@ class Issuer:
     streams: StreamSlots  # open revocation push streams
     pull_budget: PullBudget  # revocation pull pages rendered per address
     metrics: Metrics
+    signin: SignIn  # /authorize and its pages
+    end_session: EndSession
     redis: Redis | None = None  # when AUTH_REDIS_URL is set
 
 
@@ -107,6 +111,18 @@ def _revocations(request: Request) -> RevocationStore:
     return _issuer(request).store
 
 
+def _users(request: Request) -> UserStore:
+    return _issuer(request).store
+
+
+def _signin(request: Request) -> SignIn:
+    return _issuer(request).signin
+
+
+def _end_session(request: Request) -> EndSession:
+    return _issuer(request).end_session
+
+
 async def _audiences(request: Request) -> frozenset[str]:
     """Every audience this issuer mints access tokens for (it reads its own tokens of any)."""
     issuer = _issuer(request)
@@ -128,6 +144,9 @@ PullBudgetDep = Annotated[PullBudget, Depends(_pull_budget)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
 FamiliesDep = Annotated[FamilyStore, Depends(_families)]
 RevocationsDep = Annotated[RevocationStore, Depends(_revocations)]
+UsersDep = Annotated[UserStore, Depends(_users)]
+SignInDep = Annotated[SignIn, Depends(_signin)]
+EndSessionDep = Annotated[EndSession, Depends(_end_session)]
 FormDep = Annotated[Form, Depends(read_form)]  # read once per request, however many ask
 AddressDep = Annotated[str, Depends(client_address)]
 AudiencesDep = Annotated[frozenset[str], Depends(_audiences)]

@@ -10,6 +10,7 @@ a taken name) whose messages quote no password.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -20,12 +21,14 @@ from .forms import has_control_characters, parse_scope
 from .passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from .revocation import Revoker
 from .storage import User
-from .storage.protocols import UserStore
+from .storage.protocols import SignInStore, UserStore
 
 security = logging.getLogger("auth_service.security")
 
 MAX_USERNAME_LENGTH = 256  # the users table's column, and what the password grant reads
 MAX_USERS_PAGE = 1000  # users per `users()` answer, as the store caps it
+MAX_NAME = 200
+_EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}")  # a plausible address
 
 
 class DirectoryError(Exception):
@@ -46,9 +49,13 @@ class Hasher(Protocol):
     async def hash(self, password: str) -> str: ...
 
 
+class DirectoryStore(UserStore, SignInStore, Protocol):
+    """Users, and what they allowed clients (their consents)."""
+
+
 class Directory:
     def __init__(
-        self, users: UserStore, revoker: Revoker, hasher: Hasher, clock: Callable[[], float] = time.time
+        self, users: DirectoryStore, revoker: Revoker, hasher: Hasher, clock: Callable[[], float] = time.time
     ) -> None:
         self._users = users
         self._revoker = revoker
@@ -101,6 +108,37 @@ class Directory:
         _event("user_password_set", user, actor)
         return changed
 
+    async def set_profile(
+        self, username: str, *, name: str | None, email: str | None, email_verified: bool, actor: str
+    ) -> User:
+        """The OpenID Connect claims `profile` and `email` release (None: the user has none)."""
+        if name is not None and (not 1 <= len(name) <= MAX_NAME or has_control_characters(name)):
+            raise Invalid(f"name must be 1 to {MAX_NAME} characters without control characters")
+        if email is not None and not _EMAIL.fullmatch(email):
+            raise Invalid("email must be an address like name@example.com")
+        user = await self.user(username)
+        verified = email_verified and email is not None
+        if not await self._users.set_profile(user.id, name=name, email=email, email_verified=verified):
+            raise NotFound(f"no user {username!r}")
+        _event("user_profile_set", user, actor)
+        return replace(user, name=name, email=email, email_verified=verified)
+
+    async def consents(self, username: str) -> list[dict[str, Any]]:
+        """The clients the user allowed (the consent page remembers), with what they allowed."""
+        user = await self.user(username)
+        return [
+            {"client_id": client_id, "scope": scope, "granted_at": granted_at}
+            for client_id, scope, granted_at in await self._users.consents(user.id)
+        ]
+
+    async def revoke_consent(self, username: str, client_id: str, *, actor: str) -> User:
+        """The client asks again at its next sign-in. Its sessions stand: end them with `revoke`."""
+        user = await self.user(username)
+        if not await self._users.revoke_consent(user.id, client_id):
+            raise NotFound(f"user {username!r} has not allowed client {client_id!r}"[:200])
+        security.info("consent_revoked", extra={"sub": user.id, "client_id": client_id, "actor": actor})
+        return user
+
     async def disable(self, username: str, *, actor: str) -> User:
         """No more logins or refreshes, and every session ends now."""
         user = await self.user(username)
@@ -142,6 +180,9 @@ def user_view(user: User) -> dict[str, Any]:
         "disabled": user.disabled_at is not None,
         "disabled_at": user.disabled_at,
         "password_changed_at": user.password_changed_at,
+        "name": user.name,
+        "email": user.email,
+        "email_verified": user.email_verified,
     }
 
 

@@ -132,7 +132,8 @@ class RateLimited(OAuthError):
     status_code = 429
 
     def __init__(self, retry_after: int, description: str = "too many login attempts; retry later") -> None:
-        super().__init__(description, headers={"Retry-After": str(max(1, retry_after))})
+        self.retry_after = max(1, retry_after)
+        super().__init__(description, headers={"Retry-After": str(self.retry_after)})
 
 
 class Unavailable(OAuthError):

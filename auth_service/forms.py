@@ -35,10 +35,15 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 async def read_form(request: Request) -> Form:
     """The request's parameters, each present at most once, or InvalidRequest."""
+    return await parse_form(request, max_body=MAX_BODY, max_value=MAX_VALUE)
+
+
+async def parse_form(request: Request, *, max_body: int, max_value: int) -> Form:
+    """`read_form` with other bounds (the sign-in pages' forms carry a signed request)."""
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type != FORM_TYPE:
         raise InvalidRequest(f"content type must be {FORM_TYPE}")
-    body = await read_body(request, MAX_BODY)
+    body = await read_body(request, max_body)
     try:
         text = body.decode("ascii")  # form encoding percent-escapes everything else
         pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FIELDS, errors="strict")
@@ -48,7 +53,7 @@ async def read_form(request: Request) -> Form:
     for name, value in pairs:
         if name in params:
             raise InvalidRequest(f"parameter {name!r} repeated"[:100])
-        if len(value) > MAX_VALUE:
+        if len(value) > max_value:
             raise InvalidRequest(f"parameter {name!r} too long"[:100])
         if has_control_characters(value):
             raise InvalidRequest(f"parameter {name!r} contains control characters"[:100])

@@ -37,7 +37,7 @@ __all__ = ["NO_METRICS", "AuthMetrics", "Metrics", "NoMetrics", "request_timer",
 
 log = logging.getLogger("auth_service")
 
-GRANT_TYPES = ("password", "refresh_token", "client_credentials")
+GRANT_TYPES = ("authorization_code", "password", "refresh_token", "client_credentials")
 REVOCATION_KINDS = ("jti", "sid", "sub")
 RATE_LIMITED = ("login", "client_secret", "refresh")
 

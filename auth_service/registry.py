@@ -48,6 +48,7 @@ class Registration:
     public: bool
     grant_types: Sequence[str] = ()  # empty: client_credentials for a confidential client
     redirect_uris: Sequence[str] = ()
+    post_logout_redirect_uris: Sequence[str] = ()
     scope: str = ""
     audiences: Sequence[str] = ()
     name: str = ""
@@ -119,6 +120,7 @@ def client_view(client: Client) -> dict[str, Any]:
         "name": client.name,
         "grant_types": list(client.grant_types),
         "redirect_uris": list(client.redirect_uris),
+        "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
         "scope": client.scope,  # null: any scope the user holds (the default `public` client)
         "audiences": list(client.audiences),
         "first_party": client.first_party,
@@ -153,6 +155,9 @@ def _checked(registration: Registration, *, created_at: int) -> Client:
         scope=scope,
         grant_types=grants,
         redirect_uris=tuple(check_redirect_uri(uri) for uri in dict.fromkeys(registration.redirect_uris)),
+        post_logout_redirect_uris=tuple(
+            check_redirect_uri(uri) for uri in dict.fromkeys(registration.post_logout_redirect_uris)
+        ),
         audiences=audiences,
         name=registration.name,
         first_party=registration.first_party,

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from .clock import Clock, system_clock
 from .metrics import NO_METRICS, Metrics
-from .storage import FamilyStore, RevocationEntry, RevocationStore
+from .storage import FamilyStore, RevocationEntry, RevocationStore, SignInStore
 
 log = logging.getLogger("auth_service.revocation")
 security = logging.getLogger("auth_service.security")
@@ -225,8 +225,9 @@ def _offer(queue: asyncio.Queue[str | None], item: str | None, *, force: bool = 
         return False
 
 
-class RevokingStore(FamilyStore, RevocationStore, Protocol):
-    """What the revoker writes: families (sessions) and the feed, each change with its entry."""
+class RevokingStore(FamilyStore, RevocationStore, SignInStore, Protocol):
+    """What the revoker writes: families (sessions), login sessions and the feed, each change
+    with its entries."""
 
 
 class Revoker:
@@ -278,6 +279,16 @@ class Revoker:
         self._count("sid", revoked.entry)
         security.info("revoked", extra={"kind": "sid", "sid": sid})
         return revoked.entry
+
+    async def login_session(self, session_id: str) -> list[RevocationEntry]:
+        """End a browser login session: every app's session it started, at every replica."""
+        now = int(self._clock())
+        entries = await self._store.end_login_session(session_id, now, self.horizon(now))
+        self._feed.notify()
+        for entry in entries:
+            self._count("sid", entry)
+        security.info("login_session_ended", extra={"session": session_id, "sids": [e.value for e in entries]})
+        return entries
 
     async def sub(self, sub: str) -> RevocationEntry | None:
         """Every token of `sub` issued up to now: log out everywhere, password change."""

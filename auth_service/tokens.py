@@ -6,6 +6,8 @@ its own tokens to the same rules as every replica does.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +24,8 @@ from .keys import KeyManager
 
 ACCESS_TYP = "at+jwt"
 REFRESH_TYP = "rt+jwt"
+ID_TOKEN_TYP = "JWT"  # OpenID Connect Core: an ID token is a plain JWT (never accepted as an access token)
+SIGNIN_TYP = "signin+jwt"  # the sign-in pages' own state: what /authorize checked, carried by the form
 _REFRESH_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "jti", "client_id", "sid")
 
 
@@ -118,6 +122,72 @@ class TokenMinter:
             leeway=self._settings.leeway,
         )
 
+    def id_token(
+        self,
+        *,
+        sub: str,
+        client_id: str,
+        now: int,
+        auth_time: int,
+        sid: str,
+        nonce: str | None,
+        access_token: str,
+        claims: dict[str, Any],
+    ) -> str:
+        """An OpenID Connect ID token for `client_id`, signed with the active key, with the
+        `at_hash` of the access token issued beside it (Core section 3.1.3.6)."""
+        kid, alg, key = self._keys.signing_key(now)
+        payload: dict[str, Any] = {
+            "iss": self._settings.issuer,
+            "sub": sub,
+            "aud": client_id,
+            "azp": client_id,
+            "iat": now,
+            "exp": now + self._settings.access_token_ttl,
+            "auth_time": auth_time,
+            "sid": sid,
+            "at_hash": at_hash(access_token, alg),
+            **claims,
+        }
+        if nonce is not None:
+            payload["nonce"] = nonce
+        return jwt.encode(payload, key, algorithm=alg, headers={"kid": kid, "typ": ID_TOKEN_TYP})  # type: ignore[arg-type]  # keys.py makes only RSA, P-256 and Ed25519 keys, which PyJWT takes
+
+    def read_id_token(self, token: str, now: float, client_ids: frozenset[str]) -> dict[str, Any]:
+        """One of our ID tokens, for any registered client (RP-initiated logout's hint)."""
+        return decode(
+            token,
+            self._public_keys(),
+            typ=ID_TOKEN_TYP,
+            issuer=self._settings.issuer,
+            audience=client_ids,
+            now=now,
+            leeway=self._settings.leeway,
+            required=("sub", "sid"),
+        )
+
+    def signed_state(self, data: dict[str, Any], *, now: int, ttl: int) -> str:
+        """`data` signed for the sign-in pages' forms, readable by any instance for `ttl` seconds."""
+        kid, alg, key = self._keys.signing_key(now)
+        payload = {"iss": self._settings.issuer, "aud": self._state_audience, "iat": now, "exp": now + ttl, **data}
+        return jwt.encode(payload, key, algorithm=alg, headers={"kid": kid, "typ": SIGNIN_TYP})  # type: ignore[arg-type]  # keys.py makes only RSA, P-256 and Ed25519 keys, which PyJWT takes
+
+    def read_state(self, token: str, now: float) -> dict[str, Any]:
+        return decode(
+            token,
+            self._public_keys(),
+            typ=SIGNIN_TYP,
+            issuer=self._settings.issuer,
+            audience=self._state_audience,
+            now=now,
+            leeway=0,
+            required=(),
+        )
+
+    @property
+    def _state_audience(self) -> str:
+        return f"{self._settings.issuer}/authorize"
+
     def _mint(
         self,
         claims: dict[str, Any],
@@ -160,4 +230,25 @@ class TokenMinter:
         return self._verify_keys[1]
 
 
-__all__ = ["ACCESS_TYP", "REFRESH_TYP", "Minted", "TokenError", "TokenMinter", "new_id"]
+_AT_HASH = {"RS256": hashlib.sha256, "ES256": hashlib.sha256, "PS256": hashlib.sha256, "EdDSA": hashlib.sha512}
+
+
+def at_hash(access_token: str, alg: str) -> str:
+    """OpenID Connect Core 3.1.3.6: the left half of the access token's hash, base64url. The
+    hash is the one of the signature's algorithm; SHA-512 for Ed25519 (EdDSA)."""
+    digest = _AT_HASH.get(alg, hashlib.sha512)
+    half = digest(access_token.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(half[: len(half) // 2]).rstrip(b"=").decode("ascii")
+
+
+__all__ = [
+    "ACCESS_TYP",
+    "ID_TOKEN_TYP",
+    "REFRESH_TYP",
+    "SIGNIN_TYP",
+    "Minted",
+    "TokenError",
+    "TokenMinter",
+    "at_hash",
+    "new_id",
+]

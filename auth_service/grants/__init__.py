@@ -10,18 +10,18 @@ from __future__ import annotations
 from ..clock import Clock
 from ..config import Settings
 from ..errors import InvalidRequest, UnsupportedGrantType
+from ..login import PasswordCheck
 from ..metrics import Metrics
-from ..passwords import PasswordHasher
-from ..ratelimit import LoginLimiter
 from ..revocation import Revoker
-from ..storage import FamilyStore, RevocationStore, UserStore
+from ..storage import FamilyStore, RevocationStore, SignInStore, UserStore
 from ..tokens import TokenMinter
+from .authorization_code import AuthorizationCodeGrant
 from .client_credentials import ClientCredentialsGrant
 from .common import Grant, Tokens
 from .password import MAX_USERNAME_LENGTH, PasswordGrant
 from .refresh import RefreshGrant
 
-GRANT_TYPES = ("password", "refresh_token", "client_credentials")
+GRANT_TYPES = ("authorization_code", "password", "refresh_token", "client_credentials")
 
 
 class GrantTable:
@@ -49,23 +49,15 @@ def grant_table(
     users: UserStore,
     families: FamilyStore,
     revocations: RevocationStore,
+    sign_in: SignInStore,
     minter: TokenMinter,
-    hasher: PasswordHasher,
-    limiter: LoginLimiter,
+    passwords: PasswordCheck,
     revoker: Revoker,
     clock: Clock,
     metrics: Metrics,
 ) -> GrantTable:
     password = PasswordGrant(
-        settings=settings,
-        users=users,
-        families=families,
-        revocations=revocations,
-        minter=minter,
-        hasher=hasher,
-        limiter=limiter,
-        clock=clock,
-        metrics=metrics,
+        settings=settings, passwords=passwords, families=families, revocations=revocations, minter=minter, clock=clock
     )
     refresh = RefreshGrant(
         settings=settings,
@@ -77,8 +69,25 @@ def grant_table(
         clock=clock,
         metrics=metrics,
     )
+    code = AuthorizationCodeGrant(
+        settings=settings,
+        users=users,
+        sign_in=sign_in,
+        revocations=revocations,
+        minter=minter,
+        revoker=revoker,
+        clock=clock,
+        metrics=metrics,
+    )
     client_credentials = ClientCredentialsGrant(settings=settings, revocations=revocations, minter=minter, clock=clock)
-    return GrantTable({"password": password, "refresh_token": refresh, "client_credentials": client_credentials})
+    return GrantTable(
+        {
+            "authorization_code": code,
+            "password": password,
+            "refresh_token": refresh,
+            "client_credentials": client_credentials,
+        }
+    )
 
 
 __all__ = ["GRANT_TYPES", "MAX_USERNAME_LENGTH", "Grant", "GrantTable", "Tokens", "grant_table"]

@@ -28,6 +28,7 @@ class Tokens:
     access: Minted
     scope: str
     refresh: Minted | None = None
+    id_token: str | None = None  # OpenID Connect: the `openid` scope through the code flow
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -38,6 +39,8 @@ class Tokens:
         }
         if self.refresh is not None:
             body["refresh_token"] = self.refresh.token
+        if self.id_token is not None:
+            body["id_token"] = self.id_token
         return body
 
 

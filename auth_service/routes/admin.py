@@ -73,6 +73,9 @@ class NewClient(_Body):
     public: bool = False
     grant_types: list[Annotated[str, Field(max_length=64)]] = Field([], max_length=_MAX_LIST)
     redirect_uris: list[Annotated[str, Field(max_length=MAX_REDIRECT_URI)]] = Field([], max_length=_MAX_LIST)
+    post_logout_redirect_uris: list[Annotated[str, Field(max_length=MAX_REDIRECT_URI)]] = Field(
+        [], max_length=_MAX_LIST
+    )
     scope: Scope = ""
     audiences: list[Annotated[str, Field(max_length=MAX_AUDIENCE)]] = Field([], max_length=_MAX_LIST)
     name: str = Field("", max_length=MAX_NAME)
@@ -190,6 +193,7 @@ async def add_client(body: NewClient, actor: AdminDep, registry: RegistryDep) ->
         public=body.public,
         grant_types=tuple(body.grant_types),
         redirect_uris=tuple(body.redirect_uris),
+        post_logout_redirect_uris=tuple(body.post_logout_redirect_uris),
         scope=body.scope,
         audiences=tuple(body.audiences),
         name=body.name,

@@ -157,24 +157,35 @@ REVOCATION_PULL = {  # docs/wire.md, "Pull"
     },
 }
 
-METADATA = {  # RFC 8414 section 2, and docs/wire.md
+METADATA = {  # RFC 8414 section 2, OpenID Connect Discovery 1.0 section 3, and docs/wire.md
     "type": "object",
     "required": [
         "issuer",
-        "jwks_uri",
+        "authorization_endpoint",
         "token_endpoint",
+        "userinfo_endpoint",
+        "jwks_uri",
+        "end_session_endpoint",
         "revocation_endpoint",
         "introspection_endpoint",
         "grant_types_supported",
         "response_types_supported",
+        "subject_types_supported",
+        "id_token_signing_alg_values_supported",
+        "scopes_supported",
+        "claims_supported",
+        "code_challenge_methods_supported",
         "revocation_list_uri",
     ],
     "properties": {
         name: {"type": "string"}
         for name in (
             "issuer",
-            "jwks_uri",
+            "authorization_endpoint",
             "token_endpoint",
+            "userinfo_endpoint",
+            "jwks_uri",
+            "end_session_endpoint",
             "revocation_endpoint",
             "introspection_endpoint",
             "revocation_list_uri",
@@ -183,8 +194,30 @@ METADATA = {  # RFC 8414 section 2, and docs/wire.md
         )
     }
     | {
-        "grant_types_supported": {"type": "array", "items": {"type": "string"}},
-        "response_types_supported": {"type": "array", "items": {"type": "string"}},
+        name: {"type": "array", "items": {"type": "string"}}
+        for name in (
+            "scopes_supported",
+            "response_types_supported",
+            "response_modes_supported",
+            "grant_types_supported",
+            "subject_types_supported",
+            "id_token_signing_alg_values_supported",
+            "token_endpoint_auth_methods_supported",
+            "revocation_endpoint_auth_methods_supported",
+            "introspection_endpoint_auth_methods_supported",
+            "code_challenge_methods_supported",
+            "claims_supported",
+            "prompt_values_supported",
+        )
+    }
+    | {
+        name: {"type": "boolean"}
+        for name in (
+            "authorization_response_iss_parameter_supported",
+            "request_parameter_supported",
+            "request_uri_parameter_supported",
+            "claims_parameter_supported",
+        )
     },
 }
 

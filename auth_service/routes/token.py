@@ -38,6 +38,10 @@ _FORM_SCHEMA = {
                         "username": {"type": "string", "maxLength": MAX_VALUE},
                         "password": {"type": "string", "format": "password", "maxLength": MAX_VALUE},
                         "refresh_token": {"type": "string", "maxLength": MAX_VALUE},
+                        # The authorization code grant (RFC 6749 4.1.3) and its PKCE verifier (RFC 7636 4.5).
+                        "code": {"type": "string", "maxLength": MAX_VALUE},
+                        "redirect_uri": {"type": "string", "maxLength": MAX_VALUE},
+                        "code_verifier": {"type": "string", "maxLength": MAX_VALUE},
                         "scope": {"type": "string", "maxLength": MAX_VALUE},
                         "client_id": {"type": "string", "maxLength": 128},
                         # RFC 8707: the API the access token is for (its `aud`); one of the client's audiences.
@@ -52,6 +56,17 @@ _FORM_SCHEMA = {
                                 "properties": {
                                     "username": {"minLength": 1, "maxLength": MAX_USERNAME_LENGTH},
                                     "password": {"minLength": 1, "maxLength": MAX_PASSWORD_LENGTH},
+                                },
+                            },
+                        ),
+                        _when(
+                            "authorization_code",
+                            {
+                                "required": ["code", "redirect_uri", "code_verifier"],
+                                "properties": {
+                                    "code": {"minLength": 1},
+                                    "redirect_uri": {"minLength": 1},
+                                    "code_verifier": {"pattern": "^[A-Za-z0-9._~-]{43,128}$"},
                                 },
                             },
                         ),

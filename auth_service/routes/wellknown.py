@@ -9,24 +9,42 @@ from fastapi import APIRouter, Request, Response
 
 from ..config import Settings
 from ..deps import KeysDep, SettingsDep
+from ..grants import GRANT_TYPES
+from ..oidc import CLAIMS_SUPPORTED, IDENTITY_SCOPES
 from .responses import JWKS, METADATA, ok
 
 router = APIRouter(tags=["discovery"])
 
 
 def metadata(settings: Settings) -> dict[str, Any]:
+    """RFC 8414 and OpenID Connect Discovery 1.0 section 3, in one document served at both paths."""
     base = settings.issuer
+    client_auth = ["client_secret_basic", "client_secret_post", "none"]
     return {
         "issuer": base,
-        "jwks_uri": f"{base}/.well-known/jwks.json",
+        "authorization_endpoint": f"{base}/authorize",
         "token_endpoint": f"{base}/token",
+        "userinfo_endpoint": f"{base}/userinfo",
+        "jwks_uri": f"{base}/.well-known/jwks.json",
+        "end_session_endpoint": f"{base}/end-session",
         "revocation_endpoint": f"{base}/revoke",
         "introspection_endpoint": f"{base}/introspect",
-        "grant_types_supported": ["password", "refresh_token", "client_credentials"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "scopes_supported": sorted(IDENTITY_SCOPES),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": list(GRANT_TYPES),
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [settings.signing_alg],
+        "token_endpoint_auth_methods_supported": client_auth,
+        "revocation_endpoint_auth_methods_supported": client_auth,
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "response_types_supported": [],
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": list(CLAIMS_SUPPORTED),
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "authorization_response_iss_parameter_supported": True,  # RFC 9207
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "claims_parameter_supported": False,
         "revocation_list_uri": f"{base}/revocations",
         "revocation_stream_uri": f"{base}/revocations/stream",
         "logout_endpoint": f"{base}/logout",

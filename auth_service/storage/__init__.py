@@ -5,16 +5,20 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .protocols import (
+    AuthorizationCode,
     Client,
     ClientStore,
     Conflict,
     Credential,
     FamilyStore,
+    LoginSession,
+    RedeemOutcome,
     RefreshRecord,
     RevocationEntry,
     RevocationStore,
     Revoked,
     RotateOutcome,
+    SignInStore,
     Store,
     User,
     UserStore,
@@ -51,17 +55,21 @@ def migration_engine(url: str) -> AsyncEngine:
 
 
 __all__ = [
+    "AuthorizationCode",
     "Client",
     "ClientStore",
     "Conflict",
     "Credential",
     "FamilyStore",
+    "LoginSession",
+    "RedeemOutcome",
     "RefreshRecord",
     "RevocationEntry",
     "RevocationStore",
     "Revoked",
     "RotateOutcome",
     "SchemaBehind",
+    "SignInStore",
     "SqlStore",
     "Store",
     "User",

@@ -23,6 +23,9 @@ class User:
     scope: str
     password_changed_at: int
     disabled_at: int | None = None  # set: the user can neither log in nor refresh
+    name: str | None = None  # OpenID Connect `name` (the `profile` scope)
+    email: str | None = None  # OpenID Connect `email` (the `email` scope)
+    email_verified: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +41,7 @@ class Client:
     name: str = ""
     first_party: bool = False  # ours (the sign-in page asks no consent)
     created_at: int = 0
+    post_logout_redirect_uris: tuple[str, ...] = ()  # RP-initiated logout returns only to these
 
     @property
     def public(self) -> bool:
@@ -59,6 +63,7 @@ class RefreshRecord:
     # (a new family begins at its first token's issued_at).
     session_started_at: int | None = None
     audience: str | None = None  # the family's: the `aud` of its access tokens (None: AUTH_AUDIENCE)
+    login_session: str | None = None  # the browser login session it came from (None: a password login)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +91,43 @@ class RevocationEntry:
             "before": self.before,
             "expires_at": self.expires_at,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class LoginSession:
+    """A person signed in at the hosted login page, in one browser (the cookie names it)."""
+
+    id: str
+    sub: str
+    auth_time: int  # when the password was checked (OpenID Connect `auth_time`)
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationCode:
+    """What `/authorize` checked, bound to a code (stored by its hash, used once)."""
+
+    code_hash: str
+    client_id: str
+    redirect_uri: str
+    code_challenge: str  # S256 of the client's code_verifier (RFC 7636)
+    nonce: str | None
+    scope: str
+    audience: str
+    sub: str
+    login_session: str
+    auth_time: int
+    sid: str  # of the refresh family its exchange starts
+    expires_at: int
+    used_at: int | None = None
+
+
+class RedeemOutcome(Enum):
+    REDEEMED = "redeemed"  # marked used and its family stored
+    REPLAYED = "already used"  # used before: what its first use issued is now revoked
+    UNKNOWN = "unknown"
+    EXPIRED = "expired"
+    SESSION_ENDED = "session ended"  # the login session ended, or its user changed, before the exchange
 
 
 class RotateOutcome(Enum):
@@ -128,6 +170,9 @@ class UserStore(Protocol):
 
     async def set_scope(self, sub: str, scope: str) -> bool:
         """Replace what the user may be granted; False when there is no such user."""
+
+    async def set_profile(self, sub: str, *, name: str | None, email: str | None, email_verified: bool) -> bool:
+        """Replace the user's OpenID Connect claims; False when there is no such user."""
 
     async def set_disabled(self, sub: str, disabled_at: int | None) -> bool:
         """Disable (a time) or enable (None) a user; False when there is no such user."""
@@ -219,5 +264,52 @@ class RevocationStore(Protocol):
         """How many entries are live at `now` (the revocation list size, for metrics)."""
 
 
-class Store(UserStore, ClientStore, FamilyStore, RevocationStore, Protocol):
+class SignInStore(Protocol):
+    """The browser sign-in: login sessions, authorization codes, remembered consents."""
+
+    async def start_login_session(
+        self, session: LoginSession, cookie_hash: str, checked: Credential, *, replaces: str | None = None
+    ) -> bool:
+        """Store a login session if the password check still stands (as `start_family`). With
+        `replaces`, the same user's earlier session in this browser ends and its families
+        belong to the new one (a sign-in again must not orphan them)."""
+
+    async def login_session(self, cookie_hash: str, now: int) -> LoginSession | None:
+        """The live session of this cookie: not ended or expired, and its user still enabled,
+        with no `sub` entry revoking what they had at `auth_time`."""
+
+    async def end_login_session(self, session_id: str, now: int, revocation_expires_at: int) -> list[RevocationEntry]:
+        """End the session and revoke, in the same transaction, every live family it started
+        (a `sid` entry each). The entries appended; none when it had ended already."""
+
+    async def family_login_session(self, sid: str) -> str | None:
+        """The login session a refresh family came from."""
+
+    async def add_code(self, code: AuthorizationCode) -> None: ...
+
+    async def authorization_code(self, code_hash: str) -> AuthorizationCode | None: ...
+
+    async def redeem_code(
+        self, code_hash: str, first: RefreshRecord, now: int, revocation_expires_at: int
+    ) -> RedeemOutcome:
+        """Mark the code used and start its family with `first`, atomically: of any number of
+        concurrent callers exactly one gets REDEEMED. A code used before is refused and the
+        family its first use started is revoked (a `sid` entry) in the same transaction."""
+
+    async def consent(self, sub: str, client_id: str) -> str | None:
+        """The scopes `sub` allowed `client_id`, or None."""
+
+    async def grant_consent(self, sub: str, client_id: str, scope: str, now: int) -> None:
+        """Remember these scopes too (added to what was allowed before)."""
+
+    async def consents(self, sub: str) -> list[tuple[str, str, int]]:
+        """(client_id, scope, granted_at) of every client `sub` allowed, by client id."""
+
+    async def revoke_consent(self, sub: str, client_id: str) -> bool: ...
+
+    async def prune_sign_in(self, now: int) -> int:
+        """Delete codes and login sessions past their expiry; returns rows removed."""
+
+
+class Store(UserStore, ClientStore, FamilyStore, RevocationStore, SignInStore, Protocol):
     async def close(self) -> None: ...

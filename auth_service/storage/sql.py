@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .protocols import Client, Conflict, RevocationEntry, User
 from .sql_sessions import SessionRows, append_entry, revoke_family_in
+from .sql_signin import SignInRows
 from .tables import clients, families, users
 
 
@@ -35,8 +36,8 @@ def _new_id() -> str:
     return secrets.token_urlsafe(16)
 
 
-class SqlStore(SessionRows):
-    """Implements UserStore, ClientStore, FamilyStore and RevocationStore.
+class SqlStore(SessionRows, SignInRows):
+    """Implements UserStore, ClientStore, FamilyStore, RevocationStore and SignInStore.
 
     `writer` runs every writing transaction; on SQLite it is a one-connection engine that
     begins IMMEDIATE, so writers queue instead of failing on a lock upgrade. `reader` may
@@ -119,6 +120,12 @@ class SqlStore(SessionRows):
             changed = await conn.execute(update(users).where(users.c.id == sub).values(scope=scope))
         return changed.rowcount == 1
 
+    async def set_profile(self, sub: str, *, name: str | None, email: str | None, email_verified: bool) -> bool:
+        values = {"name": name, "email": email, "email_verified": email_verified}
+        async with self._writer.begin() as conn:
+            changed = await conn.execute(update(users).where(users.c.id == sub).values(**values))
+        return changed.rowcount == 1
+
     async def set_disabled(self, sub: str, disabled_at: int | None) -> bool:
         async with self._writer.begin() as conn:
             changed = await conn.execute(update(users).where(users.c.id == sub).values(disabled_at=disabled_at))
@@ -176,6 +183,9 @@ def _user(row: Row[Any]) -> User:
         scope=row.scope,
         password_changed_at=row.password_changed_at,
         disabled_at=row.disabled_at,
+        name=row.name,
+        email=row.email,
+        email_verified=bool(row.email_verified),
     )
 
 
@@ -190,6 +200,7 @@ def _client_row(client: Client) -> dict[str, object]:
         "audiences": " ".join(client.audiences),
         "name": client.name,
         "first_party": client.first_party,
+        "post_logout_redirect_uris": " ".join(client.post_logout_redirect_uris),
     }
 
 
@@ -204,4 +215,5 @@ def _client(row: Row[Any]) -> Client:
         name=row.name,
         first_party=bool(row.first_party),
         created_at=row.created_at,
+        post_logout_redirect_uris=tuple(row.post_logout_redirect_uris.split()),
     )

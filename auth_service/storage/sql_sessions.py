@@ -17,7 +17,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .protocols import Credential, RefreshRecord, RevocationEntry, Revoked, RotateOutcome
-from .tables import families, feed, refresh_tokens, revocations, users
+from .tables import families, feed, login_sessions, refresh_tokens, revocations, users
 
 
 class SessionRows:
@@ -30,29 +30,9 @@ class SessionRows:
 
     async def start_family(self, record: RefreshRecord, checked: Credential) -> bool:
         async with self._writer.begin() as conn:
-            if not await _login_stands(conn, record.sub, checked):
+            if not await login_stands(conn, record.sub, checked):
                 return False
-            await conn.execute(
-                insert(families).values(
-                    sid=record.sid,
-                    sub=record.sub,
-                    client_id=record.client_id,
-                    created_at=record.issued_at,
-                    expires_at=record.expires_at,
-                    revoked_at=None,
-                    audience=record.audience,
-                )
-            )
-            await conn.execute(
-                insert(refresh_tokens).values(
-                    jti=record.jti,
-                    sid=record.sid,
-                    scope=record.scope,
-                    issued_at=record.issued_at,
-                    expires_at=record.expires_at,
-                    used_at=None,
-                )
-            )
+            await insert_family(conn, record)
         return True
 
     async def refresh_record(self, jti: str) -> RefreshRecord | None:
@@ -123,6 +103,12 @@ class SessionRows:
                 update(families)
                 .where(and_(families.c.sub == sub, families.c.revoked_at.is_(None)))
                 .values(revoked_at=now)
+            )
+            # Its browser login sessions end too: outliving the entry, they would sign in again.
+            await conn.execute(
+                update(login_sessions)
+                .where(and_(login_sessions.c.sub == sub, login_sessions.c.ended_at.is_(None)))
+                .values(ended_at=now)
             )
             entry = await append_entry(conn, "sub", sub, before, revocation_expires_at, now)
         return Revoked(entry)
@@ -203,6 +189,7 @@ async def _refresh_record(conn: AsyncConnection, jti: str) -> RefreshRecord | No
                 families.c.revoked_at,
                 families.c.created_at.label("session_started_at"),
                 families.c.audience,
+                families.c.login_session,
             )
             .join(families, families.c.sid == refresh_tokens.c.sid)
             .where(refresh_tokens.c.jti == jti)
@@ -221,6 +208,7 @@ async def _refresh_record(conn: AsyncConnection, jti: str) -> RefreshRecord | No
         used_at=row.used_at,
         family_revoked_at=row.revoked_at,
         audience=row.audience,
+        login_session=row.login_session,
         session_started_at=row.session_started_at,
     )
 
@@ -235,7 +223,33 @@ async def _lock_user(conn: AsyncConnection, sub: str) -> Row[Any] | None:
     ).first()
 
 
-async def _login_stands(conn: AsyncConnection, sub: str, checked: Credential) -> bool:
+async def insert_family(conn: AsyncConnection, record: RefreshRecord) -> None:
+    """A new family and its first refresh token (a new family begins at its first token's issued_at)."""
+    await conn.execute(
+        insert(families).values(
+            sid=record.sid,
+            sub=record.sub,
+            client_id=record.client_id,
+            created_at=record.issued_at,
+            expires_at=record.expires_at,
+            revoked_at=None,
+            audience=record.audience,
+            login_session=record.login_session,
+        )
+    )
+    await conn.execute(
+        insert(refresh_tokens).values(
+            jti=record.jti,
+            sid=record.sid,
+            scope=record.scope,
+            issued_at=record.issued_at,
+            expires_at=record.expires_at,
+            used_at=None,
+        )
+    )
+
+
+async def login_stands(conn: AsyncConnection, sub: str, checked: Credential) -> bool:
     user = await _lock_user(conn, sub)
     if user is None or user.disabled_at is not None or user.password_hash != checked.password_hash:
         return False

@@ -18,6 +18,10 @@ users = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("password_changed_at", BigInteger, nullable=False),
     Column("disabled_at", BigInteger, nullable=True),  # set: no login, no refresh
+    # OpenID Connect claims, where the user has them (`profile` and `email` scopes).
+    Column("name", Text, nullable=True),
+    Column("email", String(320), nullable=True),
+    Column("email_verified", Boolean, nullable=False, server_default=false()),
 )
 
 clients = Table(
@@ -34,6 +38,8 @@ clients = Table(
     Column("audiences", Text, nullable=False, server_default=""),  # empty: AUTH_AUDIENCE
     Column("name", Text, nullable=False, server_default=""),
     Column("first_party", Boolean, nullable=False, server_default=false()),
+    # Where RP-initiated logout may send the browser back to (exact strings, like redirect_uris).
+    Column("post_logout_redirect_uris", Text, nullable=False, server_default=""),
 )
 
 families = Table(
@@ -47,6 +53,8 @@ families = Table(
     Column("expires_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger, nullable=True),
     Column("audience", String(256), nullable=True),  # the `aud` of its access tokens; NULL: AUTH_AUDIENCE
+    # The issuer's browser login session it came from (authorization code flow); NULL: a password login.
+    Column("login_session", String(64), nullable=True, index=True),
 )
 
 refresh_tokens = Table(
@@ -81,6 +89,50 @@ feed = Table(
     Column("id", Integer, primary_key=True),
     Column("feed_id", String(64), nullable=False),
     Column("head", BigInteger, nullable=False),
+)
+
+# A person signed in at the hosted login page: the browser holds a cookie whose SHA-256 is
+# `cookie_hash`; every client's /authorize in that browser uses it (single sign-on).
+login_sessions = Table(
+    "login_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("cookie_hash", String(64), nullable=False, unique=True),
+    Column("sub", String(128), nullable=False, index=True),
+    Column("auth_time", BigInteger, nullable=False),  # when the password was last checked
+    Column("expires_at", BigInteger, nullable=False),
+    Column("ended_at", BigInteger, nullable=True),
+)
+
+# Authorization codes (RFC 6749 section 4.1.2): stored by SHA-256, single use, bound to what
+# /authorize checked. `sid` is chosen when the code is issued, so a replay can revoke the
+# family the first use started, even one still being stored.
+authorization_codes = Table(
+    "authorization_codes",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("client_id", String(128), nullable=False),
+    Column("redirect_uri", Text, nullable=False),
+    Column("code_challenge", String(128), nullable=False),
+    Column("nonce", Text, nullable=True),
+    Column("scope", Text, nullable=False),
+    Column("audience", String(256), nullable=False),
+    Column("sub", String(128), nullable=False),
+    Column("login_session", String(64), nullable=False),
+    Column("auth_time", BigInteger, nullable=False),
+    Column("sid", String(64), nullable=False),
+    Column("expires_at", BigInteger, nullable=False, index=True),
+    Column("used_at", BigInteger, nullable=True),
+)
+
+# What a person allowed a (third-party) client, remembered until revoked.
+consents = Table(
+    "consents",
+    metadata,
+    Column("sub", String(128), primary_key=True),
+    Column("client_id", String(128), primary_key=True),
+    Column("scope", Text, nullable=False),
+    Column("granted_at", BigInteger, nullable=False),
 )
 
 signing_keys = Table(

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.slow
 
 FORM = "application/x-www-form-urlencoded"
 BAD_TYPE = f"content type must be {FORM}"
-BAD_GRANT = "grant_type must be password, refresh_token or client_credentials"
+BAD_GRANT = "grant_type must be authorization_code, password, refresh_token or client_credentials"
 BAD_LOGIN = "invalid username or password"
 TOO_LONG = "username or password too long"
 MAX_FAILURES = 3  # per (username, address)
@@ -109,7 +109,7 @@ ABUSE: dict[str, tuple[dict[str, Any], int, str, str]] = {
     **{
         f"grant_type {grant}": ({"data": {"grant_type": grant}}, 400, "unsupported_grant_type", BAD_GRANT)
         for grant in (
-            "authorization_code",
+            "AUTHORIZATION_CODE",
             "implicit",
             "urn:ietf:params:oauth:grant-type:jwt-bearer",
             "urn:ietf:params:oauth:grant-type:device_code",

@@ -26,8 +26,8 @@ def test_a_database_behind_the_code_is_refused_until_db_upgrade(
     assert "Traceback" not in refused.stderr
     upgraded = cli(["db", "upgrade"], data=stack.tmp, env=env)
     assert upgraded.returncode == 0, upgraded.stderr
-    assert json.loads(upgraded.stdout) == {"from": None, "to": "0004"}
-    assert json.loads(cli(["db", "current"], data=stack.tmp, env=env).stdout) == {"current": "0004", "head": "0004"}
+    assert json.loads(upgraded.stdout) == {"from": None, "to": "0005"}
+    assert json.loads(cli(["db", "current"], data=stack.tmp, env=env).stdout) == {"current": "0005", "head": "0005"}
     stack.start_auth(AUTH_DATABASE_URL=url, AUTH_KEYS_PASSPHRASE="a sixteen-plus passphrase")
     stack.add_user()  # the CLI writes to PostgreSQL too
     assert stack.login()["token_type"] == "Bearer"

@@ -87,6 +87,9 @@ async def test_an_added_user_can_log_in_with_the_scope_given(admin: Admin) -> No
         "disabled": False,
         "disabled_at": None,
         "password_changed_at": admin.issuer.clock.now,
+        "name": None,
+        "email": None,
+        "email_verified": False,
     }
     assert PASSWORD not in added.text
     login = await _password_login(admin.issuer, "bob")

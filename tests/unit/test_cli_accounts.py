@@ -53,7 +53,10 @@ def test_users_list_and_show_print_every_user_as_json_without_the_hash(run: Any)
     run("users", "disable", "bob")  # names compare case-insensitively
     shown = json.loads(run("users", "show", "BOB")[1])
     assert shown["disabled"] is True and isinstance(shown["disabled_at"], int)
-    assert set(shown) == {"username", "sub", "scope", "disabled", "disabled_at", "password_changed_at"}
+    assert set(shown) == {
+        *("username", "sub", "scope", "disabled", "disabled_at", "password_changed_at"),
+        *("name", "email", "email_verified"),
+    }
     code, _, err = run("users", "show", "nobody")
     assert code == 1 and err.strip() == "auth-service: no user 'nobody'"
 
@@ -80,6 +83,7 @@ def test_clients_add_show_rotate_and_remove_print_json_and_never_a_hash(run: Any
         "name": "Web",
         "grant_types": ["password"],
         "redirect_uris": ["https://app.example/cb"],
+        "post_logout_redirect_uris": [],
         "scope": "reports:read",
         "audiences": ["https://api.example"],
         "first_party": True,

@@ -238,6 +238,9 @@ async def test_a_user_is_shown_without_its_password_hash(world: World) -> None:
         "disabled": False,
         "disabled_at": None,
         "password_changed_at": int(NOW),
+        "name": None,
+        "email": None,
+        "email_verified": False,
     }
     assert user_view(await world.directory.disable("alice", actor="test"))["disabled"] is True
     assert user.password_hash not in str(view)
