@@ -30,11 +30,16 @@ CLAIMS_SUPPORTED = (
 )
 
 
+def with_identity(user_scope: str) -> str:
+    """The scopes a person may grant: their own, and the identity scopes."""
+    return " ".join(sorted(set(user_scope.split()) | IDENTITY_SCOPES))
+
+
 def signin_scope(client: Client, user_scope: str, requested: frozenset[str]) -> str:
     """What a sign-in grants: the scopes asked for (all the client may have, when none were
     asked) that the person may grant, within the client's registration. A scope the user
     lacks is left out, not refused (RFC 6749 section 3.3: the response says what was granted)."""
-    may = set(user_scope.split()) | IDENTITY_SCOPES
+    may = set(with_identity(user_scope).split())
     if client.scope is not None:
         may &= set(client.scope.split())
     wanted = requested or frozenset(may)

@@ -16,6 +16,7 @@ from ..config import Settings
 from ..errors import InvalidGrant, RateLimited
 from ..forms import Form, require
 from ..metrics import Metrics
+from ..oidc import with_identity
 from ..revocation import Revoker
 from ..storage import FamilyStore, RefreshRecord, RevocationStore, RotateOutcome, UserStore
 from ..tokens import TokenError, TokenMinter
@@ -91,7 +92,9 @@ class RefreshGrant:
             if request.resource is None
             else audience(caller.client, request.resource, session_audience)
         )
-        granted = intersect(record.scope, client_scope(caller.client, user.scope))
+        # The identity scopes a sign-in granted stay the person's to keep (oidc.py); API scopes
+        # narrow to what the user and the client may have today.
+        granted = intersect(record.scope, client_scope(caller.client, with_identity(user.scope)))
         scope = grant_scope(request.scope, granted) if request.scope else granted
         session_end = (record.session_started_at or record.issued_at) + self._settings.session_max_lifetime
         if session_end <= now:

@@ -125,3 +125,46 @@ def test_clients_add_refuses_what_breaks_a_rule_and_says_which(
     code, out, err = run(*args, stdin=stdin)
     assert (code, out) == (2, "") and message in err
     assert "s" * 31 not in err
+
+
+def test_users_set_profile_sets_the_openid_claims_and_refuses_a_malformed_email(run: Any) -> None:
+    assert run("users", "add", "alice", "--password-stdin", stdin=PASSWORD + "\n")[0] == 0
+    code, out, _ = run("users", "set-profile", "alice", "--display-name", "Alice L", "--email", "a@example.com")
+    assert code == 0 and json.loads(out) | {"sub": "-", "password_changed_at": 0} == {
+        **{"username": "alice", "sub": "-", "scope": "", "disabled": False, "disabled_at": None},
+        **{"password_changed_at": 0, "name": "Alice L", "email": "a@example.com", "email_verified": False},
+    }
+    code, _, err = run("users", "set-profile", "alice", "--email", "not an address")
+    assert code != 0 and "email must be an address" in err
+    assert json.loads(run("users", "show", "alice")[1])["email"] == "a@example.com"  # the refusal changed nothing
+
+
+def test_users_consents_lists_nothing_until_granted_and_revoke_consent_says_when_there_is_none(run: Any) -> None:
+    assert run("users", "add", "alice", "--password-stdin", stdin=PASSWORD + "\n")[0] == 0
+    assert run("users", "consents", "alice") == (0, "", "")
+    code, _, err = run("users", "revoke-consent", "alice", "third")
+    assert code != 0 and "has not allowed client 'third'" in err
+    code, _, err = run("users", "consents", "nobody")
+    assert code != 0 and "no user 'nobody'" in err
+
+
+def test_clients_add_keeps_post_logout_redirect_uris_checked_like_redirect_uris(run: Any) -> None:
+    code, out, _ = run(
+        "clients",
+        "add",
+        "spa",
+        "--public",
+        "--grant=authorization_code",
+        "--redirect-uri=https://spa.example/cb",
+        "--post-logout-redirect-uri=https://spa.example/bye",
+    )
+    assert code == 0 and json.loads(out)["post_logout_redirect_uris"] == ["https://spa.example/bye"]
+    code, _, err = run(
+        "clients",
+        "add",
+        "bad",
+        "--public",
+        "--grant=authorization_code",
+        "--post-logout-redirect-uri=http://evil.example/",
+    )
+    assert code != 0 and "https" in err and '"bad"' not in run("clients", "list")[1]
