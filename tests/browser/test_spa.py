@@ -42,7 +42,8 @@ def oidc_client_ts() -> Path:
     except subprocess.TimeoutExpired:
         done = None
     if done is None or done.returncode != 0:
-        require(f"the npm registry (`npm ci` in {SPA_DIR} failed: {done.stderr[-500:] if done else 'timed out'})")
+        why = " ".join(done.stderr.splitlines()[:4]) if done else "timed out"  # the first lines name the cause
+        require(f"the npm registry (`npm ci` in {SPA_DIR} failed: {why})")
     assert LIBRARY.is_file()
     return LIBRARY
 
@@ -70,6 +71,11 @@ def _serve_spa(port: int, *, issuer: str, api: str, log: Path) -> Iterator[str]:
         proc.wait(10)
 
 
+def _bearer(response: Response) -> str:
+    """The access token a request to the replica carried."""
+    return (response.request.header_value("authorization") or "").removeprefix("Bearer ")
+
+
 def test_the_spa_signs_in_calls_me_refreshes_and_signs_out(
     stack: Stack,
     page: Page,  # noqa: F811 (the fixture imported above)
@@ -95,14 +101,6 @@ def test_the_spa_signs_in_calls_me_refreshes_and_signs_out(
     sub = stack.add_user("alice", scope="reports:read profile")
     (replica,) = stack.start_replicas(1, RESOURCE_CORS_ORIGINS=json.dumps([spa]))
 
-    me_calls: list[tuple[int, str]] = []  # (status, access token) of each /me the page made
-
-    def on_response(response: Response) -> None:
-        if response.url == f"{replica.url}/me" and response.request.method == "GET":
-            token = (response.request.header_value("authorization") or "").removeprefix("Bearer ")
-            me_calls.append((response.status, token))
-
-    page.on("response", on_response)
     off_loopback: list[str] = []
     page.on("request", lambda request: off_loopback.extend([request.url] if _OFF_LOOPBACK.match(request.url) else []))
     console: list[str] = []
@@ -119,7 +117,11 @@ def test_the_spa_signs_in_calls_me_refreshes_and_signs_out(
         page.get_by_label("Username").fill("alice")
         page.get_by_label("Password").fill(PASSWORD)
         page.screenshot(path=tmp_path / "login.png", full_page=True)
-        page.get_by_role("button", name="Sign in").click()
+        with page.expect_response(f"{replica.url}/me") as me:
+            with page.expect_response(f"{auth.url}/authorize/login") as login:
+                page.get_by_role("button", name="Sign in").click()
+            # A 303 to the redirect URI with the code; anything else is the issuer refusing the form.
+            assert login.value.status == 303, f"{login.value.status}: {page.locator('body').inner_text()[:300]}"
 
         page.wait_for_url(f"{spa}/")  # the callback traded the code and cleaned the address bar
         page.locator("body[data-state=signed-in]").wait_for()
@@ -127,17 +129,19 @@ def test_the_spa_signs_in_calls_me_refreshes_and_signs_out(
         assert error.inner_text() == "", f"{error.inner_text()}; console: {console}"
         assert shown_me()["replica"] == replica.name
         page.screenshot(path=tmp_path / "signed-in.png", full_page=True)
-        assert me_calls and me_calls[-1][0] == 200
-        first = me_calls[-1][1]
+        assert me.value.status == 200
+        first = _bearer(me.value)
 
-        with page.expect_response(f"{auth.url}/token") as refreshed:
+        with page.expect_response(f"{auth.url}/token") as refreshed, page.expect_response(f"{replica.url}/me") as me:
             page.locator("#refresh").click()
-        assert refreshed.value.status == 200 and "grant_type=refresh_token" in (refreshed.value.request.post_data or "")
-        assert eventually(lambda: me_calls[-1][1] != first), me_calls
+        form = refreshed.value.request.post_data or ""
+        assert refreshed.value.status == 200, f"{form}: {refreshed.value.text()}"
+        assert "grant_type=refresh_token" in form
         page.locator("#me", has_text=sub).wait_for()
         assert error.inner_text() == "", f"{error.inner_text()}; console: {console}"
-        assert me_calls[-1][0] == 200
-        second = me_calls[-1][1]
+        assert me.value.status == 200
+        second = _bearer(me.value)
+        assert second != first  # the page called /me with the refreshed access token
 
         page.locator("#signout").click()  # to the end_session_endpoint and back
         page.locator("body[data-state=signed-out]").wait_for()
