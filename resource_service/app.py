@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, Security
+from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from .apidocs import install_docs
@@ -201,6 +202,17 @@ def create_app(settings: ResourceSettings, *, verifier: Verifier | None = None) 
     # Exempt for Prometheus, which holds no token (keep the port off the public network);
     # exempt when disabled too, so the path answers 404, as at the issuer.
     app.add_middleware(BearerAuthMiddleware, verifier=verifier, exempt=(*DEFAULT_EXEMPT, "/metrics"))
+    if settings.cors_origins:
+        # Outside authentication: a preflight carries no token, and a refusal needs the CORS
+        # headers too, or the page cannot read its status and WWW-Authenticate challenge.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+            expose_headers=["WWW-Authenticate", "Retry-After", "X-Replica-Id", "X-Request-Id"],
+            max_age=600,
+        )
     # One layer outside authentication does the request id (on every log line of the
     # request), the replica id header and the latency histogram: as three layers they
     # cost /me about 1 µs more a request (in-process: python -m bench.inprocess).

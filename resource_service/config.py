@@ -67,6 +67,12 @@ class ResourceSettings(BaseSettings):
         "point `jwks_uri` and the revocation feed at; by default they must share the issuer's scheme, "
         "host and port.",
     )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Browser origins (`scheme://host[:port]`, exactly as the browser sends `Origin`) whose "
+        "pages may call this API with a bearer token; preflights are answered and every response, a 401 "
+        "too, carries the CORS headers. Empty: no CORS, as for an API only servers call.",
+    )
     audience: str = Field(
         default="api",
         min_length=1,
@@ -202,6 +208,21 @@ class ResourceSettings(BaseSettings):
         if any(not host or "/" in host or "@" in host for host in value):
             raise ValueError("must be host names, or host:port, without scheme or path")
         return [host.lower() for host in value]
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        # An Origin header never has a path, query or trailing slash (RFC 6454 section 6.1):
+        # an entry with one would match no browser and fail silently.
+        for origin in value:
+            parts = urlsplit(origin)
+            if (
+                parts.scheme not in ("http", "https")
+                or not parts.netloc
+                or origin != f"{parts.scheme}://{parts.netloc}"
+            ):
+                raise ValueError(f"{origin!r} is not an origin: scheme://host[:port], no path or trailing slash")
+        return value
 
     @field_validator("replica_id")
     @classmethod
