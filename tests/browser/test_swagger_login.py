@@ -137,11 +137,6 @@ def test_swagger_ui_signs_in_at_the_issuers_login_page_with_pkce_and_shows_the_c
     with page.expect_response(f"{stack.auth.url}/token") as token_reply:
         with login.expect_response(f"{stack.auth.url}/authorize/login") as signed_in:
             login.get_by_role("button", name="Sign in").click()
-        if signed_in.value.status == 403 and "another site" in signed_in.value.text():
-            # The login page's Referrer-Policy no-referrer makes Chromium send `Origin: null` with
-            # the form's same-origin post, which the issuer's check_origin refuses. Remove once
-            # the issuer accepts its own form (e.g. its pages' Referrer-Policy same-origin).
-            pytest.xfail("the issuer refuses its own login form's post (Origin: null)")
         assert signed_in.value.status == 303, signed_in.value.text()
     assert token_reply.value.status == 200, token_reply.value.text()
     exchange = parse_qs(token_reply.value.request.post_data or "")

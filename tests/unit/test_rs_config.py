@@ -60,6 +60,7 @@ def test_values_are_read_from_resource_prefixed_environment(monkeypatch):
     monkeypatch.setenv("RESOURCE_LOG_LEVEL", "debug")  # any case
     monkeypatch.setenv("RESOURCE_ACCESS_LOG", "true")
     monkeypatch.setenv("RESOURCE_DOCS_CLIENT_ID", "reports-docs")
+    monkeypatch.setenv("RESOURCE_CORS_ORIGINS", '["https://app.example"]')
     monkeypatch.setenv("RESOURCE_HOST", "0.0.0.0")
     monkeypatch.setenv("RESOURCE_PORT", "9000")
     monkeypatch.setenv("RESOURCE_HTTP_HEADER_TIMEOUT", "5")
@@ -89,6 +90,7 @@ def test_values_are_read_from_resource_prefixed_environment(monkeypatch):
         "log_level": "DEBUG",
         "access_log": True,
         "docs_client_id": "reports-docs",
+        "cors_origins": ["https://app.example"],
         "host": "0.0.0.0",
         "port": 9000,
         "http_header_timeout": 5.0,
