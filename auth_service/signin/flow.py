@@ -287,23 +287,35 @@ class SignIn:
         **context: Any,
     ) -> Response:
         """A page whose form carries `pending`, signed and bound to this browser's CSRF cookie."""
-        response = Response()
-        csrf = self.cookies.ensure_csrf(request, response)
-        now = int(self._clock())
-        token = self._minter.signed_state(
-            {"req": pending.as_claims(), "csrf": hashed(csrf)}, now=now, ttl=FORM_LIFETIME
-        )
-        page = self.pages.render(
+        return self.form_page(
             template,
+            request,
+            {"req": pending.as_claims()},
             status=status,
             headers=headers,
             form_targets=(pending.redirect_uri,),
-            request_token=token,
             **context,
         )
-        for name, value in response.headers.items():
-            if name == "set-cookie":
-                page.headers.append("set-cookie", value)
+
+    def form_page(
+        self,
+        template: str,
+        request: Request,
+        state: dict[str, Any],
+        *,
+        form_targets: tuple[str, ...],
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+        **context: Any,
+    ) -> Response:
+        """A page whose form carries `state`, signed and bound to this browser's CSRF cookie."""
+        csrf, new = self.cookies.csrf_token(request)
+        token = self._minter.signed_state({**state, "csrf": hashed(csrf)}, now=int(self._clock()), ttl=FORM_LIFETIME)
+        page = self.pages.render(
+            template, status=status, headers=headers, form_targets=form_targets, request_token=token, **context
+        )
+        if new:
+            self.cookies.set_csrf(page, csrf)
         return page
 
     async def _posted(self, request: Request) -> tuple[Form, AuthorizationRequest, Client]:

@@ -23,8 +23,8 @@ from ..forms import Form, parse_form
 from ..revocation import Revoker
 from ..storage import Client, ClientStore, SignInStore, UserStore
 from ..tokens import TokenError, TokenMinter
-from .flow import FORM_LIFETIME, MAX_FORM_BODY, MAX_FORM_VALUE, PageError, SignIn
-from .pages import hashed, redirect
+from .flow import MAX_FORM_BODY, MAX_FORM_VALUE, PageError, SignIn
+from .pages import redirect
 from .request import MAX_STATE, redirect_location
 
 security = logging.getLogger("auth_service.security")
@@ -67,23 +67,15 @@ class EndSession:
         if session is None:  # nothing to end here: say so, and go back
             return self._done(client, return_to, state)
         user = await self._users.user_by_id(session.sub)
-        response = Response()
-        csrf = self._signin.cookies.ensure_csrf(request, response)
         logout = {"client_id": client.client_id if client else None, "return_to": return_to, "state": state}
-        token = self._minter.signed_state(
-            {"logout": logout, "csrf": hashed(csrf)}, now=int(self._clock()), ttl=FORM_LIFETIME
-        )
-        page = self._signin.pages.render(
+        return self._signin.form_page(
             "end_session.html",
+            request,
+            {"logout": logout},
+            form_targets=(return_to,) if return_to else (),
             title="Sign out",
             username=user.username if user else None,
-            request_token=token,
-            form_targets=(return_to,) if return_to else (),
         )
-        for name, value in response.headers.items():
-            if name == "set-cookie":
-                page.headers.append("set-cookie", value)
-        return page
 
     async def confirm(self, request: Request) -> Response:
         """The person's answer on the confirmation page."""

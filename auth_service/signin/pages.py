@@ -141,13 +141,13 @@ class Cookies:
     def clear_session(self, response: Response) -> None:
         response.delete_cookie(self.session_name, path="/", secure=self.secure, httponly=True, samesite="lax")
 
-    def ensure_csrf(self, request: Request, response: Response) -> str:
-        """The browser's CSRF token, set on `response` when it has none yet."""
+    def csrf_token(self, request: Request) -> tuple[str, bool]:
+        """This browser's CSRF token, and whether it is new (then `set_csrf` it on the page)."""
         value = self.csrf(request)
-        if value is None:
-            value = secrets.token_urlsafe(32)
-            response.set_cookie(self.csrf_name, value, path="/", secure=self.secure, httponly=True, samesite="strict")
-        return value
+        return (value, False) if value is not None else (secrets.token_urlsafe(32), True)
+
+    def set_csrf(self, response: Response, value: str) -> None:
+        response.set_cookie(self.csrf_name, value, path="/", secure=self.secure, httponly=True, samesite="strict")
 
 
 def _bounded(value: str | None) -> str | None:
