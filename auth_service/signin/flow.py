@@ -16,7 +16,6 @@ A person's way through, each step one request:
 
 from __future__ import annotations
 
-import hmac
 import logging
 import secrets
 from typing import Any
@@ -27,33 +26,23 @@ from fastapi.responses import Response
 from ..clients import client_address
 from ..clock import Clock
 from ..config import Settings
-from ..errors import InvalidGrant, InvalidRequest, RateLimited
-from ..forms import Form, parse_form
+from ..errors import InvalidGrant, RateLimited
+from ..forms import Form
 from ..grants.authorization_code import code_hash
 from ..login import PasswordCheck
 from ..oidc import signin_scope
 from ..passwords import MAX_PASSWORD_LENGTH
 from ..revocation import Revoker
 from ..storage import AuthorizationCode, Client, ClientStore, LoginSession, SignInStore, UserStore
-from ..tokens import TokenError, TokenMinter, new_id
+from ..tokens import TokenMinter, new_id
+from .forms import PageError, SignedForms
 from .pages import SCOPE_WORDS, Cookies, Pages, hashed, redirect
 from .request import MAX_QUERY, AuthorizationRequest, Refused, Untrusted, parse_request, redirect_location
 
 security = logging.getLogger("auth_service.security")
 
 CODE_LIFETIME = 60  # seconds (RFC 6749 section 4.1.2 recommends at most 10 minutes)
-FORM_LIFETIME = 900  # seconds a sign-in page may stay open before its post is refused
-MAX_FORM_BODY = 16 * 1024
-MAX_FORM_VALUE = 12 * 1024
 MAX_USERNAME = 256
-
-
-class PageError(Exception):
-    """A post that cannot go on: shown as an error page."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.message, self.status = message, status
 
 
 class SignIn:
@@ -79,6 +68,7 @@ class SignIn:
         self._clock = clock
         self.pages = Pages(settings)
         self.cookies = Cookies(settings)
+        self.forms = SignedForms(settings, self.pages, self.cookies, minter, clock)
 
     # -- GET /authorize ----------------------------------------------------------------
 
@@ -287,7 +277,7 @@ class SignIn:
         **context: Any,
     ) -> Response:
         """A page whose form carries `pending`, signed and bound to this browser's CSRF cookie."""
-        return self.form_page(
+        return self.forms.page(
             template,
             request,
             {"req": pending.as_claims()},
@@ -297,36 +287,10 @@ class SignIn:
             **context,
         )
 
-    def form_page(
-        self,
-        template: str,
-        request: Request,
-        state: dict[str, Any],
-        *,
-        form_targets: tuple[str, ...],
-        status: int = 200,
-        headers: dict[str, str] | None = None,
-        **context: Any,
-    ) -> Response:
-        """A page whose form carries `state`, signed and bound to this browser's CSRF cookie."""
-        csrf, new = self.cookies.csrf_token(request)
-        token = self._minter.signed_state({**state, "csrf": hashed(csrf)}, now=int(self._clock()), ttl=FORM_LIFETIME)
-        page = self.pages.render(
-            template, status=status, headers=headers, form_targets=form_targets, request_token=token, **context
-        )
-        if new:
-            self.cookies.set_csrf(page, csrf)
-        return page
-
     async def _posted(self, request: Request) -> tuple[Form, AuthorizationRequest, Client]:
-        """A sign-in form's post: from our own page in this browser, with the request it carries,
-        whose client and redirect URI are still registered. Else `PageError`."""
-        self.check_origin(request)
-        try:
-            form = await parse_form(request, max_body=MAX_FORM_BODY, max_value=MAX_FORM_VALUE)
-        except InvalidRequest as exc:
-            raise PageError(f"The form could not be read: {exc.description}.") from None
-        claims = self.read_state(request, form.get("request", ""))
+        """A sign-in form's post with the request it carries, whose client and redirect URI are
+        still registered. Else `PageError`."""
+        form, claims = await self.forms.read(request)
         try:
             pending = AuthorizationRequest.from_claims(claims["req"])
         except (KeyError, TypeError, ValueError):
@@ -336,43 +300,9 @@ class SignIn:
             raise PageError("The application is no longer registered here.")
         return form, pending, client
 
-    def check_origin(self, request: Request) -> None:
-        """Login CSRF, first line: a browser says where a post comes from; only our own pages may
-        post. Our pages' `Referrer-Policy: no-referrer` makes a browser send `Origin: null` with
-        their forms, so `null` is judged by `Sec-Fetch-Site` (and, as every post, by the CSRF cookie)."""
-        origin = request.headers.get("origin")
-        ours = _origin(self._settings.issuer)
-        if origin is not None and origin not in (ours, "null"):
-            security.warning("signin_cross_origin_post", extra={"origin": origin[:200]})
-            raise PageError("This form was sent from another site.", status=403)
-        site = request.headers.get("sec-fetch-site")
-        if site is not None and site not in ("same-origin", "none"):
-            security.warning("signin_cross_site_post", extra={"site": site[:40]})
-            raise PageError("This form was sent from another site.", status=403)
-
-    def read_state(self, request: Request, token: str) -> dict[str, Any]:
-        """The signed state of a form, which must be bound to this browser's CSRF cookie."""
-        try:
-            claims = self._minter.read_state(token, self._clock()) if 0 < len(token) <= MAX_FORM_VALUE else None
-        except TokenError:
-            claims = None
-        if claims is None:
-            raise PageError("This sign-in page has expired. Start again from the application.")
-        csrf = self.cookies.csrf(request)
-        bound = claims.get("csrf")
-        if csrf is None or not isinstance(bound, str) or not hmac.compare_digest(hashed(csrf), bound):
-            security.warning("signin_csrf_mismatch", extra={})
-            raise PageError("This form does not belong to this browser. Start again from the application.", 403)
-        return claims
-
     async def session(self, request: Request) -> LoginSession | None:
         """The live login session this browser's cookie names, if any."""
         cookie = self.cookies.session(request)
         if cookie is None:
             return None
         return await self._store.login_session(hashed(cookie), int(self._clock()))
-
-
-def _origin(url: str) -> str:
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.split('/', 1)[0]}"

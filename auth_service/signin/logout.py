@@ -23,7 +23,8 @@ from ..forms import Form, parse_form
 from ..revocation import Revoker
 from ..storage import Client, ClientStore, SignInStore, UserStore
 from ..tokens import TokenError, TokenMinter
-from .flow import MAX_FORM_BODY, MAX_FORM_VALUE, PageError, SignIn
+from .flow import SignIn
+from .forms import MAX_FORM_BODY, MAX_FORM_VALUE, PageError
 from .pages import redirect
 from .request import MAX_STATE, redirect_location
 
@@ -68,7 +69,7 @@ class EndSession:
             return self._done(client, return_to, state)
         user = await self._users.user_by_id(session.sub)
         logout = {"client_id": client.client_id if client else None, "return_to": return_to, "state": state}
-        return self._signin.form_page(
+        return self._signin.forms.page(
             "end_session.html",
             request,
             {"logout": logout},
@@ -80,9 +81,7 @@ class EndSession:
     async def confirm(self, request: Request) -> Response:
         """The person's answer on the confirmation page."""
         try:
-            self._signin.check_origin(request)
-            form = await _form(request)
-            claims = self._signin.read_state(request, form.get("request", ""))
+            form, claims = await self._signin.forms.read(request)
             logout = claims.get("logout")
             if not isinstance(logout, dict):
                 raise PageError("This sign-out page is not valid.")
