@@ -246,9 +246,15 @@ JWKS = {  # RFC 7517 section 5; public members only
 
 USER = {
     "type": "object",
-    "required": ["username", "sub", "scope", "disabled", "disabled_at", "password_changed_at"],
+    "required": [
+        *("username", "sub", "scope", "disabled", "disabled_at", "password_changed_at"),
+        *("name", "email", "email_verified"),
+    ],
     "additionalProperties": False,
     "properties": {
+        "name": {"type": ["string", "null"], "description": "the OpenID Connect `name` claim"},
+        "email": {"type": ["string", "null"]},
+        "email_verified": {"type": "boolean"},
         "username": {"type": "string"},
         "sub": {"type": "string"},
         "scope": {"type": "string"},
@@ -275,6 +281,7 @@ _CLIENT_PROPERTIES: dict[str, Any] = {
     "name": {"type": "string"},
     "grant_types": _STRINGS,
     "redirect_uris": _STRINGS,
+    "post_logout_redirect_uris": _STRINGS,
     "scope": {"type": ["string", "null"], "description": "null: any scope the user holds"},
     "audiences": _STRINGS,
     "first_party": {"type": "boolean"},

@@ -35,19 +35,25 @@ async def consent(request: Request, signin: SignInDep) -> Response:
     return await signin.consent(request)
 
 
-@router.api_route(
-    "/end-session",
-    methods=["GET", "POST"],
-    summary="End the sign-in session (OpenID Connect RP-Initiated Logout)",
-    response_class=Response,
-    responses={
-        200: _PAGE,
-        303: {"description": "To the registered post_logout_redirect_uri, with `state`"},
-        400: _PAGE,
-    },
-)
 async def end_session(request: Request, logout: EndSessionDep) -> Response:
     return await logout.start(request)
+
+
+for _method in ("GET", "POST"):  # the same parameters, in the query or as a form
+    router.add_api_route(
+        "/end-session",
+        end_session,
+        methods=[_method],
+        name=f"end_session_{_method.lower()}",
+        operation_id=f"end_session_{_method.lower()}",
+        summary="End the sign-in session (OpenID Connect RP-Initiated Logout)",
+        response_class=Response,
+        responses={
+            200: _PAGE,
+            303: {"description": "To the registered post_logout_redirect_uri, with `state`"},
+            400: _PAGE,
+        },
+    )
 
 
 @router.post("/end-session/confirm", include_in_schema=False)

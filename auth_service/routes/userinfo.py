@@ -20,12 +20,6 @@ router = APIRouter(tags=["openid"])
 _bearer = OAuth2AuthorizationCodeBearer(authorizationUrl="authorize", tokenUrl="token", auto_error=False)
 
 
-@router.api_route(
-    "/userinfo",
-    methods=["GET", "POST"],
-    summary="Claims about the signed-in user (OpenID Connect UserInfo)",
-    responses=errors(400, 401, 403, 503),
-)
 async def userinfo(
     request: Request,
     minter: MinterDep,
@@ -53,3 +47,15 @@ async def userinfo(
     if user is None or user.disabled_at is not None:
         raise InvalidToken("the user no longer exists or is disabled")
     return JSONResponse({"sub": user.id, **user_claims(user, scope)}, headers=NO_STORE)
+
+
+for _method in ("GET", "POST"):
+    router.add_api_route(
+        "/userinfo",
+        userinfo,
+        methods=[_method],
+        name=f"userinfo_{_method.lower()}",
+        operation_id=f"userinfo_{_method.lower()}",
+        summary="Claims about the signed-in user (OpenID Connect UserInfo)",
+        responses=errors(400, 401, 403, 503),
+    )

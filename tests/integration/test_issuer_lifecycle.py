@@ -143,16 +143,17 @@ def test_cors_allows_the_configured_origin_only(stack: Stack) -> None:
     assert "access-control-allow-origin" not in other.headers
 
 
-def test_openapi_declares_the_password_flow_for_swagger_authorize(issuer_and_replica: Stack) -> None:
+def test_openapi_declares_the_code_flow_for_swagger_authorize(issuer_and_replica: Stack) -> None:
     s = issuer_and_replica
     assert s.auth is not None
     replica_doc = s.http.get(f"{s.replicas[0].url}/openapi.json").json()
     flows = [
-        scheme["flows"]["password"]
+        scheme["flows"]["authorizationCode"]
         for scheme in replica_doc["components"]["securitySchemes"].values()
         if scheme.get("type") == "oauth2"
     ]
     assert flows and flows[0]["tokenUrl"] == f"{s.auth.url}/token"
+    assert flows[0]["authorizationUrl"] == f"{s.auth.url}/authorize"
     assert "reports:read" in flows[0]["scopes"]
     issuer_doc = s.http.get(f"{s.auth.url}/openapi.json").json()
     form = issuer_doc["paths"]["/token"]["post"]["requestBody"]["content"]
@@ -164,6 +165,9 @@ def test_openapi_declares_the_password_flow_for_swagger_authorize(issuer_and_rep
         "client_id",
         "client_secret",
         "refresh_token",
+        "code",
+        "redirect_uri",
+        "code_verifier",
     }
 
 
