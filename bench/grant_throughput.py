@@ -35,7 +35,7 @@ _ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
 async def _drive(url: str, mode: str, workers: int, seconds: float) -> tuple[int, int]:
     """(successes, failures) within `seconds`."""
-    login = {"grant_type": "password", "username": "bench", "password": _PASSWORD}
+    login = {"grant_type": "password", "username": "bench", "password": _PASSWORD, "client_id": "bench"}
     done = [0, 0]
 
     async def worker() -> None:
@@ -45,7 +45,11 @@ async def _drive(url: str, mode: str, workers: int, seconds: float) -> tuple[int
                 refresh = (await http.post(f"{url}/token", data=login)).json()["refresh_token"]
             deadline = time.monotonic() + seconds
             while time.monotonic() < deadline:
-                form = login if mode == "login" else {"grant_type": "refresh_token", "refresh_token": refresh}
+                form = (
+                    login
+                    if mode == "login"
+                    else {"grant_type": "refresh_token", "refresh_token": refresh, "client_id": "bench"}
+                )
                 response = await http.post(f"{url}/token", data=form)
                 done[response.status_code != 200] += 1
                 if mode == "refresh" and response.status_code == 200:
@@ -88,6 +92,9 @@ def measure(backend: str, args: argparse.Namespace) -> dict[str, float]:
             env |= {"AUTH_DATABASE_URL": url, "AUTH_KEYS_PASSPHRASE": "a bench keys passphrase"}
         try:
             cli(["users", "add", "bench", "--password-stdin"], data=data, env=env, stdin=_PASSWORD + "\n")
+            cli(
+                ["clients", "add", "bench", "--public", "--grant=password", "--grant=refresh_token"], data=data, env=env
+            )
             auth = auth_process(data=data, env=env).start()
             try:
                 out = {}

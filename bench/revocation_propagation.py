@@ -51,7 +51,8 @@ async def measure(
         for _ in range(count):
             token = (
                 await http.post(
-                    f"{auth.url}/token", data={"grant_type": "password", "username": "bench", "password": _PASSWORD}
+                    f"{auth.url}/token",
+                    data={"grant_type": "password", "username": "bench", "password": _PASSWORD, "client_id": "bench"},
                 )
             ).json()["access_token"]
             for client, rep in zip(clients, replicas, strict=True):
@@ -95,6 +96,7 @@ def main() -> int:
             auth = auth_process(data=data, env=auth_env).start()
             services.append(auth)
             cli(["users", "add", "bench", "--password-stdin"], data=data, stdin=_PASSWORD + "\n")
+            cli(["clients", "add", "bench", "--public", "--grant=password", "--grant=refresh_token"], data=data)
             replicas = [
                 replica_process(f"r{i}", auth_url=auth.url, data=data, env=replica_env).spawn()
                 for i in range(args.replicas)

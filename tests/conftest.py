@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from auth_service.launch import Service, auth_process, cli, replica_process
+from tests.default_client import keep_default_client
 
 PASSWORD = "correct horse battery staple"
 
@@ -145,6 +146,7 @@ class Stack:
         self.replicas: list[Service] = []
         self.http = httpx.Client(timeout=10.0)
         self.env: dict[str, str] = dict(AUTH_ENV)  # the issuer's settings; the CLI gets the same
+        self._default_client = False  # `public` registered (tests/default_client.py)
 
     def start_auth(self, **env: str) -> Service:
         self.env.update(env)
@@ -173,13 +175,18 @@ class Stack:
         return done.stdout
 
     def add_user(self, name: str = "alice", scope: str = "reports:read", password: str = PASSWORD) -> str:
+        """A user, and (once per database) the default client `public` its logins go through."""
         import json
 
-        return str(
-            json.loads(self.cli("users", "add", name, "--password-stdin", "--scope", scope, stdin=password + "\n"))[
-                "sub"
-            ]
-        )
+        added = self.cli("users", "add", name, "--password-stdin", "--scope", scope, stdin=password + "\n")
+        self.default_client()
+        return str(json.loads(added)["sub"])
+
+    def default_client(self) -> None:
+        """Register `public` (tests/default_client.py), once per database."""
+        if not self._default_client:
+            keep_default_client(self.tmp, self.env)
+            self._default_client = True
 
     def add_client(
         self,

@@ -16,11 +16,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
-from auth_service.launch import Service, auth_process, cli
+from auth_service.launch import Service, auth_process
 from bench import REPO
 from bench.harness import BenchError, Context
 from bench.report import Row
-from bench.suites._ours import PASSWORD, USERNAME, Issuer
+from bench.suites._ours import LOGIN, Issuer, add_login
 
 __all__ = ["ISSUER_ENV", "budget_row", "login", "new_issuer", "percentile", "summary_row", "wrk_json"]
 
@@ -39,17 +39,15 @@ def new_issuer(
     data = ctx.workdir / name
     data.mkdir(exist_ok=True)
     full_env = {**ISSUER_ENV, **(env or {})}
-    done = cli(["users", "add", USERNAME, "--password-stdin"], data=data, env=full_env, stdin=PASSWORD + "\n")
-    if done.returncode != 0 and "exists" not in done.stderr:
-        raise BenchError(f"auth-service users add failed: {done.stderr[-2000:]}")
+    done = add_login(data, full_env)
+    if done.returncode != 0:
+        raise BenchError(f"auth-service users or clients add failed: {done.stderr[-2000:]}")
     return auth_process(data=data, env=full_env, port=port), data
 
 
 def login(ctx: Context, service: Service, data: Path) -> Issuer:
     """One password login at `service`; the result can sign a pool with `_ours.mint_pool`."""
-    response = ctx.http.post(
-        f"{service.url}/token", data={"grant_type": "password", "username": USERNAME, "password": PASSWORD}
-    )
+    response = ctx.http.post(f"{service.url}/token", data=LOGIN)
     if response.status_code != 200:
         raise BenchError(f"login at {service.name} failed: {response.status_code} {response.text[:300]}")
     token = response.json()["access_token"]

@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 from bench.harness import CLK_TCK, BenchError, Context, process_ticks
 from bench.report import Row, SuiteResult
 from bench.suites._ops import LUA, budget_row, login, new_issuer, wrk_json
-from bench.suites._ours import PASSWORD, USERNAME
+from bench.suites._ours import LOGIN
 
 LOGIN_CONNECTIONS = 16  # as the earlier manual run: enough to keep every hashing thread busy
 JWKS_CONNECTIONS = 4
@@ -34,7 +34,7 @@ def run(ctx: Context) -> SuiteResult:
     login(ctx, auth, data)  # the user logs in: a check before measuring
     ctx.expect("JWKS answers 200", f"{auth.url}/.well-known/jwks.json", 200)
     script = ctx.workdir / "login.lua"
-    body = urlencode({"grant_type": "password", "username": USERNAME, "password": PASSWORD})
+    body = urlencode(LOGIN)
     script.write_text(
         f'dofile("{LUA / "summary.lua"}")\nwrk.method = "POST"\nwrk.body = "{body}"\n'
         'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n'

@@ -54,7 +54,7 @@ from bench.suites._deployments import (
     sizes,
     stop_all,
 )
-from bench.suites._ours import PASSWORD, USERNAME, Issuer, bearer, mint_pool, start_issuers
+from bench.suites._ours import CLIENT, LOGIN, Issuer, bearer, mint_pool, start_issuers
 
 __all__ = ["TOKENS_PER_CORE", "run"]
 
@@ -243,7 +243,7 @@ def _token_login_rows(ctx: Context, name: str, issuer: Issuer) -> list[Row]:
         for _ in range(count):
             response = ctx.http.post(
                 f"{issuer.service.url}/token",
-                data={"grant_type": "password", "username": USERNAME, "password": PASSWORD},
+                data=LOGIN,
             )
             ctx.check(f"{name} password login answers 200", response.status_code == 200, response.text[:200])
             refresh.append(response.json().get("refresh_token", ""))
@@ -251,7 +251,8 @@ def _token_login_rows(ctx: Context, name: str, issuer: Issuer) -> list[Row]:
     def refreshes() -> None:
         for token in refresh:
             response = ctx.http.post(
-                f"{issuer.service.url}/token", data={"grant_type": "refresh_token", "refresh_token": token}
+                f"{issuer.service.url}/token",
+                data={"grant_type": "refresh_token", "refresh_token": token, "client_id": CLIENT},
             )
             ctx.check(f"{name} refresh grant answers 200", response.status_code == 200, response.text[:200])
 

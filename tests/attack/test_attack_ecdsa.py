@@ -46,6 +46,7 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     stack = Stack(tmp)
     try:
         stack.start_auth(AUTH_SIGNING_ALG="ES256")
+        stack.default_client()  # the /revoke below names no client
         stack.start_replicas(1)
         (key_file,) = (tmp / "keys").glob("*.json")
         record = json.loads(key_file.read_text())

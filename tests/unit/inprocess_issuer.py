@@ -19,6 +19,7 @@ from auth_service.deps import Issuer
 from auth_service.directory import Directory
 from auth_service.passwords import hash_sync
 from auth_service.registry import Registration, Registry
+from tests.default_client import add_default_client
 from tests.unit.fakes import NOW, Clock
 
 PASSWORD = "correct horse battery staple"
@@ -53,8 +54,9 @@ class Running:
 
 
 @contextlib.asynccontextmanager
-async def running_issuer(tmp_path: Path, **settings: Any) -> AsyncIterator[Running]:
-    """An issuer with one user, alice (reports:read reports:write), at the fake clock's NOW."""
+async def running_issuer(tmp_path: Path, *, default_client: bool = True, **settings: Any) -> AsyncIterator[Running]:
+    """An issuer with one user, alice (reports:read reports:write), and the default client
+    `public` (tests/default_client.py), at the fake clock's NOW."""
     clock = Clock()
     # ES256 unless a test asks otherwise: its key is made in microseconds, an RSA key in a tenth
     # of a second, and every test starts an issuer of its own.
@@ -63,6 +65,8 @@ async def running_issuer(tmp_path: Path, **settings: Any) -> AsyncIterator[Runni
     async with app.router.lifespan_context(app):
         issuer: Issuer = app.state.issuer
         await issuer.store.add_user("alice", hash_sync(PASSWORD), "reports:read reports:write", int(NOW))
+        if default_client:
+            await add_default_client(issuer.store)
         transport = httpx.ASGITransport(app, client=("192.0.2.7", 40_000))
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
             yield Running(client, issuer, clock)

@@ -54,6 +54,19 @@ async def test_a_request_naming_no_client_is_the_default_public_client_until_it_
     assert answer.json() == {"error": "invalid_client", "error_description": "client_id required"}
 
 
+async def test_a_new_database_serves_the_password_grant_to_no_client_until_one_is_registered(tmp_path: Path) -> None:
+    async with running_issuer(tmp_path / "new", default_client=False) as new:
+        unnamed = await new.token(grant_type="password", username="alice", password=PASSWORD)
+        assert unnamed.json() == {"error": "invalid_client", "error_description": "client_id required"}
+        await new.register(
+            "spa", grant_types=("authorization_code", "refresh_token"), redirect_uris=("https://a.example/cb",)
+        )
+        refused = await _password(new, "spa")
+        assert refused.json()["error"] == "unauthorized_client"  # opt-in: not without --grant password
+        await new.register("terminal", grant_types=("password",), scope="reports:read")
+        assert (await _password(new, "terminal")).status_code == 200
+
+
 async def test_a_client_uses_only_the_grants_it_is_registered_for(issuer: Running) -> None:
     await issuer.register("cron", secret=SECRET, scope="reports:read")  # client_credentials only, by default
     own = await issuer.token(grant_type="client_credentials", auth=("cron", SECRET))

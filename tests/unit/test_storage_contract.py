@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from auth_service.storage import Client, Conflict, Credential, RefreshRecord, RotateOutcome, SqlStore, User, open_store
 
@@ -134,15 +135,34 @@ async def test_clients_are_unique_by_id_and_read_back_as_registered(store: SqlSt
     assert await store.client("other") is None
 
 
-async def test_a_fresh_database_has_the_default_public_client_for_requests_that_name_none(store: SqlStore) -> None:
-    default = await store.client("public")
-    assert default is not None and default.public and default.scope is None
-    assert default.grant_types == ("password", "refresh_token")
-    assert [client.client_id for client in await store.clients()] == ["public"]
+async def test_a_new_database_has_no_client_so_no_client_has_the_password_grant(store: SqlStore) -> None:
+    assert await store.clients() == []  # revision 0005 drops 0004's default `public` while no user exists
+
+
+async def test_a_database_in_use_keeps_its_default_public_client_through_the_upgrade(tmp_path: Path) -> None:
+    from alembic import command
+
+    from auth_service.storage.schema import _config
+    from auth_service.storage.sqlite import engine
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+    old = engine(url)
+    async with old.begin() as conn:  # the schema of the release before sign-in, with a user
+        await conn.run_sync(lambda sync: command.upgrade(_config(sync), "0004"))
+        await conn.execute(text("INSERT INTO users VALUES ('u1', 'alice', 'alice', 'h', '', 0, 0, NULL)"))
+    await old.dispose()
+    upgraded = await open_store(url)  # SQLite migrates itself to the head
+    try:
+        default = await upgraded.client("public")
+        assert default is not None and default.public and default.scope is None
+        assert default.grant_types == ("password", "refresh_token")  # its callers go on working
+    finally:
+        await upgraded.close()
 
 
 async def test_a_rotated_secret_replaces_the_old_and_a_public_client_has_none_to_rotate(store: SqlStore) -> None:
     await store.add_client(Client("svc", "old-hash", ""))
+    await store.add_client(Client("public", None, None, ("password",)))
     assert await store.set_client_secret("svc", "new-hash")
     assert (await store.client("svc")).secret_hash == "new-hash"  # type: ignore[union-attr]
     assert not await store.set_client_secret("public", "a-hash")

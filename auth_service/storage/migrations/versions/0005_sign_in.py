@@ -6,6 +6,11 @@ it revokes them all. Codes are stored by hash and used once. Users gain the Open
 claims `name`, `email` and `email_verified`; clients gain the URIs RP-initiated logout may
 return to.
 
+The password grant becomes opt-in: a new database (no user yet) no longer keeps the default
+client `public` that revision 0004 registered for it, so no client has the grant until an
+operator registers one with `--grant password`. A database in use keeps `public` as it was:
+its callers go on working, and the issuer's start-up log says how to remove it.
+
 Revision ID: 0005
 Revises: 0004
 """
@@ -60,6 +65,9 @@ def upgrade() -> None:
         sa.Column("scope", sa.Text, nullable=False),
         sa.Column("granted_at", sa.BigInteger, nullable=False),
     )
+    bind = op.get_bind()
+    if bind.execute(sa.text("SELECT count(*) FROM users")).scalar_one() == 0:
+        op.execute(sa.text("DELETE FROM clients WHERE client_id = 'public' AND secret_hash IS NULL"))
 
 
 def downgrade() -> None:
