@@ -61,7 +61,7 @@ async def measure(
                 ).status_code == 200
             # Pull mode: revoke at a random point of the poll cycle, not right after a pull.
             await asyncio.sleep(random.uniform(0, jitter))
-            await http.post(f"{auth.url}/revoke", data={"token": token})
+            await http.post(f"{auth.url}/revoke", data={"token": token, "client_id": "bench"})
             start = time.perf_counter()
             times = await asyncio.gather(
                 *[_refused_after(c, r.url, token, start) for c, r in zip(clients, replicas, strict=True)]

@@ -10,6 +10,7 @@ an operator's upgrade leaves it: a store write, no process of its own.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -44,4 +45,6 @@ def keep_default_client(data: Path, env: Mapping[str, str]) -> None:
         finally:
             await store.close()
 
-    asyncio.run(register())
+    # In a thread of its own: a caller may be inside an event loop already (Playwright's sync API).
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, register()).result()

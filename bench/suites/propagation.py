@@ -32,7 +32,7 @@ from auth_service.launch import Service, replica_process
 from bench.harness import BenchError, Context
 from bench.report import Row, SuiteResult
 from bench.suites._ops import budget_row, login, new_issuer, percentile
-from bench.suites._ours import bearer, mint_pool
+from bench.suites._ours import CLIENT, bearer, mint_pool
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 PUSH_P99_MS = 50.0  # target: push p99 <= 50 ms; pull p99 <= P + 50 ms
@@ -148,7 +148,7 @@ async def _measure(
                     f"a replica refused a token before its revocation: {[s.status_code for s in statuses]}"
                 )
             await asyncio.sleep(random.uniform(0, path.jitter))
-            response = await http.post(f"{auth.url}/revoke", data={"token": token})
+            response = await http.post(f"{auth.url}/revoke", data={"token": token, "client_id": CLIENT})
             start = time.perf_counter()
             if response.status_code != 200:
                 raise BenchError(f"POST /revoke: {response.status_code} {response.text[:200]}")

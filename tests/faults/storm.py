@@ -62,9 +62,11 @@ class PostgresDb:
 
 
 def add_users(database_url: str, names: list[str], password: str, scope: str = "") -> None:
-    """Create users through the service's own storage code (the CLI's, without a process each)."""
+    """Create users through the service's own storage code (the CLI's, without a process each),
+    and the default client their logins go through."""
     from auth_service.passwords import hash_sync
     from auth_service.storage import open_store
+    from tests.default_client import add_default_client
 
     password_hash = hash_sync(password)
 
@@ -73,6 +75,7 @@ def add_users(database_url: str, names: list[str], password: str, scope: str = "
         try:
             for name in names:
                 await store.add_user(name, password_hash, scope, int(time.time()))
+            await add_default_client(store)  # the storm logs in through it (tests/default_client.py)
         finally:
             await store.close()
 

@@ -40,6 +40,7 @@ def test_every_line_of_both_services_and_the_cli_is_one_json_object_when_not_a_t
         stdin=PASSWORD + "\n",
     )
     assert done.returncode == 0, done.stderr
+    stack.default_client()
     assert set(json.loads(done.stdout)) == {"username", "sub", "scope"}  # command output: unchanged, on stdout
     cli_lines = json_log_lines(done.stderr)
     [replica] = stack.start_replicas(1, RESOURCE_ACCESS_LOG="true")

@@ -157,6 +157,7 @@ def test_no_password_secret_key_or_token_appears_in_any_log_or_answer(stack: Sta
         ]
         for job in jobs:
             job.result()
+    stack.default_client()
     replicas = stack.start_replicas(2, **_REPLICA_DEBUG_JSON)
     token_url = f"{auth.url}/token"
 
