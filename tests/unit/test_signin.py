@@ -517,3 +517,34 @@ async def test_the_pages_show_the_product_name_and_serve_its_logo_themselves(tmp
         assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
     async with running_issuer(tmp_path / "plain") as plain:
         assert (await plain.client.get("/signin/logo")).status_code == 404  # no logo configured
+
+
+async def test_the_session_cookie_is_httponly_samesite_lax_and_secure_host_only_on_https(issuer: Running) -> None:
+    params, _ = _authorize_params()
+    page = await _authorize(issuer, **params)
+    answer = await _submit(issuer, page, username="alice", password=PASSWORD)
+    set_cookie = next(v for v in answer.headers.get_list("set-cookie") if v.startswith("auth_session_"))
+    attributes = {part.strip().split("=")[0].lower() for part in set_cookie.split(";")[1:]}
+    assert {"httponly", "path", "samesite", "max-age"} <= attributes and "secure" not in attributes
+    assert "samesite=lax" in set_cookie.lower()
+    from fastapi.responses import Response
+
+    from auth_service.config import Settings
+    from auth_service.signin.pages import Cookies
+
+    https = Cookies(Settings(issuer="https://auth.example"))
+    response = Response()
+    https.set_session(response, "x" * 43)
+    header = response.headers["set-cookie"]
+    assert header.startswith("__Host-auth_session_") and "secure" in header.lower() and "domain" not in header.lower()
+
+
+async def test_prompt_consent_asks_a_third_party_again_and_login_hint_fills_the_username(issuer: Running) -> None:
+    await _sign_in(issuer)
+    params, _ = _authorize_params("third", THIRD, scope="openid")
+    await _submit(issuer, await _authorize(issuer, **params), decision="allow")
+    again, _ = _authorize_params("third", THIRD, scope="openid", prompt="consent")
+    assert "Allow access?" in (await _authorize(issuer, **again)).text  # remembered, yet asked: prompt=consent
+    hinted, _ = _authorize_params(prompt="login", login_hint="alice")
+    page = await _authorize(issuer, **hinted)
+    assert form_fields(page.text)["username"] == "alice"
