@@ -7,6 +7,8 @@ app.add_middleware(BearerAuthMiddleware, verifier=verifier)
 # and `await verifier.start()` / `await verifier.stop()` in the app's lifespan
 """
 
+from importlib.metadata import PackageNotFoundError, version
+
 from .app import create_app
 from .asgi import BearerAuthMiddleware, ReplicaIdMiddleware, current_claims
 from .client import ClientCredentials, TokenRequestError, UserLogin
@@ -24,6 +26,11 @@ from .jose import TokenError
 from .logs import RequestIdMiddleware
 from .metrics import metrics_endpoint
 from .verifier import Verifier
+
+try:
+    __version__ = version("stateless-auth")
+except PackageNotFoundError:  # run from a checkout that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "AuthError",

@@ -14,15 +14,16 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from ._backoff import Backoff
 from ._bounded import fetch, parse_json, sse_events
 from .revocations import RevocationList
+
+if TYPE_CHECKING:  # redis is imported only by a replica that has RESOURCE_REDIS_URL set
+    from redis.asyncio import Redis
 
 __all__ = ["PUSH_AUDIENCE", "PUSH_LIFETIME", "PUSH_TYP", "RevocationSync"]
 
@@ -77,6 +78,11 @@ class RevocationSync:
         self._push = push
         self._redis = redis_client
         self._redis_channel = redis_channel
+        self._push_errors: tuple[type[BaseException], ...] = (httpx.HTTPError, ValueError, OSError)
+        if redis_client is not None:
+            from redis.exceptions import RedisError
+
+            self._push_errors += (RedisError,)
         self._open_push = open_push
         if redis_client is not None and open_push is None:
             raise ValueError("a Redis push needs open_push to check its signatures")
@@ -217,7 +223,7 @@ class RevocationSync:
                 if await self.listen():
                     backoff.reset()  # it worked for a while: reconnect promptly
                 logger.info("revocation stream ended; reconnecting")
-            except (httpx.HTTPError, ValueError, RedisError, OSError) as exc:
+            except self._push_errors as exc:
                 logger.warning("revocation push (%s) failed: %s", self.push_source, type(exc).__name__)
             except Exception:
                 logger.exception("revocation stream handler failed")

@@ -15,10 +15,9 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-from redis.asyncio import Redis
 
 from ._backoff import Backoff
 from .config import ResourceSettings
@@ -28,6 +27,9 @@ from .jose import Key, TokenError, decode_with_key, header_kid
 from .jwks import JwksCache
 from .metrics import ResourceMetrics
 from .revocation_sync import PUSH_AUDIENCE, PUSH_TYP, RevocationSync
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 from .revocations import RevocationList
 
 __all__ = ["Verifier"]
@@ -63,11 +65,11 @@ class Verifier:
         self._clock = clock
         self._sleep = sleep  # between retries; injected so tests need not wait
         self._client = httpx.AsyncClient(transport=transport, timeout=_HTTP_TIMEOUT, follow_redirects=False)
-        self._redis = (
-            Redis.from_url(settings.redis_url, socket_connect_timeout=2, health_check_interval=15)
-            if settings.redis_url
-            else None
-        )
+        self._redis: Redis | None = None
+        if settings.redis_url:  # imported here: a replica without Redis never loads the client
+            from redis.asyncio import Redis
+
+            self._redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2, health_check_interval=15)
         self._jwks: JwksCache | None = None
         self._sync: RevocationSync | None = None
         self._cache: OrderedDict[str, tuple[dict[str, Any], Key]] = OrderedDict()
