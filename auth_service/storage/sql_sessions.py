@@ -66,16 +66,7 @@ class SessionRows:
                     return RotateOutcome.JUST_RETIRED  # a second tab, a retry: refused, the session stands
                 await revoke_family_in(conn, old.sid, now, revocation_expires_at)
                 return RotateOutcome.REUSED
-            await conn.execute(
-                insert(refresh_tokens).values(
-                    jti=new.jti,
-                    sid=old.sid,
-                    scope=new.scope,
-                    issued_at=new.issued_at,
-                    expires_at=new.expires_at,
-                    used_at=None,
-                )
-            )
+            await _insert_refresh_token(conn, new, sid=old.sid)
             # Same lifetime for every token of a family: the newest expires last.
             await conn.execute(update(families).where(families.c.sid == old.sid).values(expires_at=new.expires_at))
             return RotateOutcome.ROTATED
@@ -98,7 +89,7 @@ class SessionRows:
 
     async def revoke_subject(self, sub: str, now: int, before: int, revocation_expires_at: int) -> Revoked:
         async with self._writer.begin() as conn:
-            await _lock_user(conn, sub)  # a login storing its family now waits, or is seen below
+            await lock_user(conn, sub)  # a login storing its family now waits, or is seen below
             await conn.execute(
                 update(families)
                 .where(and_(families.c.sub == sub, families.c.revoked_at.is_(None)))
@@ -213,14 +204,12 @@ async def _refresh_record(conn: AsyncConnection, jti: str) -> RefreshRecord | No
     )
 
 
-async def _lock_user(conn: AsyncConnection, sub: str) -> Row[Any] | None:
+async def lock_user(conn: AsyncConnection, sub: str) -> Row[Any] | None:
     """The user's row, locked until the transaction ends (PostgreSQL; SQLite's writer is
-    serial already): logins, password changes and subject revocations of one user queue."""
-    return (
-        await conn.execute(
-            select(users.c.password_hash, users.c.disabled_at).where(users.c.id == sub).with_for_update()
-        )
-    ).first()
+    serial already): logins, password changes, code exchanges and subject revocations of one
+    user queue."""
+    columns = (users.c.password_hash, users.c.disabled_at, users.c.password_changed_at)
+    return (await conn.execute(select(*columns).where(users.c.id == sub).with_for_update())).first()
 
 
 async def insert_family(conn: AsyncConnection, record: RefreshRecord) -> None:
@@ -237,10 +226,14 @@ async def insert_family(conn: AsyncConnection, record: RefreshRecord) -> None:
             login_session=record.login_session,
         )
     )
+    await _insert_refresh_token(conn, record, sid=record.sid)
+
+
+async def _insert_refresh_token(conn: AsyncConnection, record: RefreshRecord, *, sid: str) -> None:
     await conn.execute(
         insert(refresh_tokens).values(
             jti=record.jti,
-            sid=record.sid,
+            sid=sid,
             scope=record.scope,
             issued_at=record.issued_at,
             expires_at=record.expires_at,
@@ -250,7 +243,7 @@ async def insert_family(conn: AsyncConnection, record: RefreshRecord) -> None:
 
 
 async def login_stands(conn: AsyncConnection, sub: str, checked: Credential) -> bool:
-    user = await _lock_user(conn, sub)
+    user = await lock_user(conn, sub)
     if user is None or user.disabled_at is not None or user.password_hash != checked.password_hash:
         return False
     newer = (

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .protocols import AuthorizationCode, Credential, LoginSession, RedeemOutcome, RefreshRecord, RevocationEntry
-from .sql_sessions import insert_family, login_stands, revoke_family_in
+from .sql_sessions import insert_family, lock_user, login_stands, revoke_family_in
 from .tables import authorization_codes, consents, families, login_sessions, users
 
 CODE_REPLAY_MEMORY = 600  # seconds a used code is kept past its expiry, so a late replay still revokes
@@ -207,11 +207,7 @@ class SignInRows:
 async def _session_stands(conn: AsyncConnection, code: AuthorizationCode, now: int) -> bool:
     """The code's login session is live and its user unchanged since `auth_time`; the user's
     row stays locked until the family is stored (serialised with `revoke_subject`)."""
-    user = (
-        await conn.execute(
-            select(users.c.disabled_at, users.c.password_changed_at).where(users.c.id == code.sub).with_for_update()
-        )
-    ).first()
+    user = await lock_user(conn, code.sub)
     if user is None or user.disabled_at is not None or user.password_changed_at > code.auth_time:
         return False
     live = (
