@@ -225,6 +225,14 @@ def _offer(queue: asyncio.Queue[str | None], item: str | None, *, force: bool = 
         return False
 
 
+async def access_token_revoked(revocations: RevocationStore, claims: dict[str, Any], now: float) -> bool:
+    """Whether a live feed entry revokes the verified access token with these claims (the
+    issuer's own endpoints that take one: /userinfo, /introspect, /admin)."""
+    return await revocations.is_revoked(
+        jti=claims["jti"], sid=claims.get("sid"), sub=claims["sub"], iat=int(claims["iat"]), now=int(now)
+    )
+
+
 class RevokingStore(FamilyStore, RevocationStore, SignInStore, Protocol):
     """What the revoker writes: families (sessions), login sessions and the feed, each change
     with its entries."""

@@ -22,9 +22,9 @@ from ..forms import Form, require
 from ..metrics import Metrics
 from ..oidc import user_claims
 from ..revocation import Revoker
-from ..storage import RedeemOutcome, RefreshRecord, RevocationStore, SignInStore, UserStore
+from ..storage import RedeemOutcome, RevocationStore, SignInStore, UserStore
 from ..tokens import TokenMinter
-from .common import Tokens, security
+from .common import Tokens, security, stored_refresh
 
 MAX_CODE = 128
 _VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")  # RFC 7636 section 4.1
@@ -112,16 +112,12 @@ class AuthorizationCodeGrant:
             iat_floor=floor,
             not_after=session_end,
         )
-        first = RefreshRecord(
-            jti=refresh.jti,
+        first = stored_refresh(
+            refresh,
             sid=code.sid,
             sub=code.sub,
             client_id=code.client_id,
             scope=code.scope,
-            issued_at=refresh.iat,
-            expires_at=refresh.exp,
-            used_at=None,
-            family_revoked_at=None,
             audience=code.audience,
             login_session=code.login_session,
         )

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from ..clients import Caller
 from ..errors import InvalidScope, InvalidTarget
 from ..forms import Form, parse_scope
-from ..storage import Client
+from ..storage import Client, RefreshRecord
 from ..tokens import Minted
 
 MAX_RESOURCE = 256  # characters of a `resource` (an audience is stored in at most this)
@@ -49,6 +49,32 @@ class Grant(Protocol):
     issues tokens to the authenticated `caller` or raises an `OAuthError`."""
 
     async def __call__(self, form: Form, caller: Caller, address: str) -> Tokens: ...
+
+
+def stored_refresh(
+    refresh: Minted,
+    *,
+    sid: str,
+    sub: str,
+    client_id: str,
+    scope: str,
+    audience: str | None = None,
+    login_session: str | None = None,
+) -> RefreshRecord:
+    """The row a new refresh token is stored as (a family's first, or a rotation's successor)."""
+    return RefreshRecord(
+        jti=refresh.jti,
+        sid=sid,
+        sub=sub,
+        client_id=client_id,
+        scope=scope,
+        issued_at=refresh.iat,
+        expires_at=refresh.exp,
+        used_at=None,
+        family_revoked_at=None,
+        audience=audience,
+        login_session=login_session,
+    )
 
 
 def requested_scope(form: Form) -> frozenset[str]:

@@ -15,9 +15,18 @@ from ..errors import InvalidGrant, InvalidRequest
 from ..forms import Form, require
 from ..login import PasswordCheck
 from ..passwords import MAX_PASSWORD_LENGTH
-from ..storage import FamilyStore, RefreshRecord, RevocationStore
+from ..storage import FamilyStore, RevocationStore
 from ..tokens import TokenMinter, new_id
-from .common import Tokens, audience, client_scope, grant_scope, requested_resource, requested_scope, security
+from .common import (
+    Tokens,
+    audience,
+    client_scope,
+    grant_scope,
+    requested_resource,
+    requested_scope,
+    security,
+    stored_refresh,
+)
 
 MAX_USERNAME_LENGTH = 256
 
@@ -77,18 +86,7 @@ class PasswordGrant:
             iat_floor=floor,
             not_after=now + self._settings.session_max_lifetime,
         )
-        record = RefreshRecord(
-            jti=refresh.jti,
-            sid=sid,
-            sub=user.id,
-            client_id=caller.client_id,
-            scope=scope,
-            issued_at=refresh.iat,
-            expires_at=refresh.exp,
-            used_at=None,
-            family_revoked_at=None,
-            audience=aud,
-        )
+        record = stored_refresh(refresh, sid=sid, sub=user.id, client_id=caller.client_id, scope=scope, audience=aud)
         if not await self._families.start_family(record, login.credential):
             # The password changed, the user was disabled or removed, or their sessions were
             # revoked while this login was hashing: it must not outlive what it checked.

@@ -29,6 +29,7 @@ from .common import (
     requested_resource,
     requested_scope,
     security,
+    stored_refresh,
 )
 
 RATE_WINDOW = 60  # seconds: AUTH_REFRESH_RATE counts refresh tokens per session per minute
@@ -109,17 +110,7 @@ class RefreshGrant:
             iat_floor=floor,
             not_after=session_end,
         )
-        successor = RefreshRecord(
-            jti=new.jti,
-            sid=record.sid,
-            sub=record.sub,
-            client_id=caller.client_id,
-            scope=granted,
-            issued_at=new.iat,
-            expires_at=new.exp,
-            used_at=None,
-            family_revoked_at=None,
-        )
+        successor = stored_refresh(new, sid=record.sid, sub=record.sub, client_id=caller.client_id, scope=granted)
         outcome = await self._families.rotate(
             record.jti, successor, now, self._revoker.horizon(now), grace=self._settings.refresh_reuse_grace
         )

@@ -31,6 +31,7 @@ from ..errors import (
 )
 from ..forms import bearer_token, read_body
 from ..registry import Registry
+from ..revocation import access_token_revoked
 from ..storage import Conflict
 from ..storage.unavailable import database_unavailable
 from ..tokens import TokenError
@@ -114,9 +115,7 @@ async def admin_client(
     if not isinstance(client_id, str):
         raise InvalidToken("token names no client")
     request.state.admin_client = client_id  # signed, so worth logging even when refused below
-    revoked = await revocations.is_revoked(
-        jti=claims["jti"], sid=claims.get("sid"), sub=claims["sub"], iat=int(claims["iat"]), now=int(now)
-    )
+    revoked = await access_token_revoked(revocations, claims, now)
     if revoked:
         raise InvalidToken("token revoked")
     try:

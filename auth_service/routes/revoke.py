@@ -13,6 +13,7 @@ from ..clients import Caller
 from ..deps import AudiencesDep, ClientsDep, ClockDep, FamiliesDep, FormDep, MinterDep, RevocationsDep, RevokerDep
 from ..errors import InvalidClient, InvalidToken, UnauthorizedClient
 from ..forms import FORM_TYPE, bearer_token, require
+from ..revocation import access_token_revoked
 from ..routes.token import NO_STORE
 from ..storage import FamilyStore, RevocationStore
 from ..tokens import TokenError, TokenMinter
@@ -148,9 +149,7 @@ async def _introspect(
             return {"active": False}
         return {"active": True, "token_type": "refresh_token", **_public(claims)}
     if (claims := _read(lambda t, at: minter.read_access(t, at, audiences), token, now)) is not None:
-        if not _may_see(caller, claims) or await revocations.is_revoked(
-            jti=claims["jti"], sid=claims.get("sid"), sub=claims["sub"], iat=int(claims["iat"]), now=int(now)
-        ):
+        if not _may_see(caller, claims) or await access_token_revoked(revocations, claims, now):
             return {"active": False}
         return {"active": True, "token_type": "Bearer", **_public(claims)}
     return {"active": False}

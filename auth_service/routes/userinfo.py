@@ -11,6 +11,7 @@ from ..deps import AudiencesDep, ClockDep, MinterDep, RevocationsDep, UsersDep
 from ..errors import InsufficientScope, InvalidToken
 from ..forms import bearer_token
 from ..oidc import user_claims
+from ..revocation import access_token_revoked
 from ..tokens import TokenError
 from .responses import errors
 from .token import NO_STORE
@@ -35,9 +36,7 @@ async def userinfo(
         claims = minter.read_access(token, now, audiences)
     except TokenError as exc:
         raise InvalidToken(exc.description) from None
-    revoked = await revocations.is_revoked(
-        jti=claims["jti"], sid=claims.get("sid"), sub=claims["sub"], iat=int(claims["iat"]), now=int(now)
-    )
+    revoked = await access_token_revoked(revocations, claims, now)
     if revoked:
         raise InvalidToken("token is revoked")
     scope = str(claims.get("scope", ""))
