@@ -6,8 +6,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from ..deps import EndSessionDep, SettingsDep, SignInDep
-from ..signin.pages import LOGO_TYPES, MAX_LOGO_BYTES, STYLESHEET
+from ..deps import EndSessionDep, SignInDep
+from ..signin.pages import STYLESHEET
 
 router = APIRouter(tags=["sign-in"])
 
@@ -74,15 +74,14 @@ async def stylesheet() -> Response:
 
 
 @router.get("/signin/logo", include_in_schema=False)
-async def logo(settings: SettingsDep) -> Response:
+async def logo(signin: SignInDep) -> Response:
     """AUTH_PRODUCT_LOGO, served by the issuer itself (an SVG sandboxed: it runs nothing)."""
-    path = settings.product_logo
-    media_type = LOGO_TYPES.get(path.suffix.lower()) if path is not None else None
-    if path is None or media_type is None or not path.is_file() or path.stat().st_size > MAX_LOGO_BYTES:
+    if signin.pages.logo is None:
         return Response(status_code=404)
+    content, media_type = signin.pages.logo
     headers = {
         "Cache-Control": "public, max-age=3600",
         "X-Content-Type-Options": "nosniff",
         "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
     }
-    return Response(path.read_bytes(), media_type=media_type, headers=headers)
+    return Response(content, media_type=media_type, headers=headers)

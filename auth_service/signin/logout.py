@@ -9,11 +9,10 @@ person is asked first (a CSRF-protected form), so no other site can sign them ou
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 from typing import Any
 
+import jwt
 from fastapi import Request
 from fastapi.responses import Response
 
@@ -174,14 +173,11 @@ def _audiences(claims: dict[str, Any]) -> list[str]:
 
 def _unverified_audience(token: str | None) -> str | None:
     """The `aud` an ID token names, unverified: only to find which app's return URIs to check."""
-    if not token or token.count(".") != 2 or len(token) > MAX_FORM_VALUE:
+    if not token or len(token) > MAX_FORM_VALUE:
         return None
-    segment = token.split(".")[1]
     try:
-        claims = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except (ValueError, TypeError):
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
         return None
-    aud = claims.get("aud") if isinstance(claims, dict) else None
-    if isinstance(aud, list) and aud:
-        aud = aud[0]
-    return aud if isinstance(aud, str) else None
+    audiences = _audiences(claims)
+    return audiences[0] if audiences else None

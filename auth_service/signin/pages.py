@@ -23,8 +23,13 @@ from ..config import Settings
 _HERE = Path(__file__).parent
 STYLESHEET = _HERE / "static" / "signin.css"
 MAX_LOGO_BYTES = 256 * 1024
-LOGO_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
-LOGO_TYPES[".svg"] = "image/svg+xml"
+LOGO_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".webp": "image/webp",
+    ".svg": "image/svg+xml",
+}
 
 _environment = Environment(
     loader=FileSystemLoader(_HERE / "templates"),
@@ -74,6 +79,7 @@ class Pages:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self.has_logo = settings.product_logo is not None
+        self.logo = _read_logo(settings.product_logo)  # (bytes, media type), read once at start-up
 
     def render(
         self,
@@ -94,6 +100,14 @@ class Pages:
 
     def error(self, message: str, *, status: int = 400) -> HTMLResponse:
         return self.render("error.html", status=status, title="Sign-in failed", message=message)
+
+
+def _read_logo(path: Path | None) -> tuple[bytes, str] | None:
+    """AUTH_PRODUCT_LOGO if it is an image file of a known type within MAX_LOGO_BYTES, else None."""
+    media_type = LOGO_TYPES.get(path.suffix.lower()) if path is not None else None
+    if path is None or media_type is None or not path.is_file() or path.stat().st_size > MAX_LOGO_BYTES:
+        return None
+    return path.read_bytes(), media_type
 
 
 def redirect(location: str, *, status: int = 303) -> RedirectResponse:

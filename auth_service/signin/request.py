@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from ..errors import InvalidRequest, InvalidScope, InvalidTarget
+from ..errors import InvalidRequest, InvalidTarget
 from ..forms import has_control_characters, parse_scope
 from ..grants.common import MAX_RESOURCE, audience
 from ..storage import Client, ClientStore
@@ -151,7 +151,7 @@ async def parse_request(
         if resource is not None and (not resource or len(resource) > MAX_RESOURCE or "#" in resource):
             raise InvalidTarget("resource must name an API (no fragment, at most 256 characters)")
         aud = audience(client, resource, default_audience)
-    except (InvalidTarget, InvalidScope) as exc:
+    except InvalidTarget as exc:
         raise refuse(exc.error, exc.description) from None
     nonce = params.get("nonce")
     if nonce is not None and (not nonce or len(nonce) > MAX_NONCE):
