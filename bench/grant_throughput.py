@@ -25,17 +25,17 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from auth_service.launch import auth_process, cli
+from auth_service.launch import auth_process
 from auth_service.storage import migration_engine
 from auth_service.storage.schema import upgrade
+from bench.suites._ours import CLIENT, LOGIN, add_login
 
-_PASSWORD = "bench password"
 _ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 async def _drive(url: str, mode: str, workers: int, seconds: float) -> tuple[int, int]:
     """(successes, failures) within `seconds`."""
-    login = {"grant_type": "password", "username": "bench", "password": _PASSWORD, "client_id": "bench"}
+    login = LOGIN
     done = [0, 0]
 
     async def worker() -> None:
@@ -48,7 +48,7 @@ async def _drive(url: str, mode: str, workers: int, seconds: float) -> tuple[int
                 form = (
                     login
                     if mode == "login"
-                    else {"grant_type": "refresh_token", "refresh_token": refresh, "client_id": "bench"}
+                    else {"grant_type": "refresh_token", "refresh_token": refresh, "client_id": CLIENT}
                 )
                 response = await http.post(f"{url}/token", data=form)
                 done[response.status_code != 200] += 1
@@ -91,10 +91,7 @@ def measure(backend: str, args: argparse.Namespace) -> dict[str, float]:
             name, url = asyncio.run(_new_database())
             env |= {"AUTH_DATABASE_URL": url, "AUTH_KEYS_PASSPHRASE": "a bench keys passphrase"}
         try:
-            cli(["users", "add", "bench", "--password-stdin"], data=data, env=env, stdin=_PASSWORD + "\n")
-            cli(
-                ["clients", "add", "bench", "--public", "--grant=password", "--grant=refresh_token"], data=data, env=env
-            )
+            add_login(data, env)
             auth = auth_process(data=data, env=env).start()
             try:
                 out = {}

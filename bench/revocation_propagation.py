@@ -28,9 +28,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from auth_service.launch import Service, auth_process, cli, replica_process
-
-_PASSWORD = "bench password"
+from auth_service.launch import Service, auth_process, replica_process
+from bench.suites._ours import CLIENT, LOGIN, add_login
 
 
 async def _refused_after(http: httpx.AsyncClient, url: str, token: str, start: float) -> float:
@@ -52,7 +51,7 @@ async def measure(
             token = (
                 await http.post(
                     f"{auth.url}/token",
-                    data={"grant_type": "password", "username": "bench", "password": _PASSWORD, "client_id": "bench"},
+                    data=LOGIN,
                 )
             ).json()["access_token"]
             for client, rep in zip(clients, replicas, strict=True):
@@ -61,7 +60,7 @@ async def measure(
                 ).status_code == 200
             # Pull mode: revoke at a random point of the poll cycle, not right after a pull.
             await asyncio.sleep(random.uniform(0, jitter))
-            await http.post(f"{auth.url}/revoke", data={"token": token, "client_id": "bench"})
+            await http.post(f"{auth.url}/revoke", data={"token": token, "client_id": CLIENT})
             start = time.perf_counter()
             times = await asyncio.gather(
                 *[_refused_after(c, r.url, token, start) for c, r in zip(clients, replicas, strict=True)]
@@ -95,8 +94,7 @@ def main() -> int:
         try:
             auth = auth_process(data=data, env=auth_env).start()
             services.append(auth)
-            cli(["users", "add", "bench", "--password-stdin"], data=data, stdin=_PASSWORD + "\n")
-            cli(["clients", "add", "bench", "--public", "--grant=password", "--grant=refresh_token"], data=data)
+            add_login(data)
             replicas = [
                 replica_process(f"r{i}", auth_url=auth.url, data=data, env=replica_env).spawn()
                 for i in range(args.replicas)
