@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from resource_service.config import plain_http_off_loopback
 from resource_service.logs import LogFormat, LogLevel
 
-SigningAlg = Literal["RS256", "ES256", "EdDSA"]
+SigningAlg = Literal["RS256", "ES256", "Ed25519", "EdDSA"]
 
 KEYSTORE_RELOAD_MARGIN = 2  # seconds; instances re-read the keystore every second
 MIN_PASSPHRASE_LENGTH = 16  # characters of AUTH_KEYS_PASSPHRASE
@@ -61,7 +61,13 @@ class Settings(BaseSettings):
         description="When set, private keys are stored encrypted with it: scrypt derives the "
         "key-encryption key, AES-256-GCM seals the key (keys/README.md). At least 16 characters.",
     )
-    signing_alg: SigningAlg = Field("RS256", description="Algorithm of newly generated signing keys.")
+    signing_alg: SigningAlg = Field(
+        "RS256",
+        description="Algorithm of newly generated signing keys. `Ed25519` (RFC 9864) and `EdDSA` (RFC 8037) "
+        "are the same Ed25519 signature under two names: pick `Ed25519` when every verifier is ours or knows "
+        "RFC 9864, `EdDSA` for older ones (PyJWT 2, for one). A change takes effect at the next key, "
+        "published before it signs; keys made earlier keep their algorithm until they retire.",
+    )
     access_token_ttl: int = Field(900, ge=30, le=86_400, description="Access token lifetime, seconds.")
     access_token_jitter: float = Field(
         0.0,

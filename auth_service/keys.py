@@ -42,22 +42,35 @@ class _Alg:
     generate: Callable[[], PrivateKeyTypes]
     to_jwk: Callable[[Any], dict[str, Any]]
     thumbprint_members: tuple[str, ...]  # RFC 7638 section 3.2
+    signature: Callable[[bytes, Any], bytes]  # (JWS signing input, private key) -> signature
 
+
+# RFC 8032 Ed25519 keys and signatures, under either of its JOSE names: `Ed25519` (RFC 9864,
+# fully specified) or `EdDSA` (RFC 8037, polymorphic, deprecated by RFC 9864 and kept for the
+# verifiers that know no other). A key keeps the name it was made under. PyJWT 2 knows only
+# `EdDSA`; its primitive signs both (see `sign`).
+_ED25519 = _Alg(
+    ed25519.Ed25519PrivateKey.generate,
+    lambda pub: OKPAlgorithm.to_jwk(pub, as_dict=True),
+    ("crv", "kty", "x"),
+    OKPAlgorithm().sign,
+)
 
 ALGORITHMS: dict[str, _Alg] = {
     "RS256": _Alg(
         lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
         lambda pub: RSAAlgorithm.to_jwk(pub, as_dict=True),
         ("e", "kty", "n"),
+        RSAAlgorithm(RSAAlgorithm.SHA256).sign,
     ),
     "ES256": _Alg(
         lambda: ec.generate_private_key(ec.SECP256R1()),
         lambda pub: ECAlgorithm.to_jwk(pub, as_dict=True),
         ("crv", "kty", "x", "y"),
+        ECAlgorithm(ECAlgorithm.SHA256).sign,  # r || s (RFC 7518 section 3.4)
     ),
-    "EdDSA": _Alg(
-        ed25519.Ed25519PrivateKey.generate, lambda pub: OKPAlgorithm.to_jwk(pub, as_dict=True), ("crv", "kty", "x")
-    ),
+    "Ed25519": _ED25519,
+    "EdDSA": _ED25519,
 }
 
 
@@ -100,6 +113,22 @@ def public_jwk(kid: str, alg: str, key: PrivateKeyTypes) -> dict[str, Any]:
     jwk = ALGORITHMS[alg].to_jwk(key.public_key())
     jwk.pop("key_ops", None)  # RFC 7517 4.3: `use` and `key_ops` should not appear together
     return {**jwk, "kid": kid, "alg": alg, "use": "sig"}
+
+
+def sign(claims: dict[str, Any], *, kid: str, alg: str, key: PrivateKeyTypes, typ: str) -> str:
+    """`claims` as a compact JWS (RFC 7515 section 7.1) with header `{"alg", "kid", "typ"}`.
+
+    The JSON is written as `jwt.encode` writes it; the signature is PyJWT's primitive for the
+    algorithm, looked up in our table rather than by the header's name, which PyJWT's own
+    registry would not know for `Ed25519`.
+    """
+    header = json.dumps({"alg": alg, "kid": kid, "typ": typ}, separators=(",", ":"), sort_keys=True)
+    signing_input = _b64(header.encode()) + b"." + _b64(json.dumps(claims, separators=(",", ":")).encode())
+    return (signing_input + b"." + _b64(ALGORITHMS[alg].signature(signing_input, key))).decode("ascii")
+
+
+def _b64(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
 
 
 def thumbprint(alg: str, key: PrivateKeyTypes) -> str:
@@ -157,6 +186,15 @@ class KeyManager:
 
     def states(self, now: int) -> dict[str, KeyState]:
         return states(self.records(), now, self._max_token_lifetime)
+
+    def signing_algs(self, now: int) -> list[str]:
+        """The algorithms of the key that signs at `now` and of a pending one: both while
+        AUTH_SIGNING_ALG changes (discovery publishes them; a retiring key signs no more).
+        Before the first key exists, the configured one."""
+        current = self.states(now)
+        ordered = sorted(self.records(), key=lambda r: (r.activates_at, r.created_at))
+        signing = [r.alg for r in ordered if current[r.kid] in (KeyState.ACTIVE, KeyState.PENDING)]
+        return list(dict.fromkeys(signing)) or [self._alg]
 
     def log_transitions(self, now: int) -> None:
         """Log each key that began or stopped signing since the last call (the key keeper

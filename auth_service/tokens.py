@@ -13,14 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
-
 from resource_service.jose import Key, TokenError, decode, key_from_jwk
 from resource_service.revocation_sync import PUSH_AUDIENCE, PUSH_LIFETIME, PUSH_TYP
 
 from .clock import Clock, system_clock
 from .config import Settings
-from .keys import KeyManager
+from .keys import KeyManager, sign
 
 ACCESS_TYP = "at+jwt"
 REFRESH_TYP = "rt+jwt"
@@ -151,7 +149,7 @@ class TokenMinter:
         }
         if nonce is not None:
             payload["nonce"] = nonce
-        return jwt.encode(payload, key, algorithm=alg, headers={"kid": kid, "typ": ID_TOKEN_TYP})  # type: ignore[arg-type]  # keys.py makes only RSA, P-256 and Ed25519 keys, which PyJWT takes
+        return sign(payload, kid=kid, alg=alg, key=key, typ=ID_TOKEN_TYP)
 
     def read_id_token(self, token: str, now: float, client_ids: frozenset[str]) -> dict[str, Any]:
         """One of our ID tokens, for any registered client (RP-initiated logout's hint)."""
@@ -170,7 +168,7 @@ class TokenMinter:
         """`data` signed for the sign-in pages' forms, readable by any instance for `ttl` seconds."""
         kid, alg, key = self._keys.signing_key(now)
         payload = {"iss": self._settings.issuer, "aud": self._state_audience, "iat": now, "exp": now + ttl, **data}
-        return jwt.encode(payload, key, algorithm=alg, headers={"kid": kid, "typ": SIGNIN_TYP})  # type: ignore[arg-type]  # keys.py makes only RSA, P-256 and Ed25519 keys, which PyJWT takes
+        return sign(payload, kid=kid, alg=alg, key=key, typ=SIGNIN_TYP)
 
     def read_state(self, token: str, now: float) -> dict[str, Any]:
         return decode(
@@ -206,7 +204,7 @@ class TokenMinter:
         jti = new_id()
         kid, alg, key = self._keys.signing_key(now)
         payload = {"iss": self._settings.issuer, "sub": sub, **claims, "iat": iat, "exp": exp, "jti": jti}
-        token = jwt.encode(payload, key, algorithm=alg, headers={"kid": kid, "typ": typ})  # type: ignore[arg-type]  # keys.py makes only RSA, P-256 and Ed25519 keys, which PyJWT takes
+        token = sign(payload, kid=kid, alg=alg, key=key, typ=typ)
         return Minted(token=token, jti=jti, iat=iat, exp=exp)
 
     def signed_event(self, event: str, data: dict[str, Any], now: int | None = None) -> str:
@@ -221,7 +219,7 @@ class TokenMinter:
             "event": event,
             "data": data,
         }
-        return jwt.encode(payload, key, algorithm=alg, headers={"kid": kid, "typ": PUSH_TYP})  # type: ignore[arg-type]  # keys.py makes only RSA, P-256 and Ed25519 keys, which PyJWT takes
+        return sign(payload, kid=kid, alg=alg, key=key, typ=PUSH_TYP)
 
     def _public_keys(self) -> dict[str, Key]:
         _, etag = self._keys.jwks()
@@ -230,12 +228,21 @@ class TokenMinter:
         return self._verify_keys[1]
 
 
-_AT_HASH = {"RS256": hashlib.sha256, "ES256": hashlib.sha256, "PS256": hashlib.sha256, "EdDSA": hashlib.sha512}
+# Ed25519 under either name hashes with SHA-512, the hash inside Ed25519 (RFC 8032 section 5.1):
+# the OpenID Connect working group's answer for EdDSA (connect issue 1125), and the OpenID
+# Connect Token Hash Algorithms guide's for RFC 9864's Ed25519.
+_AT_HASH = {
+    "RS256": hashlib.sha256,
+    "ES256": hashlib.sha256,
+    "PS256": hashlib.sha256,
+    "Ed25519": hashlib.sha512,
+    "EdDSA": hashlib.sha512,
+}
 
 
 def at_hash(access_token: str, alg: str) -> str:
     """OpenID Connect Core 3.1.3.6: the left half of the access token's hash, base64url. The
-    hash is the one of the signature's algorithm; SHA-512 for Ed25519 (EdDSA)."""
+    hash is the one of the signature's algorithm (`_AT_HASH`)."""
     digest = _AT_HASH.get(alg, hashlib.sha512)
     half = digest(access_token.encode("ascii")).digest()
     return base64.urlsafe_b64encode(half[: len(half) // 2]).rstrip(b"=").decode("ascii")

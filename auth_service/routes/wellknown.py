@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from ..config import Settings
-from ..deps import KeysDep, SettingsDep
+from ..deps import ClockDep, KeysDep, SettingsDep
 from ..grants import GRANT_TYPES
 from ..oidc import CLAIMS_SUPPORTED, IDENTITY_SCOPES
 from .responses import JWKS, METADATA, ok
@@ -16,8 +16,9 @@ from .responses import JWKS, METADATA, ok
 router = APIRouter(tags=["discovery"])
 
 
-def metadata(settings: Settings) -> dict[str, Any]:
-    """RFC 8414 and OpenID Connect Discovery 1.0 section 3, in one document served at both paths."""
+def metadata(settings: Settings, signing_algs: list[str]) -> dict[str, Any]:
+    """RFC 8414 and OpenID Connect Discovery 1.0 section 3, in one document served at both paths.
+    `signing_algs`: what signs now and what will (`KeyManager.signing_algs`)."""
     base = settings.issuer
     client_auth = ["client_secret_basic", "client_secret_post", "none"]
     return {
@@ -34,7 +35,7 @@ def metadata(settings: Settings) -> dict[str, Any]:
         "response_modes_supported": ["query"],
         "grant_types_supported": list(GRANT_TYPES),
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": [settings.signing_alg],
+        "id_token_signing_alg_values_supported": signing_algs,
         "token_endpoint_auth_methods_supported": client_auth,
         "revocation_endpoint_auth_methods_supported": client_auth,
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
@@ -51,8 +52,8 @@ def metadata(settings: Settings) -> dict[str, Any]:
     }
 
 
-async def _metadata(settings: SettingsDep) -> Response:
-    body = json.dumps(metadata(settings), separators=(",", ":"))
+async def _metadata(settings: SettingsDep, keys: KeysDep, clock: ClockDep) -> Response:
+    body = json.dumps(metadata(settings, keys.signing_algs(int(clock()))), separators=(",", ":"))
     return Response(
         body, media_type="application/json", headers={"Cache-Control": f"public, max-age={settings.jwks_max_age}"}
     )

@@ -52,7 +52,7 @@ def test_defaults_constraints_and_choices_are_spelled_out() -> None:
     ttl = text.split("### `AUTH_ACCESS_TOKEN_TTL`", 1)[1].split("###", 1)[0]
     assert "- default: `900`" in ttl and "at least 30, at most 86,400" in ttl
     alg = text.split("### `AUTH_SIGNING_ALG`", 1)[1].split("###", 1)[0]
-    assert "one of `RS256`, `ES256`, `EdDSA`" in alg
+    assert "one of `RS256`, `ES256`, `Ed25519`, `EdDSA`" in alg
     required = text.split("### `RESOURCE_AUTH_URL`", 1)[1].split("###", 1)[0]
     assert "required" in required
     cores = text.split("### `AUTH_PASSWORD_HASH_CONCURRENCY`", 1)[1].split("###", 1)[0]
