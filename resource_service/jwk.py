@@ -47,7 +47,7 @@ def _load_p256(jwk: dict[str, Any]) -> EllipticCurvePublicKey:
 def _load_ed25519(jwk: dict[str, Any]) -> Ed25519PublicKey:
     key = OKPAlgorithm.from_jwk(jwk) if jwk.get("crv") == "Ed25519" else None
     if not isinstance(key, Ed25519PublicKey):
-        raise ValueError("EdDSA is accepted with Ed25519 public keys only")
+        raise ValueError("Ed25519 and EdDSA are accepted with Ed25519 public keys only")
     return key
 
 
@@ -75,6 +75,9 @@ ALGORITHMS: Mapping[str, _Algorithm] = MappingProxyType(
     {
         "RS256": _Algorithm("RSA", _load_rsa, _verify_rs256),
         "ES256": _Algorithm("EC", _load_p256, _verify_es256),
+        # RFC 9864's fully-specified name, and RFC 8037's polymorphic one it deprecates, which we
+        # accept for Ed25519 keys alone. Two names, two entries: a key bound to one refuses the other.
+        "Ed25519": _Algorithm("OKP", _load_ed25519, _verify_ed25519),
         "EdDSA": _Algorithm("OKP", _load_ed25519, _verify_ed25519),
     }
 )
