@@ -11,6 +11,7 @@ build these objects stay in each test file, so a test's setup can be read in one
 - `Issuer`: a `Feed` plus discovery metadata and JWKS, i.e. all of the auth service's
   HTTP side that a `Verifier` talks to.
 - `no_wait`: a `sleep` to inject where code backs off between retries.
+- `encode`, `signature`: PyJWT's signing, knowing RFC 9864's `Ed25519` as well.
 
 Each is an httpx handler (`httpx.MockTransport(issuer)`).
 """
@@ -26,9 +27,9 @@ from typing import Any
 import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm, get_default_algorithms
 
-__all__ = ["ISSUER", "NOW", "Clock", "Feed", "Issuer", "no_wait"]
+__all__ = ["ISSUER", "NOW", "Clock", "Feed", "Issuer", "encode", "no_wait", "signature"]
 
 ISSUER = "https://auth.example"
 NOW = 1_700_000_000.0
@@ -144,8 +145,25 @@ class Feed:
 _ALGS: dict[str, tuple[Callable[[], Any], Callable[..., Any]]] = {
     "RS256": (lambda: rsa.generate_private_key(65537, 2048), RSAAlgorithm.to_jwk),
     "ES256": (lambda: ec.generate_private_key(ec.SECP256R1()), ECAlgorithm.to_jwk),
+    "Ed25519": (ed25519.Ed25519PrivateKey.generate, OKPAlgorithm.to_jwk),
     "EdDSA": (ed25519.Ed25519PrivateKey.generate, OKPAlgorithm.to_jwk),
 }
+
+# PyJWT 2 signs Ed25519 only under RFC 8037's name EdDSA. This encoder of our own (PyJWT's
+# global one is left alone) knows RFC 9864's name too, with the same primitive.
+_JWS = jwt.PyJWS()
+if "Ed25519" not in get_default_algorithms():
+    _JWS.register_algorithm("Ed25519", OKPAlgorithm())
+
+
+def encode(claims: dict[str, Any], private: Any, alg: str, headers: dict[str, Any]) -> str:
+    """`jwt.encode(claims, private, algorithm=alg, headers=headers)`, for `Ed25519` too."""
+    return _JWS.encode(json.dumps(claims, separators=(",", ":")).encode(), private, algorithm=alg, headers=headers)
+
+
+def signature(signing_input: bytes, private: Any, alg: str) -> bytes:
+    """The JWS signature of `alg` over these bytes."""
+    return _JWS.get_algorithm_by_name(alg).sign(signing_input, private)
 
 
 class Issuer(Feed):
@@ -158,7 +176,7 @@ class Issuer(Feed):
 
     It starts with one signing key, `kid`/`alg`: the verifier tests use the default RSA key,
     the app tests an Ed25519 one (so one suite checks EdDSA end to end, and it is cheap to
-    make). `mint` signs an access token with that key unless told another `kid`; each token
+    make); `Issuer("ed-1", "Ed25519")` names it as RFC 9864 does. `mint` signs an access token with that key unless told another `kid`; each token
     gets its own `jti`.
     """
 
@@ -195,7 +213,7 @@ class Issuer(Feed):
             "sid": "s-1",
         }
         claims.update(changes)
-        return jwt.encode(claims, private, algorithm=alg, headers={"kid": kid, "typ": "at+jwt"})
+        return encode(claims, private, alg, {"kid": kid, "typ": "at+jwt"})
 
     async def __call__(self, request: httpx.Request) -> httpx.Response:
         if self.down:

@@ -14,7 +14,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
-from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm, get_default_algorithms
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from resource_service.jose import (
     MAX_TOKEN_LENGTH,
@@ -25,6 +25,7 @@ from resource_service.jose import (
     header_kid,
     key_from_jwk,
 )
+from tests.unit.fakes import encode, signature
 
 ISSUER = "https://auth.example"
 AUDIENCE = "api"
@@ -46,10 +47,8 @@ class Signer:
     key: Key
 
     def mint(self, claims: dict[str, Any], **header: Any) -> str:
-        """A token signed by PyJWT, as the issuer would sign it."""
-        return jwt.encode(
-            claims, self.private, algorithm=self.alg, headers={"kid": self.kid, "typ": "at+jwt", **header}
-        )
+        """A token signed by PyJWT's encoder, as a stranger's issuer would sign it."""
+        return encode(claims, self.private, self.alg, {"kid": self.kid, "typ": "at+jwt", **header})
 
     def raw(self, header: bytes | dict[str, Any], payload: bytes | dict[str, Any]) -> str:
         """A token with exactly these header and payload bytes, validly signed."""
@@ -59,8 +58,7 @@ class Signer:
         if isinstance(payload, dict):
             payload = json.dumps(payload).encode()
         signing_input = f"{b64(header)}.{b64(payload)}"
-        signature = get_default_algorithms()[self.alg].sign(signing_input.encode(), self.private)
-        return f"{signing_input}.{b64(signature)}"
+        return f"{signing_input}.{b64(signature(signing_input.encode(), self.private, self.alg))}"
 
 
 def _signer(alg: str, kid: str, private: Any, to_jwk: Callable[..., dict[str, Any]]) -> Signer:
@@ -74,6 +72,7 @@ def signers() -> dict[str, Signer]:
         "RS256": _signer("RS256", "rsa-1", rsa.generate_private_key(65537, 2048), RSAAlgorithm.to_jwk),
         "ES256": _signer("ES256", "ec-1", ec.generate_private_key(ec.SECP256R1()), ECAlgorithm.to_jwk),
         "EdDSA": _signer("EdDSA", "ed-1", ed25519.Ed25519PrivateKey.generate(), OKPAlgorithm.to_jwk),
+        "Ed25519": _signer("Ed25519", "ed2-1", ed25519.Ed25519PrivateKey.generate(), OKPAlgorithm.to_jwk),
     }
 
 
@@ -104,7 +103,7 @@ def check(token: str, keys: dict[str, Key], **overrides: Any) -> dict[str, Any]:
     return decode(token, keys, **options)
 
 
-@pytest.mark.parametrize("alg", ["RS256", "ES256", "EdDSA"])
+@pytest.mark.parametrize("alg", ["RS256", "ES256", "Ed25519", "EdDSA"])
 def test_valid_token_is_accepted_for_each_algorithm(alg, signers, keys):
     assert check(signers[alg].mint(claims()), keys) == claims()
 
@@ -227,6 +226,10 @@ HOSTILE: dict[str, tuple[Callable[[dict[str, Signer]], str], str]] = {
     "alg none with a signature": (lambda s: s[RS].raw({"alg": "none"}, claims()), "unsupported_alg"),
     "alg HS256 keyed with the RSA public key": (_hs256_with_public_key, "unsupported_alg"),
     "alg RS256 against an ES256 key": (lambda s: s[RS].raw({"kid": "ec-1"}, claims()), "alg_mismatch"),
+    # The same Ed25519 signature under either name, valid, but not the name its key was published with.
+    "alg EdDSA against an Ed25519 key": (lambda s: s["Ed25519"].raw({"alg": "EdDSA"}, claims()), "alg_mismatch"),
+    "alg Ed25519 against an EdDSA key": (lambda s: s["EdDSA"].raw({"alg": "Ed25519"}, claims()), "alg_mismatch"),
+    "alg Ed448 (RFC 9864, not ours)": (lambda s: s["Ed25519"].raw({"alg": "Ed448"}, claims()), "unsupported_alg"),
     "alg missing": (lambda s: s[RS].raw({"alg": DROP}, claims()), "unsupported_alg"),
     "embedded jwk": (lambda s: s[RS].mint(claims(), jwk=s[RS].jwk), "bad_header"),
     "jku header": (lambda s: s[RS].mint(claims(), jku="https://evil.example/jwks"), "bad_header"),
@@ -301,6 +304,7 @@ HOSTILE: dict[str, tuple[Callable[[dict[str, Signer]], str], str]] = {
     "ES256 signature in DER form": (_es256_der_signature, "bad_signature"),
     "ES256 signature of 65 bytes": (_es256_signature_plus_one_byte, "bad_signature"),
     "EdDSA signature of 63 bytes": (lambda s: _truncate_signature(s["EdDSA"].mint(claims())), "bad_signature"),
+    "Ed25519 signature of 63 bytes": (lambda s: _truncate_signature(s["Ed25519"].mint(claims())), "bad_signature"),
 }
 
 
@@ -360,6 +364,23 @@ BAD_JWKS: dict[str, Callable[[], dict[str, Any]]] = {
         "kid": "k",
         "alg": "EdDSA",
         "kty": "EC",
+    },
+    "Ed25519 with an Ed448 key": lambda: {
+        **OKPAlgorithm.to_jwk(ed448.Ed448PrivateKey.generate().public_key(), as_dict=True),
+        "kid": "k",
+        "alg": "Ed25519",
+    },
+    "Ed25519 key declared as kty EC": lambda: {
+        **OKPAlgorithm.to_jwk(ed25519.Ed25519PrivateKey.generate().public_key(), as_dict=True),
+        "kid": "k",
+        "alg": "Ed25519",
+        "kty": "EC",
+    },
+    "Ed25519 on an RSA key": lambda: _rsa_jwk(alg="Ed25519"),
+    "alg Ed448 (RFC 9864, not ours)": lambda: {
+        **OKPAlgorithm.to_jwk(ed448.Ed448PrivateKey.generate().public_key(), as_dict=True),
+        "kid": "k",
+        "alg": "Ed448",
     },
 }
 
