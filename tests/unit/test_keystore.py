@@ -18,10 +18,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from auth_service.keys import KeyManager, KeyState
+from auth_service.keys import KeyManager, KeyState, sign
 from auth_service.storage import open_store
 from auth_service.storage.keyfiles import FileKeyStore, KeystoreError
 from auth_service.storage.keystore import KeyStore, decode_key, encode_key, is_legacy
+from resource_service.jose import decode, key_from_jwk
 
 pytestmark = pytest.mark.anyio
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi"}
@@ -197,13 +198,18 @@ async def test_a_key_file_readable_by_others_is_refused(tmp_path: Path) -> None:
         await files(tmp_path).reload_if_changed()
 
 
-@pytest.mark.parametrize("alg,kty", [("RS256", "RSA"), ("ES256", "EC"), ("EdDSA", "OKP")])
-async def test_jwks_publishes_public_members_only_with_kid_alg_and_use(tmp_path: Path, alg: str, kty: str) -> None:
+@pytest.mark.parametrize(
+    "alg,kty,crv",
+    [("RS256", "RSA", None), ("ES256", "EC", "P-256"), ("Ed25519", "OKP", "Ed25519"), ("EdDSA", "OKP", "Ed25519")],
+)
+async def test_jwks_publishes_public_members_only_with_kid_alg_and_use(
+    tmp_path: Path, alg: str, kty: str, crv: str | None
+) -> None:
     keys = files(tmp_path, alg=alg)
     await keys.maintain(now=1000)
     body, etag = keys.jwks()
     (jwk,) = json.loads(body)["keys"]
-    assert jwk["kty"] == kty and jwk["alg"] == alg and jwk["use"] == "sig"
+    assert jwk["kty"] == kty and jwk["alg"] == alg and jwk["use"] == "sig" and jwk.get("crv") == crv
     assert not PRIVATE_MEMBERS & set(jwk) and "key_ops" not in jwk
     assert etag.startswith('"') and len(etag) > 10
 
@@ -235,3 +241,31 @@ async def test_an_old_format_database_key_still_loads_and_is_resealed_at_the_nex
         assert stored.startswith("$scrypt-a256gcm$") and _raw(decode_key(stored, PASSPHRASE, "k")) == _raw(key)
     finally:
         await store.close()
+
+
+async def test_a_switch_from_eddsa_to_ed25519_publishes_the_new_key_first_and_old_tokens_still_verify(
+    tmp_path: Path,
+) -> None:
+    claims = {"iss": "i", "sub": "u", "aud": "api", "iat": 1000, "exp": 2000, "jti": "j", "client_id": "c"}
+    before = files(tmp_path, alg="EdDSA")
+    await before.maintain(now=1000)
+    old_kid, _, old_key = before.signing_key(1000)
+    old_token = sign(claims, kid=old_kid, alg="EdDSA", key=old_key, typ="at+jwt")
+
+    after = files(tmp_path, alg="Ed25519")  # the issuer restarted with AUTH_SIGNING_ALG=Ed25519
+    await after.maintain(now=1010)
+    published = {jwk["kid"]: jwk for jwk in json.loads(after.jwks()[0])["keys"]}
+    (new_kid,) = set(published) - {old_kid}
+    assert {kid: (jwk["alg"], jwk["crv"]) for kid, jwk in published.items()} == {
+        old_kid: ("EdDSA", "Ed25519"),
+        new_kid: ("Ed25519", "Ed25519"),
+    }
+    assert after.signing_key(1029)[:2] == (old_kid, "EdDSA")  # the new key is pending for the lead (20 s)
+    assert after.signing_algs(1029) == ["EdDSA", "Ed25519"]  # what discovery advertises meanwhile
+    assert after.signing_key(1030)[:2] == (new_kid, "Ed25519")
+    assert after.states(1030)[old_kid] is KeyState.RETIRING and after.signing_algs(1030) == ["Ed25519"]
+
+    new_token = sign(claims, kid=new_kid, alg="Ed25519", key=after.signing_key(1030)[2], typ="at+jwt")
+    verifying = {kid: key_from_jwk(jwk) for kid, jwk in published.items()}
+    for token in (old_token, new_token):
+        assert decode(token, verifying, typ="at+jwt", issuer="i", audience="api", now=1030, leeway=0) == claims
