@@ -260,6 +260,11 @@ HOSTILE: dict[str, Attack] = {
     "alg EdDSA under the issuer's kid, signed by the attacker": Attack(
         _by_attacker("EdDSA", attacker_ed25519), ALG_MISMATCH
     ),
+    "alg Ed25519 (RFC 9864) under the issuer's kid, signed by the attacker": Attack(
+        # PyJWT signs Ed25519 only under the name EdDSA: the header bytes name it Ed25519.
+        lambda f: sign(f.header_bytes(alg="Ed25519"), f.payload_bytes(), "EdDSA", attacker_ed25519()),
+        ALG_MISMATCH,
+    ),
     "alg rs256 in lower case over the issuer's real signature": Attack(_real_signature_alg("rs256"), UNSUPPORTED_ALG),
     "alg with a trailing space over the issuer's real signature": Attack(
         _real_signature_alg("RS256 "), UNSUPPORTED_ALG

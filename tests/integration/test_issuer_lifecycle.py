@@ -16,6 +16,12 @@ def kids(stack: Stack) -> list[str]:
     return [k["kid"] for k in stack.http.get(f"{stack.auth.url}/.well-known/jwks.json").json()["keys"]]
 
 
+def signing_algs(stack: Stack) -> list[str]:
+    assert stack.auth is not None
+    metadata = stack.http.get(f"{stack.auth.url}/.well-known/openid-configuration").json()
+    return list(metadata["id_token_signing_alg_values_supported"])
+
+
 def test_cli_rotation_is_published_at_once_and_signs_after_the_lead(stack: Stack) -> None:
     stack.start_auth()
     stack.add_user()
@@ -33,13 +39,37 @@ def test_cli_rotation_is_published_at_once_and_signs_after_the_lead(stack: Stack
     assert stack.token(grant_type="refresh_token", refresh_token=before["refresh_token"]).status_code == 200
 
 
-@pytest.mark.parametrize("alg", ["ES256", "EdDSA"])
+@pytest.mark.parametrize("alg", ["ES256", "Ed25519", "EdDSA"])
 def test_the_signing_algorithm_is_selectable(stack: Stack, alg: str) -> None:
-    stack.start_auth(AUTH_SIGNING_ALG=alg)
+    auth = stack.start_auth(AUTH_SIGNING_ALG=alg)
     stack.add_user()
     login = stack.login()
     assert claims_of(login["access_token"])[0]["alg"] == alg
     assert stack.token(grant_type="refresh_token", refresh_token=login["refresh_token"]).status_code == 200
+    assert [k["alg"] for k in stack.http.get(f"{auth.url}/.well-known/jwks.json").json()["keys"]] == [alg]
+    assert signing_algs(stack) == [alg]
+
+
+def test_an_issuer_switched_from_eddsa_to_ed25519_signs_with_the_new_name_once_published(stack: Stack) -> None:
+    stack.add_user()
+    first = json.loads(stack.cli("keys", "rotate", AUTH_SIGNING_ALG="EdDSA"))  # made before the switch
+    assert first["alg"] == "EdDSA"
+    stack.start_auth(AUTH_SIGNING_ALG="Ed25519", AUTH_JWKS_MAX_AGE="3")  # publish lead: 8 s
+    before = stack.login()
+    assert claims_of(before["access_token"])[0] == {"alg": "EdDSA", "kid": first["kid"], "typ": "at+jwt"}
+    listed = {k["kid"]: k for k in map(json.loads, stack.cli("keys", "list").splitlines())}
+    (pending,) = (k for kid, k in listed.items() if kid != first["kid"])
+    assert (pending["alg"], pending["state"]) == ("Ed25519", "pending")
+    assert signing_algs(stack) == ["EdDSA", "Ed25519"]  # both, while the Ed25519 key waits for its lead
+
+    (replica,) = stack.start_replicas(1)
+    time.sleep(max(0.0, pending["activates_at"] - time.time()) + 0.1)
+    after = stack.login()
+    assert claims_of(after["access_token"])[0] == {"alg": "Ed25519", "kid": pending["kid"], "typ": "at+jwt"}
+    assert signing_algs(stack) == ["Ed25519"]
+    for login in (before, after):  # the retiring EdDSA key's tokens stay good, at the replica and the issuer
+        assert stack.me(replica, str(login["access_token"])).status_code == 200
+    assert stack.token(grant_type="refresh_token", refresh_token=before["refresh_token"]).status_code == 200
 
 
 def test_with_a_passphrase_keys_are_encrypted_and_a_restart_without_it_fails_clearly(stack: Stack) -> None:

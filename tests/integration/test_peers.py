@@ -1,4 +1,5 @@
-"""Real peers against our running services: authlib's OAuth 2.0 client and PyJWT's PyJWKClient.
+"""Real peers against our running services: authlib's OAuth 2.0 client, PyJWT's PyJWKClient,
+and joserfc for RFC 9864's `Ed25519` (PyJWT 2 knows that signature only as `EdDSA`).
 
 They know nothing of this project: they only read what the standards publish (RFC 8414
 metadata, RFC 6749 tokens, RFC 7009 revocation, RFC 7517 keys). If they work, a stranger's
@@ -17,6 +18,9 @@ from typing import Any
 import anyio.from_thread
 import jwt
 import pytest
+from joserfc import jwt as jose_jwt
+from joserfc.errors import BadSignatureError
+from joserfc.jwk import KeySet
 
 from auth_service.launch import Service
 from tests.conftest import PASSWORD, Stack, claims_of, eventually
@@ -133,3 +137,24 @@ def test_pyjwt_verifies_our_access_tokens_from_the_jwks_uri(stack: Stack, alg: s
     tampered = ".".join([header, jwt.utils.base64url_encode(json.dumps(forged).encode()).decode(), signature])
     with pytest.raises(jwt.InvalidSignatureError):
         jwt.decode(tampered, key, algorithms=[alg], audience="api", issuer=metadata["issuer"])
+
+
+def test_joserfc_verifies_our_ed25519_access_tokens_from_the_jwks_uri(stack: Stack) -> None:
+    auth = stack.start_auth(AUTH_SIGNING_ALG="Ed25519")
+    stack.add_user("alice")
+    metadata = stack.http.get(auth.url + WELL_KNOWN).json()
+    token = str(stack.login()["access_token"])
+
+    keys = KeySet.import_key_set(stack.http.get(metadata["jwks_uri"]).json())
+    verified = jose_jwt.decode(token, keys, algorithms=["Ed25519"])
+    assert verified.header["alg"] == "Ed25519" and verified.header["typ"] == "at+jwt"
+    jose_jwt.JWTClaimsRegistry(
+        iss={"essential": True, "value": metadata["issuer"]}, aud={"essential": True, "value": "api"}
+    ).validate(verified.claims)
+    assert verified.claims["preferred_username"] == "alice"
+
+    header, _, signature = token.split(".")
+    forged = claims_of(token)[1] | {"preferred_username": "mallory"}
+    tampered = ".".join([header, jwt.utils.base64url_encode(json.dumps(forged).encode()).decode(), signature])
+    with pytest.raises(BadSignatureError):
+        jose_jwt.decode(tampered, keys, algorithms=["Ed25519"])
