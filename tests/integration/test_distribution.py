@@ -77,29 +77,62 @@ def normalized(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()  # PEP 503
 
 
+def _clean_env() -> dict[str, str]:
+    """No PYTHONPATH: what the venv runs comes from the venv, never from the checkout."""
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+
+
+def _pip(*args: str | Path, cwd: Path) -> None:
+    """pip from this interpreter, with its cache; an unreachable index skips (fails in CI)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+        env=_clean_env(),
+    )
+    if done.returncode != 0 and any(sign in done.stderr for sign in _UNREACHABLE):
+        require(f"the package index (pip {args[0]}: {done.stderr.strip().splitlines()[-1]})")
+    assert done.returncode == 0, done.stderr
+
+
+def _pins_of_this_environment() -> str:
+    """A constraints file: the fresh venv gets the versions tested here, all in pip's cache."""
+    pins: dict[str, str] = {}
+    for dist in importlib.metadata.distributions():
+        pins.setdefault(normalized(dist.metadata["Name"]), dist.version)  # the first on sys.path is the one imported
+    pins.pop("stateless-auth", None)  # the wheel under test, not this checkout's editable install
+    return "".join(f"{name}=={version}\n" for name, version in sorted(pins.items()))
+
+
 @dataclass(frozen=True)
 class Venv:
     root: Path
     wheel: Path
     constraints: Path
 
-    def run(self, *args: str | Path) -> subprocess.CompletedProcess[str]:
-        """A command of the venv's, away from the checkout: nothing imports it by accident."""
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-        return subprocess.run(
-            [str(a) for a in args], capture_output=True, text=True, timeout=300, cwd=self.root, env=env
-        )
-
     def bin(self, name: str) -> Path:
         return self.root / "bin" / name
 
-    def pip_install(self, requirement: str) -> None:
+    def run(self, *args: str | Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(a) for a in args], capture_output=True, text=True, timeout=60, cwd=self.root, env=_clean_env()
+        )
+
+    def install(self, requirement: str) -> None:
         # --no-compile: the venv is thrown away, and byte-compiling it costs CI more than it saves.
-        pip = (sys.executable, "-m", "pip", "--python", self.bin("python"), "install", "-q", "--no-compile")
-        done = self.run(*pip, "-c", self.constraints, requirement)
-        if done.returncode != 0 and any(sign in done.stderr for sign in _UNREACHABLE):
-            require(f"the package index (pip install failed: {done.stderr.strip().splitlines()[-1]})")
-        assert done.returncode == 0, done.stderr
+        _pip(
+            "--python",
+            self.bin("python"),
+            "install",
+            "-q",
+            "--no-compile",
+            "-c",
+            self.constraints,
+            requirement,
+            cwd=self.root,
+        )
 
     def installed(self) -> set[str]:
         probe = (
@@ -110,6 +143,7 @@ class Venv:
 
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
+    """The base install: a wheel built from a copy of the checkout, then a venv without pip."""
     require(None if importlib.util.find_spec("pip") else "pip in the test interpreter")
     tmp = tmp_path_factory.mktemp("distribution")
     source = tmp / "source"
@@ -119,24 +153,11 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
             shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(REPO / name, source / name)
-    wheels = tmp / "wheels"
-    built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", wheels, source], capture_output=True, text=True
-    )
-    if built.returncode != 0 and any(sign in built.stderr for sign in _UNREACHABLE):
-        require(f"the package index (building the wheel failed: {built.stderr.strip().splitlines()[-1]})")
-    assert built.returncode == 0, built.stderr
-    here = {
-        normalized(d.metadata["Name"]): d.version
-        for d in importlib.metadata.distributions()
-        if normalized(d.metadata["Name"]) != "stateless-auth"
-    }
-    constraints = tmp / "constraints.txt"
-    constraints.write_text("".join(f"{name}=={version}\n" for name, version in sorted(here.items())))
-    root = tmp / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", root], check=True)
-    venv = Venv(root, next(wheels.glob("stateless_auth-*.whl")), constraints)
-    venv.pip_install(str(venv.wheel))
+    _pip("wheel", "-q", "--no-deps", "-w", tmp / "wheels", source, cwd=tmp)
+    (tmp / "constraints.txt").write_text(_pins_of_this_environment())
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", tmp / "venv"], check=True)
+    venv = Venv(tmp / "venv", next((tmp / "wheels").glob("stateless_auth-*.whl")), tmp / "constraints.txt")
+    venv.install(str(venv.wheel))
     return venv
 
 
@@ -170,7 +191,7 @@ def test_the_commands_name_the_extra_they_need_in_one_line(venv: Venv) -> None:
 
 
 def test_the_server_extra_installs_the_issuer(venv: Venv) -> None:
-    venv.pip_install(f"{venv.wheel}[server]")
+    venv.install(f"{venv.wheel}[server]")
     assert {"sqlalchemy", "alembic", "uvicorn"} <= venv.installed()
     issuer = venv.run(venv.bin("auth-service"), "--help")
     assert issuer.returncode == 0, issuer.stderr
