@@ -1,0 +1,1 @@
+"""The issuer. It needs the `server` extra: pip install 'stateless-auth[server]'."""

@@ -3,24 +3,32 @@
     resource-service serve --auth-url http://127.0.0.1:8000 --port 8001 --replica-id r1
 
 Flags override `RESOURCE_*` environment variables; everything else is read from
-the environment (see `ResourceSettings`).
+the environment (see `ResourceSettings`). `serve` needs uvicorn, which the verifier alone does
+not: without the `replica` extra it says what to install.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import uvicorn
 from pydantic import ValidationError
 
 from .app import create_app
 from .config import ResourceSettings
 from .logs import configure_logging
-from .serving import ServerConfig, limits_of, raise_open_file_limit
+
+if TYPE_CHECKING:
+    import uvicorn
 
 __all__ = ["main", "server_config"]
+
+# What `serve` imports beyond the verifier: the `replica` extra, uvicorn[standard].
+_SERVE_MODULES = ("uvicorn", "uvloop", "httptools")
+_INSTALL = "pip install 'stateless-auth[replica]'"
 
 # Seconds uvicorn gives open requests to finish after SIGTERM before closing them.
 _GRACEFUL_SHUTDOWN = 10
@@ -51,6 +59,8 @@ def settings_from_args(args: argparse.Namespace) -> ResourceSettings:
 def server_config(settings: ResourceSettings) -> uvicorn.Config:
     """One worker on uvloop and httptools (guarded: see `serving`), no uvicorn access log: ours
     (RESOURCE_ACCESS_LOG) leaves the query string out, and stays off by default on the hot path."""
+    from .serving import ServerConfig, limits_of
+
     return ServerConfig(
         create_app(settings),
         limits=limits_of(settings),
@@ -71,12 +81,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command != "serve":
         parser.print_help()
         return 2
+    if missing := [name for name in _SERVE_MODULES if importlib.util.find_spec(name) is None]:
+        print(f"resource-service: serve needs uvicorn (no module {missing[0]}); run: {_INSTALL}", file=sys.stderr)
+        return 1
     try:
         settings = settings_from_args(args)
     except ValidationError as exc:
         print(f"resource-service: invalid settings\n{exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_format, settings.log_level)
+    import uvicorn  # here, not at the top: `--help` and the verifier's users need no uvicorn
+
+    from .serving import raise_open_file_limit
+
     # uvicorn handles SIGTERM and SIGINT: stop accepting, finish open requests,
     # run the lifespan shutdown (which stops the verifier's background tasks).
     raise_open_file_limit()

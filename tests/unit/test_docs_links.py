@@ -46,3 +46,11 @@ def test_relative_links_resolve(doc: Path) -> None:
         if not file.exists() or (anchor and file.suffix == ".md" and anchor not in anchors(file.read_text())):
             broken.append(target)
     assert broken == [], f"{doc.name}: broken links"
+
+
+def test_ci_runs_exactly_the_readmes_test_command() -> None:
+    """The README's second command (the first runs the demo) is what CI runs, so a reader
+    who copies it installs what the tests need."""
+    demo, tests = re.findall(r"^```bash\n(.*?)\n```", (ROOT / "README.md").read_text(), re.DOTALL | re.MULTILINE)[:2]
+    assert "pip install -e '.[server]'" in demo
+    assert (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1] == tests

@@ -86,3 +86,11 @@ def test_serve_runs_uvicorn_with_that_config(monkeypatch):
     monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: ran.append(self.config))
     assert cli.main(["serve", "--auth-url", "https://a:1", "--port", "8124"]) == 0
     assert ran and ran[0].port == 8124
+
+
+def test_serve_without_uvicorn_names_the_extra_in_one_line(monkeypatch, capsys):
+    real = cli.importlib.util.find_spec
+    monkeypatch.setattr(cli.importlib.util, "find_spec", lambda name: None if name == "uvicorn" else real(name))
+    assert cli.main(["serve", "--auth-url", "https://a:1"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install 'stateless-auth[replica]'" in err
