@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 def bench_prerequisites() -> None:
     require(None if shutil.which("wrk") else "wrk (apt-get install -y wrk)")
     absent = [m for m in ("fastapi_users", "matplotlib") if importlib.util.find_spec(m) is None]
-    require(f"the bench extra (pip install -e '.[bench]'; missing {', '.join(absent)})" if absent else None)
+    require(f"the bench extra (pip install -e '.[server,bench]'; missing {', '.join(absent)})" if absent else None)
 
 
 @pytest.mark.parametrize(
