@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import binascii
 import json
-import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -24,10 +23,12 @@ __all__ = ["Key", "TokenError", "decode", "decode_with_key", "header_kid", "key_
 # asks for limits; ours are ~1 KiB).
 MAX_TOKEN_LENGTH = 8192
 
-_TOKEN = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)")
+# A compact JWS is base64url segments and dots; anything else is refused before decoding.
+_JWS_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."
+_TO_STANDARD = bytes.maketrans(b"-_", b"+/")  # base64url to base64: one C pass
 # The last character of an unpadded segment carries unused low bits that must be
 # zero; anything else is a second spelling of the same bytes (RFC 4648 section 3.5).
-_CANONICAL_LAST = {2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048")}
+_CANONICAL_LAST = {2: frozenset(b"AQgw"), 3: frozenset(b"AEIMQUYcgkosw048")}
 _MAX_NUMERIC_DATE = 2**53  # beyond the integers JSON numbers carry exactly
 
 # Header members we refuse outright, with the reason a client may read.
@@ -58,14 +59,14 @@ class TokenError(Exception):
         self.description = description
 
 
-def _b64decode(segment: str) -> bytes:
-    # The token regex has already limited segments to the url-safe alphabet.
+def _b64decode(segment: bytes) -> bytes:
+    # `_split` has already limited segments to the url-safe alphabet and refused empty ones.
     remainder = len(segment) % 4
     if remainder == 1 or (remainder and segment[-1] not in _CANONICAL_LAST[remainder]):
         raise TokenError("malformed", "token is not canonical base64url")
     # base64.urlsafe_b64decode would re-validate and translate through three layers;
     # mapping the two url-safe characters and decoding once is the same, faster.
-    return binascii.a2b_base64(segment.replace("-", "+").replace("_", "/") + "=" * (-len(segment) % 4))
+    return binascii.a2b_base64(segment.translate(_TO_STANDARD) + b"=" * (-len(segment) % 4))
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -83,7 +84,7 @@ def _no_constant(name: str) -> Any:
 _DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
 
 
-def _json_object(segment: str, part: str) -> dict[str, Any]:
+def _json_object(segment: bytes, part: str) -> dict[str, Any]:
     try:
         text = _b64decode(segment).decode("utf-8")
         value = _DECODER.decode(text)
@@ -98,13 +99,18 @@ def _json_object(segment: str, part: str) -> dict[str, Any]:
     return value
 
 
-def _split(token: str) -> tuple[str, str, str]:
+def _split(token: str) -> tuple[bytes, bytes, bytes]:
     if len(token) > MAX_TOKEN_LENGTH:
         raise TokenError("malformed", "token is too long")
-    match = _TOKEN.fullmatch(token)
-    if match is None:
+    try:
+        raw = token.encode("ascii")
+    except UnicodeEncodeError:
+        raise TokenError("malformed", "token is not three base64url segments") from None
+    segments = raw.split(b".")
+    # translate(None, allowed) deletes every allowed byte: anything left is not base64url.
+    if len(segments) != 3 or not all(segments) or raw.translate(None, _JWS_CHARS):
         raise TokenError("malformed", "token is not three base64url segments")
-    header, payload, signature = match.groups()
+    header, payload, signature = segments
     return header, payload, signature
 
 
@@ -131,11 +137,11 @@ def _check_header(header: dict[str, Any], typ: str) -> tuple[str, str]:
     return alg, kid
 
 
-_HEADER_MEMO: dict[tuple[str, str], tuple[str, str]] = {}
+_HEADER_MEMO: dict[tuple[bytes, str], tuple[str, str]] = {}
 _HEADER_MEMO_SIZE = 256  # far more than the keys an issuer publishes at once
 
 
-def _header(segment: str, typ: str) -> tuple[str, str]:
+def _header(segment: bytes, typ: str) -> tuple[str, str]:
     """(alg, kid) of a header segment that passes the header rules.
 
     Every token one key signs carries the same header segment, and the check is a pure
@@ -220,7 +226,7 @@ def decode_with_key(
         raise TokenError("unknown_kid", "token is signed by an unknown key")
     if alg != key.alg:  # the key decides the algorithm, never the token
         raise TokenError("alg_mismatch", "token alg does not match its key")
-    signing_input = f"{header_segment}.{payload_segment}".encode("ascii")
+    signing_input = b"%s.%s" % (header_segment, payload_segment)
     if not key.verify(signing_input, _b64decode(signature_segment)):
         raise TokenError("bad_signature", "token signature is invalid")
     claims = _json_object(payload_segment, "payload")

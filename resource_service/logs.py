@@ -156,13 +156,13 @@ class RequestIdMiddleware:
         self.logger = logging.getLogger(logger)
         self._fixed = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
         self._observe = observe
+        self._timed = access_log or observe is not None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _request_id_of(scope["headers"])
-        scope["request_id"] = request_id
+        request_id = scope["request_id"] = _request_id_of(scope["headers"])
         added = [(b"x-request-id", request_id.encode("ascii")), *self._fixed]
         status = 500  # if the app raises before answering, the server sends a 500
 
@@ -178,9 +178,10 @@ class RequestIdMiddleware:
             await send(message)
 
         token = _request_id.set(request_id)
-        client = scope.get("client") if self.client_address else None
-        address_token = _client_address.set(client[0]) if client else None
-        timed = self.access_log or self._observe is not None
+        address_token = None
+        if self.client_address and (client := scope.get("client")):
+            address_token = _client_address.set(client[0])
+        timed = self._timed
         started = time.perf_counter() if timed else 0.0
         try:
             await self.app(scope, receive, send_with_id)
@@ -210,4 +211,4 @@ def _request_id_of(headers: list[tuple[bytes, bytes]]) -> str:
             if _VALID_ID.fullmatch(value):
                 return value.decode("ascii")
             break
-    return f"{_PREFIX}{next(_made) & 0xFFFFFFFFFFFFFFFF:016x}"
+    return _PREFIX + format(next(_made) & 0xFFFFFFFFFFFFFFFF, "016x")

@@ -169,11 +169,16 @@ class RevocationList:
         self._in_sync_at: float | None = None
         self._snapshot_interval = snapshot_interval
         self._snapshot_at: float | None = None  # when the last snapshot was taken in
+        # Bumped by every change that may revoke more (an entry added, a snapshot swapped
+        # in; pruning only ever un-revokes what has expired): a token found unrevoked at
+        # one version is unrevoked at that version still, which the verifier's cache uses.
+        self.version = 0
         self._live = _Tables()
         self._staged: _Tables | None = None  # a snapshot being read, page by page
         self._use(self._live)
 
     def _use(self, tables: _Tables) -> None:
+        self.version += 1
         self._live = tables
         self._entries = tables.entries
         self._jti, self._sid = tables.entries["jti"], tables.entries["sid"]
@@ -193,6 +198,11 @@ class RevocationList:
             return True
         before = self._before.get(_key(sub)) if sub is not None and self._before else None
         return before is not None and claims["iat"] < before
+
+    @property
+    def synced_at(self) -> float | None:
+        """When this copy was last known in sync (the clock's seconds); None if it never was."""
+        return self._in_sync_at
 
     def staleness(self, now: float) -> float | None:
         """Seconds since this copy was last known in sync; None if it never was."""
@@ -316,6 +326,7 @@ class RevocationList:
         if kind == "sub" and not _is_number(before):
             return False
         if expires_at > now:  # else valid, but it can no longer match a live token
+            self.version += 1
             key = tables.entries[kind].add(value, expires_at)
             if kind == "sub" and _is_number(before):
                 tables.before[key] = max(before, tables.before.get(key, before))

@@ -4,7 +4,9 @@ Keys come from the issuer's JWKS, revocations from its feed, both held in
 memory and refreshed in the background; a request costs no network round trip.
 A token verified once is remembered (bounded), but expiry, the key that signed
 it and the revocation list are checked again on every request, so a cache hit
-is exactly as strict as a miss.
+is exactly as strict as a miss. The two last are checked by version: a hit compares
+the key set and the revocation list it was last checked against with the current
+ones (an identity and an integer), and looks again only when one has changed.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -42,6 +44,19 @@ _ACCESS_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "jti", "client_id")
 _Rule = tuple[str, str, tuple[str, ...]]  # typ, audience, required claims
 _PUSH_RULE: _Rule = (PUSH_TYP, PUSH_AUDIENCE, ("iss", "aud", "exp", "iat", "event", "data"))
 _HTTP_TIMEOUT = httpx.Timeout(5.0)
+
+
+class _Verified:
+    """A token accepted before, with what it was last checked against."""
+
+    __slots__ = ("claims", "expires", "key", "keys", "listed")
+
+    def __init__(self, claims: dict[str, Any], key: Key, leeway: float, keys: Mapping[str, Key], listed: int) -> None:
+        self.claims = claims
+        self.key = key
+        self.expires: float = claims["exp"] + leeway  # refused from this instant on
+        self.keys = keys  # the key set (a JwksCache.keys mapping) it was found published in
+        self.listed = listed  # the RevocationList.version it was found unrevoked at
 
 
 class Verifier:
@@ -72,7 +87,7 @@ class Verifier:
             self._redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2, health_check_interval=15)
         self._jwks: JwksCache | None = None
         self._sync: RevocationSync | None = None
-        self._cache: OrderedDict[str, tuple[dict[str, Any], Key]] = OrderedDict()
+        self._cache: OrderedDict[bytes, _Verified] = OrderedDict()  # by the token's bytes
         self._task: asyncio.Task[None] | None = None
         self._refusing: str | None = None  # why requests get 503 (fail closed), logged on change
         # Read by BearerAuthMiddleware and Authenticated, served by `metrics_endpoint`.
@@ -109,25 +124,57 @@ class Verifier:
 
     async def verify(self, token: str) -> dict[str, Any]:
         """The claims of a valid, unrevoked access token; raises `AuthError` otherwise."""
+        # UTF-8 with surrogatepass is one-to-one, so a key never stands for another string.
+        key = token.encode("utf-8", "surrogatepass")
+        claims = self.cached(key)
+        if claims is not None:
+            return claims
         now = self._clock()
         jwks = self._ready(now)
-        cached = self._cache.get(token)
-        if cached is not None and jwks.keys.get(cached[1].kid) is not cached[1]:
-            # The key that signed it is gone (or changed): verify from scratch.
-            del self._cache[token]
-            cached = None
-        if cached is None:
-            claims, key = await self._decode(token, jwks, now)
-            self._remember(token, claims, key)
-        else:
-            claims = cached[0]
-            if now >= claims["exp"] + self.settings.leeway:
-                del self._cache[token]
-                raise InvalidToken("token has expired", reason="expired")
-            self._cache.move_to_end(token)
+        seen = self._cache.pop(key, None)  # what a hit could not vouch for is decided afresh
+        if seen is not None and now >= seen.expires:
+            raise InvalidToken("token has expired", reason="expired")  # no need to parse it again
+        claims, signer = await self._decode(token, jwks, now)
         if self.revocations.is_revoked(claims):
             raise InvalidToken("token has been revoked", reason="revoked")
+        self._remember(key, _Verified(claims, signer, self.settings.leeway, jwks.keys, self.revocations.version))
         return dict(claims)  # a copy: callers must not be able to edit the cache
+
+    def cached(self, token: bytes) -> dict[str, Any] | None:
+        """The claims of `token` (its bytes, as in the Authorization header) if this verifier
+        accepted it before and it passes every check still: not expired, its key still
+        published, not revoked, the replica not failing closed. None otherwise: then
+        `verify` decides, and says why it refuses.
+
+        Synchronous, for `BearerAuthMiddleware`'s path of a token seen before: no
+        coroutine, no parsing; the key set and the revocation list are looked at again
+        only when they changed since this token was last checked against them.
+        """
+        entry = self._cache.get(token)
+        if entry is None or self._refusing is not None:
+            return None
+        now = self._clock()
+        if now >= entry.expires:
+            return None
+        bound = self.settings.max_revocation_staleness
+        if bound is not None:
+            synced = self.revocations.synced_at
+            if synced is None or now - synced > bound:
+                return None
+        jwks = self._jwks
+        assert jwks is not None  # an entry exists only once keys were loaded
+        keys = jwks.keys
+        if entry.keys is not keys:
+            if keys.get(entry.key.kid) is not entry.key:
+                return None
+            entry.keys = keys
+        version = self.revocations.version
+        if entry.listed != version:
+            if self.revocations.is_revoked(entry.claims):
+                return None
+            entry.listed = version
+        self._cache.move_to_end(token)
+        return dict(entry.claims)  # a copy: callers must not be able to edit the cache
 
     def status(self) -> dict[str, Any]:
         """Freshness of what this replica knows, for health checks."""
@@ -236,11 +283,11 @@ class Verifier:
         logger.debug("token refused: %s", exc.reason)  # never the token itself
         return InvalidToken(exc.description, reason=exc.reason)
 
-    def _remember(self, token: str, claims: dict[str, Any], key: Key) -> None:
+    def _remember(self, token: bytes, entry: _Verified) -> None:
         size = self.settings.token_cache_size
         if size <= 0:
             return
-        self._cache[token] = (claims, key)
+        self._cache[token] = entry
         while len(self._cache) > size:
             self._cache.popitem(last=False)
 
