@@ -11,11 +11,13 @@ from collections.abc import Collection, Iterable
 from contextvars import ContextVar
 from typing import Any, Protocol
 
+from starlette.authentication import AuthCredentials, UnauthenticatedUser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .apidocs import STATIC_PATHS
 from .errors import AuthError, InvalidRequest, MissingCredentials, render
 from .jose import MAX_TOKEN_LENGTH
+from .principal import TokenCredentials, TokenUser
 
 __all__ = ["BearerAuthMiddleware", "ReplicaIdMiddleware", "TokenVerifier", "bearer_token", "current_claims"]
 
@@ -30,6 +32,7 @@ _B64TOKEN_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234567
 _MAX_AUTHORIZATION = len(b"Bearer ") + MAX_TOKEN_LENGTH
 
 _POLICY_VIOLATION = 1008  # RFC 6455 section 7.4.1
+_BEARER = b"Bearer "  # the spelling every client sends; any other takes the strict parse
 
 _claims: ContextVar[dict[str, Any] | None] = ContextVar("resource_service_claims", default=None)
 
@@ -38,13 +41,17 @@ def current_claims() -> dict[str, Any] | None:
     """The claims `BearerAuthMiddleware` verified for the request being handled, else None.
 
     For routes on the hot path: unlike a `Request` parameter or a dependency, reading
-    it costs FastAPI nothing per request. The same claims are in `scope["auth"]`.
+    it costs FastAPI nothing per request. The same claims are `request.user.claims`.
     """
     return _claims.get()
 
 
 class TokenVerifier(Protocol):
-    """What the middleware needs from a verifier (`resource_service.Verifier` is one)."""
+    """What the middleware needs from a verifier (`resource_service.Verifier` is one).
+
+    A verifier may also offer `cached(token: bytes) -> dict | None`, a synchronous answer
+    for a token it accepted before (see `Verifier.cached`); the middleware tries it first.
+    """
 
     async def verify(self, token: str) -> dict[str, Any]: ...
 
@@ -76,21 +83,28 @@ def bearer_token(headers: Iterable[tuple[bytes, bytes]]) -> str:
 
 
 class BearerAuthMiddleware:
-    """Refuses http requests without a valid bearer token; puts the claims in
-    `scope["auth"]` and in `current_claims()`.
+    """Refuses http requests without a valid bearer token; sets `scope["user"]` (a
+    `TokenUser`, with the claims) and `scope["auth"]` (a `TokenCredentials`, with the
+    token's scopes) as Starlette's `AuthenticationMiddleware` does, and the claims in
+    `current_claims()`.
 
     Websocket handshakes are held to the same rule, by their Authorization header:
     a refused one is answered before accept, with the 401/403 and its challenge when
     the server offers the `websocket.http.response` extension, else closed with 1008
     (policy violation; the server then answers the handshake with 403). Paths in
-    `exempt` (health checks, API docs) pass untouched, websocket ones included; so do
-    lifespan scopes.
+    `exempt` (health checks, API docs) pass with an `UnauthenticatedUser`, websocket
+    ones included; lifespan scopes pass untouched.
+
+    A token the verifier accepted before, sent as `Bearer <token>`, is answered by the
+    verifier's `cached` without parsing the header again (the bytes are the ones that
+    passed); every other header takes `bearer_token`'s strict parse and `verify`.
     """
 
     def __init__(self, app: ASGIApp, verifier: TokenVerifier, *, exempt: Collection[str] = DEFAULT_EXEMPT) -> None:
         self.app = app
         self.verifier = verifier
         self.exempt = frozenset(exempt)
+        self._cached = getattr(verifier, "cached", None)
         # Outcomes are counted here, once per request, when the verifier keeps metrics
         # (`resource_service.Verifier` does unless RESOURCE_METRICS_ENABLED is false).
         metrics = getattr(verifier, "metrics", None)
@@ -98,24 +112,47 @@ class BearerAuthMiddleware:
         self._count_refused = metrics.refused if metrics is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"] in self.exempt:
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
-        try:
-            claims = scope["auth"] = await self.verifier.verify(bearer_token(scope["headers"]))
-        except AuthError as exc:
-            logger.debug("request refused: %s", exc.reason)
-            if self._count_refused is not None:
-                self._count_refused(exc.reason)
-            await _refuse(exc, scope, receive, send)
+        if scope["path"] in self.exempt:
+            scope["user"], scope["auth"] = UnauthenticatedUser(), AuthCredentials()
+            await self.app(scope, receive, send)
             return
+        headers = scope["headers"]
+        claims = self._seen(headers) if self._cached is not None else None
+        if claims is None:
+            try:
+                claims = await self.verifier.verify(bearer_token(headers))
+            except AuthError as exc:
+                logger.debug("request refused: %s", exc.reason)
+                if self._count_refused is not None:
+                    self._count_refused(exc.reason)
+                await _refuse(exc, scope, receive, send)
+                return
         if self._count_ok is not None:
             self._count_ok()
+        scope["user"], scope["auth"] = TokenUser(claims), TokenCredentials(claims)
         reset = _claims.set(claims)
         try:
             await self.app(scope, receive, send)
         finally:
             _claims.reset(reset)
+
+    def _seen(self, headers: Iterable[tuple[bytes, bytes]]) -> dict[str, Any] | None:
+        """The verifier's cached answer for the one `Authorization: Bearer <token>`, else None."""
+        value: bytes | None = None
+        for name, raw in headers:
+            if name == b"authorization":
+                if value is not None:
+                    return None  # several: bearer_token refuses them
+                value = raw
+        if value is None or not value.startswith(_BEARER):
+            return None
+        assert self._cached is not None
+        claims: dict[str, Any] | None = self._cached(value[7:])
+        return claims
 
 
 async def _refuse(exc: AuthError, scope: Scope, receive: Receive, send: Send) -> None:

@@ -23,12 +23,14 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, Request
 from fastapi.security import OAuth2, OAuth2AuthorizationCodeBearer, OAuth2PasswordBearer, SecurityScopes
+from starlette.applications import Starlette
 from starlette.responses import Response
 
 from .asgi import TokenVerifier, bearer_token
 from .errors import AuthError, InsufficientScope, render
+from .principal import TokenCredentials, TokenUser
 
 __all__ = ["Authenticated", "install_error_handlers"]
 
@@ -36,8 +38,9 @@ __all__ = ["Authenticated", "install_error_handlers"]
 class Authenticated:
     """Claims of the request's access token, which must grant the declared scopes.
 
-    Uses the claims `BearerAuthMiddleware` put in `scope["auth"]` when it ran;
-    otherwise verifies the Authorization header itself.
+    Uses the claims `BearerAuthMiddleware` put in `scope["user"]` when it ran;
+    otherwise verifies the Authorization header itself, and sets `scope["user"]` and
+    `scope["auth"]` as the middleware would.
     """
 
     def __init__(
@@ -75,8 +78,10 @@ class Authenticated:
         security_scopes: SecurityScopes,
         _openapi_credential: str | None = None,  # the scheme's parse, unused
     ) -> dict[str, Any]:
-        claims = request.scope.get("auth")
-        if not isinstance(claims, dict):
+        user = request.scope.get("user")
+        if isinstance(user, TokenUser):
+            claims = user.claims
+        else:
             # No middleware decided this request: count its outcome here, once.
             try:
                 claims = await self.verifier.verify(bearer_token(request.scope["headers"]))
@@ -86,7 +91,7 @@ class Authenticated:
                 raise
             if self._metrics is not None:
                 self._metrics.ok()
-            request.scope["auth"] = claims
+            request.scope["user"], request.scope["auth"] = TokenUser(claims), TokenCredentials(claims)
         required = security_scopes.scopes
         if required:
             granted = claims.get("scope")
@@ -103,6 +108,7 @@ async def _handle_auth_error(request: Request, exc: Exception) -> Response:
     return render(exc)
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Render refusals raised in routes and dependencies as RFC 6750 responses."""
+def install_error_handlers(app: Starlette) -> None:
+    """Render refusals raised in routes and dependencies as RFC 6750 responses (a FastAPI
+    app, or any Starlette one)."""
     app.add_exception_handler(AuthError, _handle_auth_error)

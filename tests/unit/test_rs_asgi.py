@@ -34,7 +34,8 @@ async def inner(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         scope["reached"] = True
         return
-    body = repr(scope.get("auth")).encode()
+    user = scope.get("user")
+    body = repr(getattr(user, "claims", None) if user is None or user.is_authenticated else "anonymous").encode()
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
     await send({"type": "http.response.body", "body": body})
 
@@ -152,7 +153,7 @@ def test_bearer_token_errors_are_the_rfc_6750_kinds():
 async def test_exempt_paths_pass_without_credentials(path):
     verifier = StubVerifier()
     status, _, body = await call(BearerAuthMiddleware(inner, verifier), [], path=path)
-    assert status == 200 and body == b"None" and verifier.seen == []
+    assert status == 200 and body == b"'anonymous'" and verifier.seen == []
 
 
 async def test_exempt_paths_can_be_chosen():
@@ -212,7 +213,8 @@ async def test_websocket_with_a_valid_token_reaches_the_app_with_claims():
     scope, sent = await handshake(
         BearerAuthMiddleware(inner, StubVerifier()), auth(b"Bearer " + GOOD.encode()), http_response=True
     )
-    assert scope["reached"] and scope["auth"]["sub"] == "u-1" and sent == []
+    assert scope["reached"] and scope["user"].claims["sub"] == "u-1" and sent == []
+    assert scope["auth"].scopes == ["reports:read"]
 
 
 async def test_exempt_websocket_paths_pass_without_credentials():
