@@ -91,10 +91,11 @@ def start_issuers(ctx: Context, algs: list[str]) -> dict[str, Issuer]:
     return issuers
 
 
-def replica(issuer: Issuer, name: str, *, cache: bool, metrics: bool = True) -> Service:
-    """A replica of the demo API; `cache=False` makes every request a full verification,
+def replica(issuer: Issuer, name: str, *, cache: bool | int, metrics: bool = True) -> Service:
+    """A replica of the demo API. `cache`: True for the default verified-token cache, False
+    for none (every request a full verification), a number for a cache of that many tokens;
     `metrics=False` turns its Prometheus counting off."""
-    env = {} if cache else {"RESOURCE_TOKEN_CACHE_SIZE": "0"}
+    env = {} if cache is True else {"RESOURCE_TOKEN_CACHE_SIZE": str(int(cache))}
     if not metrics:
         env["RESOURCE_METRICS_ENABLED"] = "false"
     return replica_process(name, auth_url=issuer.service.url, data=issuer.data, env=env)

@@ -42,6 +42,10 @@ def bench_prerequisites() -> None:
                 "cold ES256 pool accepted",
                 "cold EdDSA pool accepted",
                 "warm /me answers 401 without a credential",
+                "quickstart accepts the issued token",
+                "quickstart answers 401 without a credential",
+                "control accepts the issued token",
+                "signature-only control accepts the RS256 pool",
             ],
         ),
         (
