@@ -7,7 +7,7 @@ request, so it reads the raw header list from the scope and builds no Request.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from contextvars import ContextVar
 from typing import Any, Protocol
 
@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .apidocs import STATIC_PATHS
 from .errors import AuthError, InvalidRequest, MissingCredentials, render
 from .jose import MAX_TOKEN_LENGTH
-from .principal import TokenCredentials, TokenUser
+from .principal import authenticate
 
 __all__ = ["BearerAuthMiddleware", "ReplicaIdMiddleware", "TokenVerifier", "bearer_token", "current_claims"]
 
@@ -104,7 +104,7 @@ class BearerAuthMiddleware:
         self.app = app
         self.verifier = verifier
         self.exempt = frozenset(exempt)
-        self._cached = getattr(verifier, "cached", None)
+        self._cached: Callable[[bytes], dict[str, Any] | None] | None = getattr(verifier, "cached", None)
         # Outcomes are counted here, once per request, when the verifier keeps metrics
         # (`resource_service.Verifier` does unless RESOURCE_METRICS_ENABLED is false).
         metrics = getattr(verifier, "metrics", None)
@@ -121,7 +121,7 @@ class BearerAuthMiddleware:
             await self.app(scope, receive, send)
             return
         headers = scope["headers"]
-        claims = self._seen(headers) if self._cached is not None else None
+        claims = self._seen(headers)
         if claims is None:
             try:
                 claims = await self.verifier.verify(bearer_token(headers))
@@ -133,7 +133,7 @@ class BearerAuthMiddleware:
                 return
         if self._count_ok is not None:
             self._count_ok()
-        scope["user"], scope["auth"] = TokenUser(claims), TokenCredentials(claims)
+        authenticate(scope, claims)
         reset = _claims.set(claims)
         try:
             await self.app(scope, receive, send)
@@ -142,6 +142,9 @@ class BearerAuthMiddleware:
 
     def _seen(self, headers: Iterable[tuple[bytes, bytes]]) -> dict[str, Any] | None:
         """The verifier's cached answer for the one `Authorization: Bearer <token>`, else None."""
+        cached = self._cached
+        if cached is None:
+            return None
         value: bytes | None = None
         for name, raw in headers:
             if name == b"authorization":
@@ -150,9 +153,7 @@ class BearerAuthMiddleware:
                 value = raw
         if value is None or not value.startswith(_BEARER):
             return None
-        assert self._cached is not None
-        claims: dict[str, Any] | None = self._cached(value[7:])
-        return claims
+        return cached(value[len(_BEARER) :])
 
 
 async def _refuse(exc: AuthError, scope: Scope, receive: Receive, send: Send) -> None:

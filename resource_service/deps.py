@@ -30,7 +30,7 @@ from starlette.responses import Response
 
 from .asgi import TokenVerifier, bearer_token
 from .errors import AuthError, InsufficientScope, render
-from .principal import TokenCredentials, TokenUser
+from .principal import TokenUser, authenticate
 
 __all__ = ["Authenticated", "install_error_handlers"]
 
@@ -91,7 +91,7 @@ class Authenticated:
                 raise
             if self._metrics is not None:
                 self._metrics.ok()
-            request.scope["user"], request.scope["auth"] = TokenUser(claims), TokenCredentials(claims)
+            authenticate(request.scope, claims)
         required = security_scopes.scopes
         if required:
             granted = claims.get("scope")

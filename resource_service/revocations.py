@@ -199,11 +199,6 @@ class RevocationList:
         before = self._before.get(_key(sub)) if sub is not None and self._before else None
         return before is not None and claims["iat"] < before
 
-    @property
-    def synced_at(self) -> float | None:
-        """When this copy was last known in sync (the clock's seconds); None if it never was."""
-        return self._in_sync_at
-
     def staleness(self, now: float) -> float | None:
         """Seconds since this copy was last known in sync; None if it never was."""
         return None if self._in_sync_at is None else max(0.0, now - self._in_sync_at)

@@ -156,11 +156,8 @@ class Verifier:
         now = self._clock()
         if now >= entry.expires:
             return None
-        bound = self.settings.max_revocation_staleness
-        if bound is not None:
-            synced = self.revocations.synced_at
-            if synced is None or now - synced > bound:
-                return None
+        if self._too_stale(self.revocations.staleness(now)):
+            return None
         jwks = self._jwks
         assert jwks is not None  # an entry exists only once keys were loaded
         keys = jwks.keys
@@ -218,17 +215,21 @@ class Verifier:
         if jwks is None or not jwks.keys:
             self._fail_closed("keys_missing")
             raise Unavailable("signing keys are not loaded yet", retry_after=1.0)
-        bound = self.settings.max_revocation_staleness
-        if bound is not None:
-            staleness = self.revocations.staleness(now)
-            if staleness is None or staleness > bound:
-                # Fail closed: serving on an old list could honour a revoked token.
-                self._fail_closed("revocations_stale", staleness=staleness)
-                raise Unavailable("revocation list is stale", retry_after=self.settings.revocation_poll_interval)
+        staleness = self.revocations.staleness(now)
+        if self._too_stale(staleness):
+            # Fail closed: serving on an old list could honour a revoked token.
+            self._fail_closed("revocations_stale", staleness=staleness)
+            raise Unavailable("revocation list is stale", retry_after=self.settings.revocation_poll_interval)
         if self._refusing is not None:
             security.info("fail_closed", extra={"state": "recovered", "reason": self._refusing})
             self._refusing = None
         return jwks
+
+    def _too_stale(self, staleness: float | None) -> bool:
+        """Past RESOURCE_MAX_REVOCATION_STALENESS, or never synced when there is a bound:
+        requests get 503, on the cached path as on the full one."""
+        bound = self.settings.max_revocation_staleness
+        return bound is not None and (staleness is None or staleness > bound)
 
     def _fail_closed(self, reason: str, **fields: Any) -> None:
         """One security event when this replica starts refusing requests (503), not one per request."""
