@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from starlette.responses import JSONResponse, Response
+from starlette.types import Lifespan
 
 from bench.apps import run, serve_parser
 
@@ -27,8 +28,9 @@ CLAIMS = {
 }
 
 
-def create_app() -> FastAPI:
-    app = FastAPI(title="bench: no auth")
+def create_app(*, lifespan: Lifespan[FastAPI] | None = None) -> FastAPI:
+    """The baseline app; `lifespan` lets a control that wraps it start what it needs."""
+    app = FastAPI(title="bench: no auth", lifespan=lifespan)
 
     @app.get("/me")
     async def me() -> Response:

@@ -19,23 +19,26 @@ import base64
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from contextvars import ContextVar
 from typing import Any
 
 from fastapi import FastAPI
-from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from bench.apps import run, serve_parser
-from bench.apps.noauth import CLAIMS
+from bench.apps.noauth import create_app as create_baseline
 from resource_service import ResourceSettings, Verifier
 from resource_service.errors import AuthError, InvalidToken, render
 
 _BEARER = b"Bearer "
-_claims: ContextVar[dict[str, Any] | None] = ContextVar("sketch_claims", default=None)
+
+
+def _authorization(scope: Scope) -> bytes:
+    return next((value for name, value in scope["headers"] if name == b"authorization"), b"")
 
 
 def create_app(*, signature_only: bool = False) -> Any:
+    """The baseline app itself (`bench.apps.noauth`, its route and body unchanged) behind one
+    of the two controls."""
     verifier = Verifier(ResourceSettings())
     verified: dict[bytes, dict[str, Any]] = {}
 
@@ -45,40 +48,29 @@ def create_app(*, signature_only: bool = False) -> Any:
         yield
         await verifier.stop()
 
-    inner = FastAPI(title="bench: sketch", lifespan=lifespan)
-
-    @inner.get("/me")
-    async def me() -> Response:
-        return JSONResponse({"replica": "sketch", "claims": _claims.get()})
-
-    @inner.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    inner = create_baseline(lifespan=lifespan)
 
     async def signed(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] != "/healthz":
-            header = next((value for name, value in scope["headers"] if name == b"authorization"), b"")
-            signing_input, _, signature = header.removeprefix(_BEARER).rpartition(b".")
+            signing_input, _, signature = _authorization(scope).removeprefix(_BEARER).rpartition(b".")
             keys = verifier.jwks.keys if verifier.jwks is not None else {}
             key = next(iter(keys.values()), None)
             sig = base64.urlsafe_b64decode(signature + b"=" * (-len(signature) % 4))
             if key is None or not key.verify(signing_input, sig):
                 await render(InvalidToken("token signature is invalid", reason="bad_signature"))(scope, receive, send)
                 return
-            _claims.set(CLAIMS)
         await inner(scope, receive, send)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] != "/healthz":
-            header = next((value for name, value in scope["headers"] if name == b"authorization"), b"")
+            header = _authorization(scope)
             claims = verified.get(header)
             if claims is None or time.time() >= claims["exp"]:
                 try:
-                    claims = verified[header] = await verifier.verify(header.removeprefix(_BEARER).decode())
+                    verified[header] = await verifier.verify(header.removeprefix(_BEARER).decode())
                 except AuthError as exc:
                     await render(exc)(scope, receive, send)
                     return
-            _claims.set(claims)
         await inner(scope, receive, send)
 
     return signed if signature_only else app

@@ -15,7 +15,6 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-import resource_service.verifier as verifier_module
 from resource_service import BearerAuthMiddleware, ResourceSettings, Verifier
 from tests.unit.fakes import ISSUER, NOW, Clock, Issuer, no_wait
 
@@ -36,19 +35,6 @@ def issuer() -> Issuer:
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
-
-
-@pytest.fixture
-def decodes(monkeypatch) -> list[str]:
-    calls: list[str] = []
-    real = verifier_module.decode_with_key
-
-    def counting(token: str, *args: Any, **kwargs: Any) -> Any:
-        calls.append(token)
-        return real(token, *args, **kwargs)
-
-    monkeypatch.setattr(verifier_module, "decode_with_key", counting)
-    return calls
 
 
 @pytest.fixture

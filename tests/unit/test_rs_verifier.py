@@ -11,7 +11,6 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-import resource_service.verifier as verifier_module
 from resource_service import InvalidToken, ResourceSettings, Unavailable, Verifier
 from resource_service.discovery import parse_metadata
 from tests.unit.fakes import ISSUER, NOW, Clock, Issuer, no_wait
@@ -33,20 +32,6 @@ def issuer() -> Issuer:
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
-
-
-@pytest.fixture
-def decodes(monkeypatch) -> list[str]:
-    """Every full (signature-checking) decode the verifier does."""
-    calls: list[str] = []
-    real = verifier_module.decode_with_key
-
-    def counting(token: str, *args: Any, **kwargs: Any) -> Any:
-        calls.append(token)
-        return real(token, *args, **kwargs)
-
-    monkeypatch.setattr(verifier_module, "decode_with_key", counting)
-    return calls
 
 
 def settings(**changes: Any) -> ResourceSettings:
