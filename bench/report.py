@@ -48,6 +48,8 @@ class SuiteResult:
     checks: list[Check] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     error: str | None = None
+    # A suite without wrk runs may draw its own figure: called with the PNG's path.
+    plot: Callable[[Path], Path] | None = field(default=None, repr=False, compare=False)
 
     @property
     def failed_requests(self) -> int:
@@ -232,8 +234,11 @@ def write_results(
     written = [directory / f"{stamp}-{mode.name}.json"]
     written[0].write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
     for result in results:
+        png = directory / f"{stamp}-{mode.name}-{result.name}.png"
         if result.runs:
-            written.append(_plot(result, directory / f"{stamp}-{mode.name}-{result.name}.png"))
+            written.append(_plot(result, png))
+        elif result.plot is not None and not result.broken:
+            written.append(result.plot(png))
     return written
 
 

@@ -24,6 +24,7 @@ SUITES: dict[str, str] = {
     "rotation": "bench.suites.rotation",
     "login": "bench.suites.login",
     "revocation_scale": "bench.suites.revocation_scale",
+    "fleet": "bench.suites.fleet",
 }
 
 
