@@ -5,12 +5,17 @@ every key, and a token with a junk kid costs a fetch at the issuer. Here a faile
 or unusable fetch keeps the last good set, refreshes run one at a time, and an
 unknown kid causes at most one fetch per `min_refetch_interval`, shared by every
 request waiting on it. Requests never wait for the background refresh.
+
+The scheduled refresh comes a random part of `REFRESH_SPREAD` of the max-age early, never
+late: replicas started together (a fleet-wide deploy) would otherwise all fetch in the same
+second of every max-age, and the issuer's publish lead counts on a refresh within max-age.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -32,6 +37,7 @@ _DEFAULT_MAX_AGE = 300.0  # when the issuer sends no Cache-Control max-age
 _LONGEST_MAX_AGE = 86_400.0
 _SHORTEST_MAX_AGE = 1.0  # no issuer gets a scheduled fetch more than once a second per replica
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNORECASE)
+REFRESH_SPREAD = 0.2  # scheduled refreshes come up to this share of the max-age early
 _NO_CACHE = re.compile(r"(?:^|,)\s*(?:no-cache|no-store)\s*(?:,|$)", re.IGNORECASE)
 
 
@@ -46,8 +52,10 @@ class JwksCache:
         min_refetch_interval: float,
         clock: Callable[[], float] = time.time,
         on_fetch: Callable[[str], None] | None = None,
+        rand: Callable[[], float] = random.random,
     ) -> None:
         self._client = client
+        self._rand = rand  # in [0, 1): where in the spread this replica's next refresh falls
         self._on_fetch = on_fetch  # told each fetch's outcome: ok, not_modified or error
         self._uri = uri
         self._min_refetch_interval = min_refetch_interval
@@ -80,6 +88,12 @@ class JwksCache:
         age = self.age()
         return 0.0 if age is None else max(0.0, self._max_age - age)
 
+    def next_refresh_in(self) -> float:
+        """Seconds until the scheduled refresh: when the copy turns max-age old, less a random
+        part of `REFRESH_SPREAD` of the max-age, so a fleet's refreshes spread out."""
+        due = self.due_in()
+        return 0.0 if due == 0.0 else max(0.0, due - REFRESH_SPREAD * self._max_age * self._rand())
+
     async def refresh(self) -> bool:
         """Fetch now, or join the fetch already running. True if the copy is confirmed."""
         if self._inflight is None or self._inflight.done():
@@ -107,7 +121,7 @@ class JwksCache:
         """Refresh whenever the copy outlives max-age; back off while the issuer fails."""
         backoff = Backoff(initial=1.0, cap=max(30.0, self._min_refetch_interval))
         while True:
-            await asyncio.sleep(self.due_in())
+            await asyncio.sleep(self.next_refresh_in())
             try:
                 confirmed = await self.refresh()
             except Exception:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from typing import Any
 
 import httpx
@@ -84,6 +85,29 @@ async def test_background_refresh_is_due_when_the_copy_outlives_max_age(cache, c
     assert cache.due_in() == 1
     clock.now += 2
     assert cache.due_in() == 0
+
+
+async def test_the_scheduled_refresh_comes_up_to_a_fifth_of_max_age_early_never_late(endpoint, clock):
+    draws = iter([0.0, 0.5, 0.999])
+    async with httpx.AsyncClient(transport=httpx.MockTransport(endpoint)) as client:
+        cache = JwksCache(client, URI, min_refetch_interval=10.0, clock=clock, rand=lambda: next(draws))
+        assert cache.next_refresh_in() == 0  # nothing held yet: at once, whatever the draw
+        await cache.refresh()
+        assert cache.next_refresh_in() == 300  # a draw of 0: exactly at max-age
+        assert cache.next_refresh_in() == 270  # half the spread early
+        assert 240 < cache.next_refresh_in() < 241  # the most: a fifth of max-age early
+
+
+async def test_a_fleet_started_together_spreads_its_refreshes_over_the_last_fifth_of_max_age(endpoint, clock):
+    draw = random.Random(7).random
+    async with httpx.AsyncClient(transport=httpx.MockTransport(endpoint)) as client:
+        caches = [JwksCache(client, URI, min_refetch_interval=10.0, clock=clock, rand=draw) for _ in range(200)]
+        for cache in caches:
+            await cache.refresh()
+        due = [cache.next_refresh_in() for cache in caches]
+    assert all(240 <= d <= 300 for d in due)
+    busiest = max(sum(1 for d in due if int(d) == second) for second in range(240, 301))
+    assert busiest <= 15, "200 replicas refreshing within one second of each other"
 
 
 @pytest.mark.parametrize(
