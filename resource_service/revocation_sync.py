@@ -160,11 +160,15 @@ class RevocationSync:
         if self._redis is not None:
             return await self._listen_redis(self._redis)
         timeout = httpx.Timeout(10.0, read=_STREAM_READ_TIMEOUT)
-        headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
+        # Uncompressed: httpx inflates each chunk of a compressed stream whole, unbounded
+        # (resource_service/_bounded.py), and an event stream gains nothing from gzip.
+        headers = {"Accept": "text/event-stream", "Accept-Encoding": "identity", "Cache-Control": "no-store"}
         async with self._client.stream("GET", self._stream_uri, timeout=timeout, headers=headers) as response:
             response.raise_for_status()
             if response.headers.get("content-type", "").partition(";")[0].strip() != "text/event-stream":
                 raise ValueError("the revocation stream is not text/event-stream")
+            if response.headers.get("content-encoding", "identity").strip().lower() != "identity":
+                raise ValueError("the revocation stream is compressed, though we asked for identity")
             self.push_connected = True
             self.request_pull()  # no backlog on the stream: catch up by pull
             handled = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import json
 from typing import Any
 
@@ -138,6 +139,23 @@ async def test_stream_error_status_raises_for_the_reconnect_loop(clock):
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
         with pytest.raises(httpx.HTTPStatusError):
             await make_sync(RevocationList(), client, clock).listen()
+
+
+async def test_a_compressed_event_stream_is_refused_before_a_byte_is_inflated(clock):
+    seen: list[httpx.Request] = []
+    bomb = gzip.compress(gzip.compress(bytes(16 << 20)))  # "gzip, gzip": 16 MB from a few hundred bytes
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        headers = {"content-type": "text/event-stream", "content-encoding": "gzip, gzip"}
+        return httpx.Response(200, headers=headers, stream=httpx.ByteStream(bomb))
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        sync = make_sync(RevocationList(), client, clock)
+        with pytest.raises(ValueError, match="compressed"):
+            await sync.listen()
+    assert seen[0].headers["accept-encoding"] == "identity"
+    assert not sync.push_connected and not sync.pull_wanted  # never counted as connected
 
 
 async def test_dropped_stream_reconnects_with_capped_backoff(feed, client, clock):
