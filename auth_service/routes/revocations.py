@@ -13,6 +13,7 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from ..clients import client_address
+from ..conditional import none_match
 from ..deps import FeedDep, PullBudgetDep, StreamsDep
 from ..errors import RateLimited
 from ..ratelimit import address_bucket
@@ -27,7 +28,11 @@ STREAM_RETRY_AFTER = 10  # seconds; meanwhile a replica pulls, as it does whenev
 @router.get(
     "/revocations",
     summary="Revocation entries after a cursor, or a full snapshot",
-    responses={**ok(REVOCATION_PULL), **errors(400, 429, 503)},
+    responses={
+        **ok(REVOCATION_PULL),
+        304: {"description": "Not Modified: `If-None-Match` holds this page's ETag"},
+        **errors(400, 429, 503),
+    },
 )
 async def pull(
     request: Request,
@@ -38,12 +43,21 @@ async def pull(
     limit: int = Query(PAGE_DEFAULT, ge=1, le=PAGE_LIMIT, description="most entries in this answer"),
 ) -> Response:
     address = address_bucket(client_address(request))
-    body = await revocation_feed.pull(after, feed, limit, may_render=lambda n: budget.spend(address, n))
-    if body is None:
+    pulled = await revocation_feed.pull(after, feed, limit, may_render=lambda n: budget.spend(address, n))
+    if pulled is None:
         raise RateLimited(
             budget.retry_after(address), "too many revocation entries pulled from this address; retry later"
         )
-    return Response(body, media_type="application/json", headers={"Cache-Control": "no-cache"})
+    page = pulled.page
+    headers = {
+        "Cache-Control": "no-cache",
+        "ETag": page.etag,
+        # A header, not in the cached bytes: this request's read of the feed (docs/wire.md).
+        "Feed-Read-At": f"{pulled.read_at:.3f}",
+    }
+    if none_match(request.headers.get("if-none-match"), page.etag):
+        return Response(status_code=304, headers=headers)
+    return Response(page.body, media_type="application/json", headers=headers)
 
 
 @router.get(

@@ -1,0 +1,119 @@
+"""`GET /revocations` as a cache sees it, in process: ETags and 304s, the read time header.
+
+The issuer is `create_app` with the fake clock (tests/unit/inprocess_issuer.py); entries are
+added through its own `Revoker`, and renders are counted at the store's `entries_after`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.unit.inprocess_issuer import Running, running_issuer
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def issuer(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Running]:
+    async with running_issuer(tmp_path, **getattr(request, "param", {})) as running:
+        await running.issuer.revoker.jti("j-1")
+        yield running
+
+
+@pytest.fixture
+def renders(issuer: Running, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every page render: the store read of its entries."""
+    calls: list[int] = []
+    store = issuer.issuer.store
+    real = store.entries_after
+
+    async def counting(after: int, limit: int | None = None) -> Any:
+        if limit is not None:  # a page; the tail reads without one
+            calls.append(after)
+        return await real(after, limit)
+
+    monkeypatch.setattr(store, "entries_after", counting)
+    return calls
+
+
+async def test_a_pull_page_has_a_strong_etag_that_holds_while_the_head_does(issuer: Running) -> None:
+    first, again = await issuer.client.get("/revocations"), await issuer.client.get("/revocations")
+    etag = first.headers["etag"]
+    assert etag.startswith('"') and etag.endswith('"') and len(etag) > 10  # strong: no W/
+    assert again.headers["etag"] == etag and again.content == first.content
+    await issuer.issuer.revoker.jti("j-2")
+    changed = await issuer.client.get("/revocations")
+    assert changed.headers["etag"] != etag and b"j-2" in changed.content
+
+
+async def test_a_pull_page_answers_304_to_its_etag_without_rendering_again(issuer: Running, renders: list[int]) -> None:
+    page = await issuer.client.get("/revocations", params={"limit": "5"})
+    assert len(renders) == 1
+    issuer.clock.now += 30
+    answer = await issuer.client.get(
+        "/revocations", params={"limit": "5"}, headers={"If-None-Match": page.headers["etag"]}
+    )
+    assert answer.status_code == 304 and answer.content == b"" and len(renders) == 1
+    assert answer.headers["etag"] == page.headers["etag"]
+    assert answer.headers["cache-control"] == page.headers["cache-control"]
+    assert float(answer.headers["feed-read-at"]) == float(page.headers["feed-read-at"]) + 30  # its own read
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        pytest.param("{etag}", id="the-tag"),
+        pytest.param("*", id="any-tag"),
+        pytest.param('"other", {etag}', id="in-a-list"),
+        pytest.param(' "a,b" ,{etag} ', id="in-a-list-with-a-comma-inside-a-tag"),
+        pytest.param("W/{etag}", id="weak-comparison"),
+    ],
+)
+async def test_if_none_match_naming_the_page_answers_304(issuer: Running, header: str) -> None:
+    etag = (await issuer.client.get("/revocations")).headers["etag"]
+    answer = await issuer.client.get("/revocations", headers={"If-None-Match": header.format(etag=etag)})
+    assert answer.status_code == 304 and answer.content == b""
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        pytest.param('"other"', id="another-tag"),
+        pytest.param("{bare}", id="the-tag-without-its-quotes"),
+        pytest.param("{etag}", id="the-tag-of-an-older-head"),
+    ],
+)
+async def test_if_none_match_naming_anything_else_gets_the_page(issuer: Running, header: str) -> None:
+    etag = (await issuer.client.get("/revocations")).headers["etag"]
+    await issuer.issuer.revoker.jti("j-2")  # the head moves: the old tag is stale
+    answer = await issuer.client.get(
+        "/revocations", headers={"If-None-Match": header.format(etag=etag, bare=etag[1:-1])}
+    )
+    assert answer.status_code == 200 and b"j-2" in answer.content
+
+
+async def test_feed_read_at_is_when_this_request_began_reading_the_feed_head(
+    issuer: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, clock = issuer.issuer.store, issuer.clock
+    real = store.feed_head
+
+    async def slow_read() -> tuple[str, int]:
+        clock.now += 10  # the read takes ten seconds of the issuer's clock
+        return await real()
+
+    monkeypatch.setattr(store, "feed_head", slow_read)
+    bodies = []
+    for _ in range(2):  # rendered, then from the cache
+        clock.now += 100
+        before = clock.now
+        answer = await issuer.client.get("/revocations")
+        read_at = float(answer.headers["feed-read-at"])
+        assert before <= read_at <= clock.now - 10, "the clock before the read, not after it"
+        assert answer.headers["feed-read-at"] == f"{read_at:.3f}"
+        bodies.append(answer.content)
+    assert bodies[0] == bodies[1]  # the read time rides in a header: the cached bytes stay the same
