@@ -206,6 +206,16 @@ class Settings(BaseSettings):
         "that the issuer renders for pull pages not in its page cache; cached pages are free. Beyond it, "
         "429 with Retry-After. A fleet at one cursor asks for the same pages, each rendered once per feed head.",
     )
+    revocation_pull_max_age: int = Field(
+        2,
+        ge=0,
+        le=60,
+        description="`Cache-Control: public, max-age` of `GET /revocations` pages, seconds, so nginx or a CDN "
+        "can answer a fleet's pulls (docs/nginx.conf.example); 0: `no-cache`, every pull reaches an issuer. "
+        "Safe: a replica counts its copy in sync as of the page's `Feed-Read-At` header, when an issuer read "
+        "its feed, not as of the page's arrival, so a cached page only makes it report its copy that much "
+        "older. Pushes (the SSE stream, Redis) never pass through such a cache.",
+    )
     revocation_streams_max: int = Field(
         256,
         ge=1,

@@ -14,7 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from ..clients import client_address
 from ..conditional import none_match
-from ..deps import FeedDep, PullBudgetDep, StreamsDep
+from ..deps import FeedDep, PullBudgetDep, SettingsDep, StreamsDep
 from ..errors import RateLimited
 from ..ratelimit import address_bucket
 from ..revocation import PAGE_DEFAULT, PAGE_LIMIT
@@ -38,6 +38,7 @@ async def pull(
     request: Request,
     revocation_feed: FeedDep,
     budget: PullBudgetDep,
+    settings: SettingsDep,
     after: int | None = Query(None, ge=0, le=2**62, description="cursor of the last entry applied"),
     feed: str | None = Query(None, max_length=64, description="the feed id the cursor belongs to"),
     limit: int = Query(PAGE_DEFAULT, ge=1, le=PAGE_LIMIT, description="most entries in this answer"),
@@ -48,9 +49,9 @@ async def pull(
         raise RateLimited(
             budget.retry_after(address), "too many revocation entries pulled from this address; retry later"
         )
-    page = pulled.page
+    page, max_age = pulled.page, settings.revocation_pull_max_age
     headers = {
-        "Cache-Control": "no-cache",
+        "Cache-Control": f"public, max-age={max_age}" if max_age else "no-cache",
         "ETag": page.etag,
         # A header, not in the cached bytes: this request's read of the feed (docs/wire.md).
         "Feed-Read-At": f"{pulled.read_at:.3f}",

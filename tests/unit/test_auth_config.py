@@ -55,3 +55,13 @@ def test_a_refusal_never_echoes_the_passphrase(values):
     with pytest.raises(ValidationError) as refused:
         Settings(**values)
     assert values["keys_passphrase"] not in str(refused.value)
+
+
+def test_the_revocation_pull_max_age_is_read_from_the_environment_within_0_to_60_seconds(monkeypatch):
+    assert Settings().revocation_pull_max_age == 2
+    monkeypatch.setenv("AUTH_REVOCATION_PULL_MAX_AGE", "0")
+    assert Settings().revocation_pull_max_age == 0
+    for refused in ("-1", "61", "1.5"):
+        monkeypatch.setenv("AUTH_REVOCATION_PULL_MAX_AGE", refused)
+        with pytest.raises(ValidationError, match="revocation_pull_max_age"):
+            Settings()

@@ -96,6 +96,22 @@ async def test_if_none_match_naming_anything_else_gets_the_page(issuer: Running,
     assert answer.status_code == 200 and b"j-2" in answer.content
 
 
+@pytest.mark.parametrize(
+    "issuer,cache_control",
+    [
+        pytest.param({}, "public, max-age=2", id="default"),
+        pytest.param({"revocation_pull_max_age": 30}, "public, max-age=30", id="set"),
+        pytest.param({"revocation_pull_max_age": 0}, "no-cache", id="off"),
+    ],
+    indirect=["issuer"],
+)
+async def test_cache_control_follows_the_pull_max_age_setting(issuer: Running, cache_control: str) -> None:
+    page = await issuer.client.get("/revocations")
+    assert page.headers["cache-control"] == cache_control
+    again = await issuer.client.get("/revocations", headers={"If-None-Match": page.headers["etag"]})
+    assert again.status_code == 304 and again.headers["cache-control"] == cache_control
+
+
 async def test_feed_read_at_is_when_this_request_began_reading_the_feed_head(
     issuer: Running, monkeypatch: pytest.MonkeyPatch
 ) -> None:
