@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from .clock import Clock, system_clock
-from .feed_pages import PageCache, Pulled
+from .feed_pages import Page, PageCache, Pulled
 from .metrics import NO_METRICS, Metrics
 from .storage import FamilyStore, RevocationEntry, RevocationStore, SignInStore
 
@@ -87,6 +87,10 @@ class RevocationFeed:
             return None
         body = json.dumps(await self._page(current_feed, head, snapshot, after, limit), separators=(",", ":")).encode()
         return Pulled(self._pages.add(key, body), read_at)
+
+    def gzipped(self, page: Page) -> bytes:
+        """A pulled page gzip-compressed, once per page (`PageCache.gzipped`)."""
+        return self._pages.gzipped(page)
 
     async def _page(
         self, current_feed: str, head: int, snapshot: bool, after: int | None, limit: int

@@ -13,9 +13,10 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from ..clients import client_address
-from ..conditional import none_match
+from ..conditional import accepts_gzip, none_match
 from ..deps import FeedDep, PullBudgetDep, SettingsDep, StreamsDep
 from ..errors import RateLimited
+from ..feed_pages import GZIP_FROM
 from ..ratelimit import address_bucket
 from ..revocation import PAGE_DEFAULT, PAGE_LIMIT
 from .responses import REVOCATION_PULL, errors, ok
@@ -50,14 +51,20 @@ async def pull(
             budget.retry_after(address), "too many revocation entries pulled from this address; retry later"
         )
     page, max_age = pulled.page, settings.revocation_pull_max_age
+    gzipped = len(page.body) >= GZIP_FROM and accepts_gzip(request.headers.get("accept-encoding"))
+    etag = page.gzip_etag if gzipped else page.etag
     headers = {
         "Cache-Control": f"public, max-age={max_age}" if max_age else "no-cache",
-        "ETag": page.etag,
+        "ETag": etag,
+        "Vary": "Accept-Encoding",
         # A header, not in the cached bytes: this request's read of the feed (docs/wire.md).
         "Feed-Read-At": f"{pulled.read_at:.3f}",
     }
-    if none_match(request.headers.get("if-none-match"), page.etag):
+    if none_match(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
+    if gzipped:
+        headers["Content-Encoding"] = "gzip"
+        return Response(revocation_feed.gzipped(page), media_type="application/json", headers=headers)
     return Response(page.body, media_type="application/json", headers=headers)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from auth_service.conditional import none_match, strong_etag
+from auth_service.conditional import accepts_gzip, none_match, strong_etag
 
 TAG = strong_etag(b'{"feed":"F","cursor":1}')
 
@@ -34,3 +34,31 @@ def test_a_strong_etag_is_quoted_and_follows_the_bytes() -> None:
 )
 def test_if_none_match(header: str | None, matches: bool) -> None:
     assert none_match(header, TAG) is matches
+
+
+@pytest.mark.parametrize(
+    "header,accepted",
+    [
+        pytest.param(None, False, id="no-header-gets-identity"),
+        pytest.param("", False, id="empty-means-identity"),
+        pytest.param("gzip", True, id="gzip"),
+        pytest.param("GZip", True, id="names-are-case-insensitive"),
+        pytest.param("x-gzip", True, id="x-gzip"),
+        pytest.param("gzip, deflate, br, zstd", True, id="httpx"),
+        pytest.param("br;q=1.0, gzip;q=0.5", True, id="a-lower-weight-still-accepts"),
+        pytest.param("gzip;q=0.001", True, id="the-lowest-weight"),
+        pytest.param("gzip ; Q=1", True, id="spaces-and-an-upper-case-q"),
+        pytest.param("*", True, id="anything"),
+        pytest.param("gzip;q=0", False, id="refused"),
+        pytest.param("gzip;q=0.000", False, id="refused-with-decimals"),
+        pytest.param("gzip;q=0, *", False, id="refused-by-name-beside-anything"),
+        pytest.param("*;q=0", False, id="anything-refused"),
+        pytest.param("gzip;q=2", False, id="a-weight-above-1-is-no-qvalue"),
+        pytest.param("gzip;q=-1", False, id="a-negative-weight-is-no-qvalue"),
+        pytest.param("gzip;q=nan", False, id="nan-is-no-qvalue"),
+        pytest.param("deflate, br", False, id="other-codings"),
+        pytest.param("gzipped", False, id="a-longer-name"),
+    ],
+)
+def test_accept_encoding(header: str | None, accepted: bool) -> None:
+    assert accepts_gzip(header) is accepted

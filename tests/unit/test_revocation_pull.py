@@ -1,4 +1,5 @@
-"""`GET /revocations` as a cache sees it, in process: ETags and 304s, the read time header.
+"""`GET /revocations` as a cache sees it, in process: ETags and 304s, Cache-Control, gzip,
+the read time header.
 
 The issuer is `create_app` with the fake clock (tests/unit/inprocess_issuer.py); entries are
 added through its own `Revoker`, and renders are counted at the store's `entries_after`.
@@ -6,12 +7,15 @@ added through its own `Revoker`, and renders are counted at the store's `entries
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+import auth_service.feed_pages as feed_pages
 from tests.unit.inprocess_issuer import Running, running_issuer
 
 pytestmark = pytest.mark.anyio
@@ -60,6 +64,7 @@ async def test_a_pull_page_answers_304_to_its_etag_without_rendering_again(issue
     assert answer.status_code == 304 and answer.content == b"" and len(renders) == 1
     assert answer.headers["etag"] == page.headers["etag"]
     assert answer.headers["cache-control"] == page.headers["cache-control"]
+    assert answer.headers["vary"] == page.headers["vary"] == "Accept-Encoding"
     assert float(answer.headers["feed-read-at"]) == float(page.headers["feed-read-at"]) + 30  # its own read
 
 
@@ -133,3 +138,83 @@ async def test_feed_read_at_is_when_this_request_began_reading_the_feed_head(
         assert answer.headers["feed-read-at"] == f"{read_at:.3f}"
         bodies.append(answer.content)
     assert bodies[0] == bodies[1]  # the read time rides in a header: the cached bytes stay the same
+
+
+async def raw_get(issuer: Running, accept_encoding: str, **headers: str) -> tuple[httpx.Response, bytes]:
+    """A pull and its body as sent, not decoded."""
+    headers["Accept-Encoding"] = accept_encoding
+    async with issuer.client.stream("GET", "/revocations", headers=headers) as response:
+        return response, b"".join([chunk async for chunk in response.aiter_raw()])
+
+
+@pytest.fixture
+async def long_page(issuer: Running) -> None:
+    """Enough entries that a page is worth compressing (feed_pages.GZIP_FROM)."""
+    for i in range(20):
+        await issuer.issuer.revoker.jti(f"jti-number-{i}")
+
+
+@pytest.fixture
+def compressions(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    sizes: list[int] = []
+    real = gzip.compress
+
+    def counting(data: bytes, *args: Any, **kwargs: Any) -> bytes:
+        sizes.append(len(data))
+        return real(data, *args, **kwargs)
+
+    monkeypatch.setattr(feed_pages.gzip, "compress", counting)
+    return sizes
+
+
+@pytest.mark.usefixtures("long_page")
+async def test_a_gzip_page_decodes_to_exactly_the_identity_bytes_and_is_compressed_once(
+    issuer: Running, compressions: list[int]
+) -> None:
+    plain, plain_body = await raw_get(issuer, "identity")
+    assert len(plain_body) >= feed_pages.GZIP_FROM and "content-encoding" not in plain.headers
+    assert compressions == []  # nothing compressed until a client asks for gzip
+    packed, packed_body = await raw_get(issuer, "gzip, deflate")
+    assert packed.headers["content-encoding"] == "gzip" and packed.headers["vary"] == "Accept-Encoding"
+    assert gzip.decompress(packed_body) == plain_body and len(packed_body) < len(plain_body)
+    assert packed.headers["etag"] == plain.headers["etag"][:-1] + '-gz"'  # a representation of its own
+    _, again_body = await raw_get(issuer, "gzip")
+    assert again_body == packed_body and compressions == [len(plain_body)]  # kept beside the JSON
+
+
+@pytest.mark.usefixtures("long_page")
+@pytest.mark.parametrize(
+    "accept_encoding,coded",
+    [
+        pytest.param("gzip", True, id="gzip"),
+        pytest.param("br;q=1.0, gzip;q=0.5", True, id="gzip-among-others"),
+        pytest.param("*", True, id="anything"),
+        pytest.param("gzip;q=0", False, id="gzip-refused"),
+        pytest.param("gzip;q=0, *", False, id="gzip-refused-beside-anything"),
+        pytest.param("identity", False, id="identity"),
+        pytest.param("", False, id="nothing"),
+    ],
+)
+async def test_gzip_is_sent_only_when_accept_encoding_accepts_it(
+    issuer: Running, accept_encoding: str, coded: bool
+) -> None:
+    answer, body = await raw_get(issuer, accept_encoding)
+    assert (answer.headers.get("content-encoding") == "gzip") is coded
+    assert body.startswith(b"\x1f\x8b") is coded and answer.headers["vary"] == "Accept-Encoding"
+
+
+async def test_a_page_under_a_kilobyte_goes_uncompressed(issuer: Running, compressions: list[int]) -> None:
+    answer, body = await raw_get(issuer, "gzip")
+    assert len(body) < feed_pages.GZIP_FROM and body.startswith(b"{")
+    assert "content-encoding" not in answer.headers and answer.headers["vary"] == "Accept-Encoding"
+    assert compressions == []
+
+
+@pytest.mark.usefixtures("long_page")
+async def test_a_304_answers_the_tag_of_the_representation_asked_for(issuer: Running) -> None:
+    packed, _ = await raw_get(issuer, "gzip")
+    plain, _ = await raw_get(issuer, "identity")
+    same, body = await raw_get(issuer, "gzip", **{"If-None-Match": packed.headers["etag"]})
+    assert same.status_code == 304 and body == b"" and same.headers["etag"] == packed.headers["etag"]
+    other, body = await raw_get(issuer, "gzip", **{"If-None-Match": plain.headers["etag"]})
+    assert other.status_code == 200 and other.headers["content-encoding"] == "gzip" and body
