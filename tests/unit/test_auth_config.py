@@ -65,3 +65,13 @@ def test_the_revocation_pull_max_age_is_read_from_the_environment_within_0_to_60
         monkeypatch.setenv("AUTH_REVOCATION_PULL_MAX_AGE", refused)
         with pytest.raises(ValidationError, match="revocation_pull_max_age"):
             Settings()
+
+
+def test_the_revocation_tail_interval_is_read_from_the_environment_within_10_ms_to_5_s(monkeypatch):
+    assert Settings().revocation_tail_interval == 0.1
+    monkeypatch.setenv("AUTH_REVOCATION_TAIL_INTERVAL", "0.5")
+    assert Settings().revocation_tail_interval == 0.5
+    for refused in ("0", "0.001", "5.5"):
+        monkeypatch.setenv("AUTH_REVOCATION_TAIL_INTERVAL", refused)
+        with pytest.raises(ValidationError, match="revocation_tail_interval"):
+            Settings()

@@ -117,6 +117,7 @@ async def test_cache_control_follows_the_pull_max_age_setting(issuer: Running, c
     assert again.status_code == 304 and again.headers["cache-control"] == cache_control
 
 
+@pytest.mark.parametrize("issuer", [{"revocation_tail_interval": 5}], indirect=True)  # no tail read meanwhile
 async def test_feed_read_at_is_when_this_request_began_reading_the_feed_head(
     issuer: Running, monkeypatch: pytest.MonkeyPatch
 ) -> None:
