@@ -43,8 +43,8 @@ async def fetch(client: httpx.AsyncClient, url: str, *, max_bytes: int, **kwargs
         if not isinstance(response.stream, httpx.AsyncByteStream):
             raise TypeError("fetch needs an async client's stream")
         body = bytearray()
-        # The stream itself, not aiter_raw(): that refuses a body httpx has read already,
-        # as it has the body of an httpx.MockTransport's answer.
+        # The raw stream itself, not aiter_raw(): that refuses a body httpx has read already,
+        # which it does for an answer built in memory (a mock transport's).
         async for chunk in response.stream:
             body += inflate(chunk, max_bytes - len(body) + 1)
             if len(body) > max_bytes:

@@ -57,21 +57,20 @@ def test_a_refusal_never_echoes_the_passphrase(values):
     assert values["keys_passphrase"] not in str(refused.value)
 
 
-def test_the_revocation_pull_max_age_is_read_from_the_environment_within_0_to_60_seconds(monkeypatch):
-    assert Settings().revocation_pull_max_age == 2
-    monkeypatch.setenv("AUTH_REVOCATION_PULL_MAX_AGE", "0")
-    assert Settings().revocation_pull_max_age == 0
-    for refused in ("-1", "61", "1.5"):
-        monkeypatch.setenv("AUTH_REVOCATION_PULL_MAX_AGE", refused)
-        with pytest.raises(ValidationError, match="revocation_pull_max_age"):
-            Settings()
-
-
-def test_the_revocation_tail_interval_is_read_from_the_environment_within_10_ms_to_5_s(monkeypatch):
-    assert Settings().revocation_tail_interval == 0.1
-    monkeypatch.setenv("AUTH_REVOCATION_TAIL_INTERVAL", "0.5")
-    assert Settings().revocation_tail_interval == 0.5
-    for refused in ("0", "0.001", "5.5"):
-        monkeypatch.setenv("AUTH_REVOCATION_TAIL_INTERVAL", refused)
-        with pytest.raises(ValidationError, match="revocation_tail_interval"):
+@pytest.mark.parametrize(
+    "name,default,accepted,refused",
+    [
+        pytest.param("revocation_pull_max_age", 2, ("0", 0), ("-1", "61", "1.5"), id="pull-max-age-0-to-60-s"),
+        pytest.param("revocation_tail_interval", 0.1, ("0.5", 0.5), ("0", "0.001", "5.5"), id="tail-10-ms-to-5-s"),
+    ],
+)
+def test_revocation_feed_timings_are_read_from_the_environment_within_their_range(
+    monkeypatch, name, default, accepted, refused
+):
+    assert getattr(Settings(), name) == default
+    monkeypatch.setenv(f"AUTH_{name.upper()}", accepted[0])
+    assert getattr(Settings(), name) == accepted[1]
+    for value in refused:
+        monkeypatch.setenv(f"AUTH_{name.upper()}", value)
+        with pytest.raises(ValidationError, match=name):
             Settings()
