@@ -166,6 +166,7 @@ def _wire(
     feed = RevocationFeed(
         store,
         heartbeat=settings.revocation_heartbeat,
+        poll=settings.revocation_tail_interval,
         publisher=_publisher(settings, redis_client, minter),
         clock=clock,
     )

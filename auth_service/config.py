@@ -133,6 +133,16 @@ class Settings(BaseSettings):
     revocation_heartbeat: float = Field(
         5.0, gt=0, le=60, description="Seconds between heartbeats on the revocation push stream."
     )
+    revocation_tail_interval: float = Field(
+        0.1,
+        ge=0.01,
+        le=5,
+        description="Seconds between this instance's reads of the revocation feed head, which find entries "
+        "written by another instance on the same database or by the CLI: it bounds how late those reach "
+        "this instance's push subscribers (entries written through this instance are pushed at once). "
+        "Costs one read of the feed head row per interval per instance: about 1 ms of CPU on SQLite, "
+        "so 1% of a core at 0.1 s.",
+    )
     redis_url: str | None = Field(
         None, description="Redis for what several instances share: login rate limits, revocation fan-out."
     )
@@ -205,6 +215,16 @@ class Settings(BaseSettings):
         description="Revocation entries per client address (IPv6: per /64) and minute "
         "that the issuer renders for pull pages not in its page cache; cached pages are free. Beyond it, "
         "429 with Retry-After. A fleet at one cursor asks for the same pages, each rendered once per feed head.",
+    )
+    revocation_pull_max_age: int = Field(
+        2,
+        ge=0,
+        le=60,
+        description="`Cache-Control: public, max-age` of `GET /revocations` pages, seconds, so nginx or a CDN "
+        "can answer a fleet's pulls (docs/nginx.conf.example); 0: `no-cache`, every pull reaches an issuer. "
+        "Safe: a replica counts its copy in sync as of the page's `Feed-Read-At` header, when an issuer read "
+        "its feed, not as of the page's arrival, so a cached page only makes it report its copy that much "
+        "older. Pushes (the SSE stream, Redis) never pass through such a cache.",
     )
     revocation_streams_max: int = Field(
         256,

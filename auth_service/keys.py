@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
+from .conditional import strong_etag
 from .storage.keystore import KeyRecord, KeyStore, KeystoreError
 
 # Key lifecycle events (key_created, key_activated, key_retired, key_removed, and
@@ -269,4 +270,4 @@ class KeyManager:
 def _render_jwks(keys: dict[str, tuple[KeyRecord, PrivateKeyTypes]]) -> tuple[bytes, str]:
     ordered = sorted(keys.values(), key=lambda item: item[0].activates_at)
     body = json.dumps({"keys": [public_jwk(r.kid, r.alg, key) for r, key in ordered]}, separators=(",", ":")).encode()
-    return body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    return body, strong_etag(body)

@@ -12,11 +12,11 @@ import asyncio
 import json
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from .clock import Clock, system_clock
+from .feed_pages import Page, PageCache, Pulled
 from .metrics import NO_METRICS, Metrics
 from .storage import FamilyStore, RevocationEntry, RevocationStore, SignInStore
 
@@ -26,8 +26,6 @@ security = logging.getLogger("auth_service.security")
 _QUEUE_LIMIT = 10_000  # a subscriber this far behind is dropped; it reconnects and pulls
 PAGE_LIMIT = 10_000  # most entries per pull answer
 PAGE_DEFAULT = 2_000  # entries per answer unless asked otherwise: a replica's own page
-_CACHED_PAGES = 256  # rendered answers kept; each at most PAGE_LIMIT entries
-_CACHED_BYTES = 64 * 1024 * 1024
 
 
 class Publisher(Protocol):
@@ -60,8 +58,7 @@ class RevocationFeed:
         self._feed_id = ""
         self._cursor = 0
         self._read_at: float | None = None  # when the store last answered the tail
-        self._pages: OrderedDict[tuple[str, int, int | None, int], bytes] = OrderedDict()
-        self._page_bytes = 0
+        self._pages = PageCache()
 
     def notify(self) -> None:
         """A local write appended to the feed: push it now rather than at the next poll."""
@@ -74,26 +71,26 @@ class RevocationFeed:
         limit: int = PAGE_DEFAULT,
         *,
         may_render: Callable[[int], bool] | None = None,
-    ) -> bytes | None:
-        """One pull answer (`_page`) as JSON bytes, from a cache keyed by (feed, head, after, limit).
+    ) -> Pulled | None:
+        """One pull answer (`_page`), from a cache keyed by (feed, head, after, limit).
 
         A fleet at one cursor asks for the same pages: each is rendered once per head. A
         page not in the cache is rendered only if `may_render(limit)` agrees (a per-caller
         budget); else None."""
+        read_at = self._clock()  # as a heartbeat's time: the start of the read it vouches for
         current_feed, head = await self._store.feed_head()
         snapshot = after is None or feed_id != current_feed or after > head
         key = (current_feed, head, None if snapshot else after, limit)
         if (cached := self._pages.get(key)) is not None:
-            self._pages.move_to_end(key)
-            return cached
+            return Pulled(cached, read_at)
         if may_render is not None and not may_render(limit):
             return None
         body = json.dumps(await self._page(current_feed, head, snapshot, after, limit), separators=(",", ":")).encode()
-        self._pages[key] = body
-        self._page_bytes += len(body)
-        while len(self._pages) > _CACHED_PAGES or self._page_bytes > _CACHED_BYTES:
-            self._page_bytes -= len(self._pages.popitem(last=False)[1])
-        return body
+        return Pulled(self._pages.add(key, body), read_at)
+
+    def gzipped(self, page: Page) -> bytes:
+        """A pulled page gzip-compressed, once per page (`PageCache.gzipped`)."""
+        return self._pages.gzipped(page)
 
     async def _page(
         self, current_feed: str, head: int, snapshot: bool, after: int | None, limit: int

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -50,6 +51,19 @@ _STREAM_READ_TIMEOUT = 90.0
 _MAX_PUSH_BYTES = 16_384  # a signed entry or heartbeat is well under 2 KB
 _MAX_EVENT_BYTES = 16_384  # one SSE line or event: an entry or a heartbeat is a few hundred bytes
 _MAX_PAGE_BYTES = 16 * 1024 * 1024  # one pull page: 2,000 entries are about 400 KB, the issuer's cap 10,000
+
+
+_SECONDS = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,6})?")  # Unix seconds, as the issuer writes them
+
+
+def _read_at(value: str | None) -> float | None:
+    """A pull answer's `Feed-Read-At` (docs/wire.md): when the issuer read its feed for it.
+
+    None for anything but plain non-negative decimal seconds: no sign, exponent, NaN,
+    infinity or padding. The copy then counts as read on arrival, as before issuers sent it."""
+    if value is None or _SECONDS.fullmatch(value) is None:
+        return None
+    return float(value)
 
 
 class RevocationSync:
@@ -115,7 +129,8 @@ class RevocationSync:
                 response, content = await fetch(self._client, self._list_uri, params=params, max_bytes=_MAX_PAGE_BYTES)
                 response.raise_for_status()
                 body = parse_json(content, "revocation pull")
-                more = self._revocations.apply_pull(body, self._clock())
+                read_at = _read_at(response.headers.get("feed-read-at"))
+                more = self._revocations.apply_pull(body, self._clock(), read_at=read_at)
                 self.pulled += len(body["entries"])
                 if not more:
                     return True
@@ -160,11 +175,15 @@ class RevocationSync:
         if self._redis is not None:
             return await self._listen_redis(self._redis)
         timeout = httpx.Timeout(10.0, read=_STREAM_READ_TIMEOUT)
-        headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
+        # Uncompressed: httpx inflates each chunk of a compressed stream whole, unbounded
+        # (resource_service/_bounded.py), and an event stream gains nothing from gzip.
+        headers = {"Accept": "text/event-stream", "Accept-Encoding": "identity", "Cache-Control": "no-store"}
         async with self._client.stream("GET", self._stream_uri, timeout=timeout, headers=headers) as response:
             response.raise_for_status()
             if response.headers.get("content-type", "").partition(";")[0].strip() != "text/event-stream":
                 raise ValueError("the revocation stream is not text/event-stream")
+            if response.headers.get("content-encoding", "identity").strip().lower() != "identity":
+                raise ValueError("the revocation stream is compressed, though we asked for identity")
             self.push_connected = True
             self.request_pull()  # no backlog on the stream: catch up by pull
             handled = 0

@@ -217,11 +217,13 @@ class RevocationList:
             return {}
         return {"after": str(self.cursor), "feed": self.feed}
 
-    def apply_pull(self, body: Any, now: float) -> bool:
+    def apply_pull(self, body: Any, now: float, *, read_at: float | None = None) -> bool:
         """Apply one `GET /revocations` answer (one page); `ValueError` if it is not one.
 
         True when the issuer has more pages: pull again after the new cursor. Only the
-        last page puts the copy in sync."""
+        last page puts the copy in sync, as of `read_at`: when the issuer read its feed for
+        that page (its `Feed-Read-At`), which a cache may have kept a while. Never later
+        than `now`; None (an issuer that does not say) means `now`."""
         if not isinstance(body, dict):
             raise ValueError("revocation pull is not a JSON object")
         feed, cursor, snapshot, entries = (
@@ -253,10 +255,16 @@ class RevocationList:
             if not self._add(entry, now, self._staged):
                 logger.warning("revocation entry skipped: not a valid entry")
         if not more:
+            in_sync_at = min(read_at, now) if _is_number(read_at) and read_at >= 0 else now
             if self._staged is not None:
+                # The fresh tables hold the feed as of this page's read, and no later:
+                # what a heartbeat vouched for meanwhile was the copy they replace.
                 self._use(self._staged)
                 self._staged = None
-            self._in_sync_at = now
+                self._in_sync_at = in_sync_at
+            elif self._in_sync_at is None or in_sync_at > self._in_sync_at:
+                # A delta only adds: a later heartbeat at our cursor still vouches.
+                self._in_sync_at = in_sync_at
         self.prune(now)
         return more
 

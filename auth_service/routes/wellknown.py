@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from ..conditional import none_match
 from ..config import Settings
 from ..deps import ClockDep, KeysDep, SettingsDep
 from ..grants import GRANT_TYPES
@@ -83,6 +84,6 @@ router.add_api_route(
 async def jwks(request: Request, keys: KeysDep, settings: SettingsDep) -> Response:
     body, etag = keys.jwks()
     headers = {"Cache-Control": f"public, max-age={settings.jwks_max_age}", "ETag": etag}
-    if etag in {tag.strip() for tag in request.headers.get("if-none-match", "").split(",")}:
+    if none_match(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     return Response(body, media_type="application/json", headers=headers)

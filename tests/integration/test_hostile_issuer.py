@@ -1,14 +1,17 @@
-"""A replica survives a hostile issuer: deep JSON, endless bodies and an endless event-stream
-line are logged errors and retries, never a crash and never unbounded memory.
+"""A replica survives a hostile issuer: deep JSON, endless bodies, an endless event-stream
+line and gzip bombs are logged errors and retries, never a crash and never unbounded memory.
 
 The issuer here is a small HTTP server of the test's own that answers discovery with good
 metadata pointing at itself, then serves poison where the replica reads next."""
 
 from __future__ import annotations
 
+import functools
+import gzip
 import json
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -23,6 +26,18 @@ pytestmark = pytest.mark.slow
 
 DEEP = b"[" * 200_000 + b"]" * 200_000  # 400 KB: small, but far deeper than any decoder recursion
 ENDLESS_MB = 300  # what the issuer offers of an endless body or line; the replica must not hold it
+BOMB_MB = 512  # what a gzip bomb inflates to
+
+
+@functools.cache
+def bomb(layers: int) -> bytes:
+    """BOMB_MB of zeros gzipped `layers` times: 500 KB once, 1 KB twice."""
+    squeeze = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    block = bytes(1 << 20)
+    body = b"".join([*(squeeze.compress(block) for _ in range(BOMB_MB)), squeeze.flush()])
+    for _ in range(layers - 1):
+        body = gzip.compress(body, 9)
+    return body
 
 
 class Hostile(BaseHTTPRequestHandler):
@@ -54,14 +69,21 @@ class Hostile(BaseHTTPRequestHandler):
             self._endless(b" ", "application/json")
         elif what == "endless_line":
             self._endless(b"x", "text/event-stream", first=b"event: revocation\ndata: ")
+        elif what == "gzip_bomb":
+            self._send(bomb(1), encoding="gzip")
+        elif what == "stacked_gzip_bomb":
+            stream = path.endswith("/stream")
+            self._send(bomb(2), "text/event-stream" if stream else "application/json", encoding="gzip, gzip")
         elif path == "/.well-known/jwks.json":
             self._send(b'{"keys": []}')
         else:
             self._send(b'{"feed": "F", "cursor": 0, "snapshot": true, "more": false, "entries": []}')
 
-    def _send(self, body: bytes, content_type: str = "application/json") -> None:
+    def _send(self, body: bytes, content_type: str = "application/json", encoding: str | None = None) -> None:
         self.send_response(200)
         self.send_header("Content-Type", content_type)
+        if encoding is not None:
+            self.send_header("Content-Encoding", encoding)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -106,6 +128,10 @@ def rss_mb(pid: int) -> float:
         pytest.param({"/.well-known/jwks.json": "endless_body"}, id="endless-jwks"),
         pytest.param({"/revocations": "endless_body"}, id="endless-revocation-page"),
         pytest.param({"/revocations/stream": "endless_line"}, id="endless-event-stream-line"),
+        pytest.param({"/revocations": "gzip_bomb"}, id="gzip-bomb-revocation-page"),
+        pytest.param({"/revocations": "stacked_gzip_bomb"}, id="stacked-gzip-bomb-revocation-page"),
+        pytest.param({"/.well-known/jwks.json": "stacked_gzip_bomb"}, id="stacked-gzip-bomb-jwks"),
+        pytest.param({"/revocations/stream": "stacked_gzip_bomb"}, id="stacked-gzip-bomb-event-stream"),
     ],
 )
 def test_a_replica_outlives_a_hostile_issuer_with_bounded_memory(

@@ -287,10 +287,16 @@ class RevocationFeedMachine(RuleBasedStateMachine):
             self._pull(replica)
 
     def _pull(self, replica: Replica) -> None:
+        started = time.time()
         with page_size(replica.page_size):
             assert self.loop.run(replica.sync.pull()) is True, "a pull from a healthy issuer failed"
+        ended = time.time()
         replica.synced = True
-        assert replica.copy.staleness(self.now) == 0
+        # In sync as of the issuer's read of its feed during this pull (its Feed-Read-At, on the
+        # issuer's wall clock, to the millisecond), never later than the replica's virtual clock.
+        staleness = replica.copy.staleness(self.now)
+        assert staleness is not None
+        assert max(0.0, self.now - ended) - 0.001 <= staleness <= max(0.0, self.now - started) + 0.001
         self._assert_same_as_issuer(replica)
 
     @rule(data=st.data(), value=values, kind=kinds)

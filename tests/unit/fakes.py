@@ -19,6 +19,7 @@ Each is an httpx handler (`httpx.MockTransport(issuer)`).
 from __future__ import annotations
 
 import asyncio
+import gzip
 import itertools
 import json
 from collections.abc import AsyncIterator, Callable
@@ -55,9 +56,10 @@ class Feed:
     """The issuer's side of docs/wire.md's revocation feed, in memory.
 
     `GET /revocations` answers a snapshot, or the delta after `after` when the caller names
-    this feed; every other path opens an SSE stream. It records the pulls' query parameters,
-    counts stream connections, sets `stream_open` once a client reads a stream, and fails
-    every request with a connection error while `down` is true.
+    this feed, with `read_at` as its `Feed-Read-At` header when set (raw text, so a test can
+    send junk) and gzip-compressed when `gzip` is; every other path opens an SSE stream. It
+    records the pulls' query parameters, counts stream connections, sets `stream_open` once a
+    client reads a stream, and fails every request with a connection error while `down` is true.
 
     `live=True` (the revocation-sync tests): a new stream starts with a heartbeat and each
     `revoke(..., push=True)` is pushed to the open streams. `live=False` (the `Issuer`): a
@@ -76,6 +78,8 @@ class Feed:
         self.stream_open = asyncio.Event()
         self.page_size: int | None = None  # entries per pull answer, like the issuer's limit
         self.stuck = False  # answer `more` without moving the cursor (a broken issuer)
+        self.read_at: str | None = None  # the pull answers' Feed-Read-At
+        self.gzip = False  # pull answers gzip-compressed
 
     def revoke(self, kind: str, value: str, before: int | None = None, *, push: bool = True) -> dict[str, Any]:
         """Append an entry (expiring 600 s from `NOW`, after any token a test mints) and,
@@ -138,7 +142,14 @@ class Feed:
         if self.stuck:
             more, cursor = True, int(after or 0)
         body = {"feed": self.feed, "cursor": cursor, "snapshot": not delta, "more": more, "entries": entries}
-        return httpx.Response(200, json=body)
+        headers = {"Content-Type": "application/json"}
+        if self.read_at is not None:
+            headers["Feed-Read-At"] = self.read_at
+        content = json.dumps(body).encode()
+        if self.gzip:
+            headers["Content-Encoding"] = "gzip"
+            content = gzip.compress(content)
+        return httpx.Response(200, headers=headers, content=content)
 
 
 # alg -> (make a private key, its public JWK)

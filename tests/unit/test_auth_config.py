@@ -55,3 +55,22 @@ def test_a_refusal_never_echoes_the_passphrase(values):
     with pytest.raises(ValidationError) as refused:
         Settings(**values)
     assert values["keys_passphrase"] not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "name,default,accepted,refused",
+    [
+        pytest.param("revocation_pull_max_age", 2, ("0", 0), ("-1", "61", "1.5"), id="pull-max-age-0-to-60-s"),
+        pytest.param("revocation_tail_interval", 0.1, ("0.5", 0.5), ("0", "0.001", "5.5"), id="tail-10-ms-to-5-s"),
+    ],
+)
+def test_revocation_feed_timings_are_read_from_the_environment_within_their_range(
+    monkeypatch, name, default, accepted, refused
+):
+    assert getattr(Settings(), name) == default
+    monkeypatch.setenv(f"AUTH_{name.upper()}", accepted[0])
+    assert getattr(Settings(), name) == accepted[1]
+    for value in refused:
+        monkeypatch.setenv(f"AUTH_{name.upper()}", value)
+        with pytest.raises(ValidationError, match=name):
+            Settings()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import json
 from typing import Any
 
@@ -140,6 +141,23 @@ async def test_stream_error_status_raises_for_the_reconnect_loop(clock):
             await make_sync(RevocationList(), client, clock).listen()
 
 
+async def test_a_compressed_event_stream_is_refused_before_a_byte_is_inflated(clock):
+    seen: list[httpx.Request] = []
+    bomb = gzip.compress(gzip.compress(bytes(16 << 20)))  # "gzip, gzip": 16 MB from a few hundred bytes
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        headers = {"content-type": "text/event-stream", "content-encoding": "gzip, gzip"}
+        return httpx.Response(200, headers=headers, stream=httpx.ByteStream(bomb))
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        sync = make_sync(RevocationList(), client, clock)
+        with pytest.raises(ValueError, match="compressed"):
+            await sync.listen()
+    assert seen[0].headers["accept-encoding"] == "identity"
+    assert not sync.push_connected and not sync.pull_wanted  # never counted as connected
+
+
 async def test_dropped_stream_reconnects_with_capped_backoff(feed, client, clock):
     delays: list[float] = []
 
@@ -262,3 +280,56 @@ async def test_a_stale_copy_whose_pulls_fail_pulls_once_per_interval_not_in_a_ti
         with contextlib.suppress(asyncio.CancelledError):
             await polling
     assert 1 <= len(attempts) <= 6  # one per 0.1 s, not thousands
+
+
+@pytest.mark.parametrize(
+    "header,staleness",
+    [
+        pytest.param(f"{NOW - 30:.3f}", 30, id="read-30-s-ago"),
+        pytest.param(f"{NOW + 3600:.3f}", 0, id="a-clock-ahead-of-ours-is-clamped-to-now"),
+        pytest.param(None, 0, id="absent-as-from-an-older-issuer"),
+        pytest.param("soon", 0, id="junk"),
+        pytest.param("nan", 0, id="nan"),
+        pytest.param("inf", 0, id="infinity"),
+        pytest.param(f"-{NOW:.3f}", 0, id="negative"),
+        pytest.param("1e9", 0, id="exponent"),
+        pytest.param(f" {NOW - 30:.3f}", 0, id="padded"),
+        pytest.param("1" * 40, 0, id="too-long"),
+        pytest.param("", 0, id="empty"),
+    ],
+)
+async def test_a_pulled_copy_is_in_sync_as_of_the_feed_read_at_header(feed, client, clock, header, staleness):
+    feed.revoke("jti", "j-1", push=False)
+    feed.read_at = header
+    copy = RevocationList()
+    assert await make_sync(copy, client, clock).pull() is True
+    clock.now += 10
+    assert copy.is_revoked({"jti": "j-1"}) and copy.staleness(clock()) == pytest.approx(staleness + 10)
+
+
+async def test_a_gzip_page_applies(feed, client, clock):
+    feed.gzip = True
+    feed.read_at = f"{NOW - 5:.3f}"
+    feed.revoke("jti", "j-1", push=False)
+    copy = RevocationList()
+    assert await make_sync(copy, client, clock).pull() is True
+    assert copy.is_revoked({"jti": "j-1"}) and copy.cursor == 1 and copy.staleness(clock()) == 5
+
+
+async def test_a_gzip_bomb_over_the_page_limit_is_refused_and_the_copy_is_unchanged(clock):
+    # A valid page padded past the 16 MB page bound with whitespace: 17 KB sent, 17 MB inflated.
+    page = b'{"feed": "F2", "cursor": 9, "snapshot": true, "more": false, "entries": []}' + b" " * (17 << 20)
+    bomb = gzip.compress(page, 9)
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        headers = {"content-type": "application/json", "content-encoding": "gzip", "feed-read-at": f"{NOW:.3f}"}
+        return httpx.Response(200, headers=headers, stream=httpx.ByteStream(bomb))
+
+    copy = RevocationList()
+    j1 = {"seq": 1, "kind": "jti", "value": "j-1", "before": None, "expires_at": NOW + 600}
+    copy.apply_pull({"feed": "F1", "cursor": 1, "snapshot": True, "entries": [j1]}, NOW)
+    clock.now += 30
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        assert await make_sync(copy, client, clock).pull() is False
+    assert (copy.feed, copy.cursor) == ("F1", 1) and copy.is_revoked({"jti": "j-1"})
+    assert copy.staleness(clock.now) == 30

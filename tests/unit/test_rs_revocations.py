@@ -97,6 +97,34 @@ def test_a_heartbeat_vouches_for_its_read_time_not_its_arrival(copy):
     assert copy.staleness(NOW + 100) == 0  # a clock ahead of ours vouches for no later than now
 
 
+def test_a_pull_is_in_sync_as_of_the_issuers_read_not_its_arrival():
+    copy = RevocationList()
+    copy.apply_pull(pull("F", 1, [entry(1, "jti", "j-1")], snapshot=True), NOW, read_at=NOW - 30)
+    assert copy.staleness(NOW) == 30 and copy.is_revoked(token(jti="j-1"))
+    copy.apply_pull(pull("F", 1, [], snapshot=False), NOW + 10, read_at=NOW + 3600)
+    assert copy.staleness(NOW + 20) == 10  # a clock ahead of ours vouches for no later than now
+
+
+def test_a_pull_with_no_usable_read_time_counts_as_read_on_arrival():
+    for read_at in (None, float("nan"), float("inf"), -1.0):
+        copy = RevocationList()
+        copy.apply_pull(pull("F", 1, [], snapshot=True), NOW, read_at=read_at)
+        assert copy.staleness(NOW + 5) == 5, read_at
+
+
+def test_a_cached_delta_does_not_take_back_what_a_later_heartbeat_vouched_for(copy):
+    assert copy.apply_heartbeat({"feed": "F", "cursor": 2, "time": NOW + 50}, NOW + 60) is False
+    copy.apply_pull(pull("F", 2, [], snapshot=False), NOW + 60, read_at=NOW + 20)
+    assert copy.staleness(NOW + 60) == 10  # the heartbeat's read, not the older page's
+
+
+def test_a_cached_snapshot_is_in_sync_only_as_of_its_own_read(copy):
+    # The fresh tables replace what the heartbeat vouched for: only their own read counts.
+    assert copy.apply_heartbeat({"feed": "F", "cursor": 2, "time": NOW + 50}, NOW + 60) is False
+    copy.apply_pull(pull("F", 2, [entry(1, "jti", "j-1")], snapshot=True), NOW + 60, read_at=NOW + 20)
+    assert copy.staleness(NOW + 60) == 40
+
+
 def test_delta_for_another_feed_is_refused(copy):
     with pytest.raises(ValueError):
         copy.apply_pull(pull("G", 9, [], snapshot=False), NOW)
