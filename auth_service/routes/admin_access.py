@@ -82,11 +82,11 @@ async def _bounded_body(request: Request) -> None:
     request._body = await read_body(request, MAX_BODY)  # what FastAPI parses next, already read
 
 
-def _directory(issuer: IssuerDep) -> Directory:
+async def _directory(issuer: IssuerDep) -> Directory:
     return Directory(issuer.store, issuer.revoker, issuer.hasher, issuer.clock)
 
 
-def _registry(issuer: IssuerDep) -> Registry:
+async def _registry(issuer: IssuerDep) -> Registry:
     return Registry(issuer.store, issuer.revoker, issuer.hasher, issuer.clock)
 
 
