@@ -200,6 +200,9 @@ def _wire(
         revoker=revoker,
         clock=clock,
     )
+    streams = StreamSlots(settings.revocation_streams_max, settings.revocation_streams_per_address)
+    if metrics is not None:
+        metrics.watch_streams(lambda: streams.open, settings.revocation_streams_max)
     end_session = EndSession(
         clients=store, users=store, sign_in=store, minter=minter, revoker=revoker, clock=clock, pages=sign_in
     )
@@ -214,7 +217,7 @@ def _wire(
         grants=grants,
         hasher=hasher,
         clients=ClientAuthenticator(store, hasher, limiter, clock=clock, metrics=counting),
-        streams=StreamSlots(settings.revocation_streams_max, settings.revocation_streams_per_address),
+        streams=streams,
         pull_budget=PullBudget(settings.revocation_pull_budget),
         metrics=counting,
         signin=sign_in,

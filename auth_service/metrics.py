@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Protocol
 
@@ -39,7 +39,7 @@ log = logging.getLogger("auth_service")
 
 GRANT_TYPES = ("authorization_code", "password", "refresh_token", "client_credentials")
 REVOCATION_KINDS = ("jti", "sid", "sub")
-RATE_LIMITED = ("login", "client_secret", "refresh")
+RATE_LIMITED = ("login", "client_secret", "refresh", "revocation_stream", "revocation_pull")
 
 
 def token_outcome(exc: BaseException) -> str:
@@ -109,8 +109,8 @@ class AuthMetrics:
         self._rate_limited = Counter(
             "auth_rate_limited",
             "Requests refused with 429 for too many failed "
-            "logins (login) or client secrets (client_secret), or refreshes of one "
-            "session (refresh)",
+            "logins (login) or client secrets (client_secret), refreshes of one "
+            "session (refresh), open push streams (revocation_stream) or pull pages rendered (revocation_pull)",
             ["what"],
             registry=r,
         )
@@ -129,6 +129,14 @@ class AuthMetrics:
         self._list_size = Gauge("auth_revocation_list_size", "Live entries in the revocation list", registry=r)
         self._cursor = Gauge(
             "auth_revocation_feed_cursor", "Sequence number of the newest revocation feed entry", registry=r
+        )
+        self._streams = Gauge(
+            "auth_revocation_streams_open",
+            "Revocation push streams (GET /revocations/stream) this instance holds open",
+            registry=r,
+        )
+        self._streams_max = Gauge(
+            "auth_revocation_streams_max", "AUTH_REVOCATION_STREAMS_MAX: push streams beyond it get 429", registry=r
         )
         self.latency = LatencyHistogram(
             "auth_http_request_duration_seconds", "Time to answer an HTTP request, by route template", registry=r
@@ -162,6 +170,11 @@ class AuthMetrics:
         self._revocations.labels(kind).inc()
 
     # -- scraping -------------------------------------------------------------------------
+
+    def watch_streams(self, open_streams: Callable[[], int], cap: int) -> None:
+        """Report the open push streams (read at scrape time) and their cap."""
+        self._streams.set_function(open_streams)
+        self._streams_max.set(cap)
 
     def watch_keys(self, keys: KeyManager, clock: Clock) -> None:
         """Report the signing key of `keys` (known only once the app has started)."""

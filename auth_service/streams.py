@@ -28,6 +28,11 @@ class StreamSlots:
         self._open[address] += 1
         return True
 
+    @property
+    def open(self) -> int:
+        """Streams open now, from every address."""
+        return self._open.total()
+
     def give_back(self, address: str) -> None:
         self._open[address] -= 1
         if self._open[address] <= 0:

@@ -192,16 +192,22 @@ class _VerifierState(Collector):
     def describe(self) -> Iterable[Metric]:
         # Families without a value carry no sample: the registry learns the names without
         # reading the verifier (which may not have fetched anything yet).
-        return self._families(keys=None, size=None, staleness=None)
+        return self._families(keys=None, size=None, staleness=None, push=None)
 
     def collect(self) -> Iterable[Metric]:
         status = self._verifier.status()
+        push = status["revocation_push"]
         return self._families(
-            keys=status["keys"], size=len(self._verifier.revocations), staleness=status["revocation_staleness"]
+            keys=status["keys"],
+            size=len(self._verifier.revocations),
+            staleness=status["revocation_staleness"],
+            push=None if push is None or push["source"] is None else float(push["connected"]),
         )
 
     @staticmethod
-    def _families(*, keys: int | None, size: int | None, staleness: float | None) -> list[Metric]:
+    def _families(
+        *, keys: int | None, size: int | None, staleness: float | None, push: float | None
+    ) -> list[Metric]:
         # Staleness is absent until the first sync: there is no age to report, and a made-up
         # number (0, or infinity) would either hide the problem or page someone at start-up.
         return [
@@ -215,6 +221,12 @@ class _VerifierState(Collector):
                 "resource_revocation_staleness_seconds",
                 "Seconds since the revocation list copy was last known current",
                 value=staleness,
+            ),
+            # Absent when push is off (RESOURCE_REVOCATION_PUSH=false): nothing to be connected.
+            GaugeMetricFamily(
+                "resource_revocation_push_connected",
+                "1 while the revocation push (SSE stream or Redis subscription) is connected, else 0",
+                value=push,
             ),
         ]
 

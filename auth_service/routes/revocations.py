@@ -14,7 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from ..clients import client_address
 from ..conditional import accepts_gzip, none_match
-from ..deps import FeedDep, PullBudgetDep, SettingsDep, StreamsDep
+from ..deps import FeedDep, MetricsDep, PullBudgetDep, SettingsDep, StreamsDep
 from ..errors import RateLimited
 from ..feed_pages import GZIP_FROM
 from ..ratelimit import address_bucket
@@ -40,6 +40,7 @@ async def pull(
     revocation_feed: FeedDep,
     budget: PullBudgetDep,
     settings: SettingsDep,
+    metrics: MetricsDep,
     after: int | None = Query(None, ge=0, le=2**62, description="cursor of the last entry applied"),
     feed: str | None = Query(None, max_length=64, description="the feed id the cursor belongs to"),
     limit: int = Query(PAGE_DEFAULT, ge=1, le=PAGE_LIMIT, description="most entries in this answer"),
@@ -47,6 +48,7 @@ async def pull(
     address = address_bucket(client_address(request))
     pulled = await revocation_feed.pull(after, feed, limit, may_render=lambda n: budget.spend(address, n))
     if pulled is None:
+        metrics.rate_limited("revocation_pull")
         raise RateLimited(
             budget.retry_after(address), "too many revocation entries pulled from this address; retry later"
         )
@@ -80,9 +82,12 @@ async def pull(
         **errors(429),
     },
 )
-async def stream(request: Request, revocation_feed: FeedDep, streams: StreamsDep) -> StreamingResponse:
+async def stream(
+    request: Request, revocation_feed: FeedDep, streams: StreamsDep, metrics: MetricsDep
+) -> StreamingResponse:
     address = address_bucket(client_address(request))
     if not streams.take(address):
+        metrics.rate_limited("revocation_stream")
         raise RateLimited(STREAM_RETRY_AFTER, "too many revocation streams open; pull /revocations meanwhile")
     return _HeldStream(
         revocation_feed.subscribe(),

@@ -226,6 +226,7 @@ def test_a_scripted_run_moves_every_counter_by_exactly_what_happened(metered: St
     assert "/no/such/path" not in replica_text
     assert value(replica_after, "resource_revocation_list_size") == 5
     assert 0 <= value(replica_after, "resource_revocation_staleness_seconds") < 5
+    assert value(replica_after, "resource_revocation_push_connected") == 1  # its SSE stream is open
     assert value(replica_after, "resource_jwks_keys") == 2  # the old key and the new one
     # JWKS fetches follow the issuer's 1 s max-age here: they moved, and none failed.
     assert value(replica_after, "resource_jwks_fetches_total", outcome="error") == 0
@@ -318,5 +319,7 @@ def test_every_agreed_metric_is_exposed(issuer: Stack) -> None:
         "auth_signing_key_age_seconds",
         "auth_revocation_list_size",
         "auth_revocation_feed_cursor",
+        "auth_revocation_streams_open",
+        "auth_revocation_streams_max",
         "auth_http_request_duration_seconds",
     }

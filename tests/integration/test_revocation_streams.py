@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from auth_service.launch import Service, auth_process
 from tests.conftest import AUTH_ENV, Stack, eventually
@@ -70,13 +71,27 @@ def _refused(response: httpx.Response) -> bool:
     )
 
 
+def _sample(url: str, name: str, labels: dict[str, str] | None = None) -> float:
+    """One sample of the issuer's /metrics."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == (labels or {}):
+                return float(sample.value)
+    raise AssertionError(f"no {name} {labels} in /metrics")
+
+
 def test_streams_beyond_the_per_address_cap_get_429_while_token_and_healthz_answer(capped: Stack) -> None:
     assert capped.auth is not None
     url = capped.auth.url
+    refused_before = _sample(url, "auth_rate_limited_total", {"what": "revocation_stream"})
     with httpx.Client(timeout=10) as client, contextlib.ExitStack() as streams:
         held = [_open(streams, client, url) for _ in range(PER_ADDRESS)]
         assert [r.status_code for r in held] == [200] * PER_ADDRESS
+        assert _sample(url, "auth_revocation_streams_open") == PER_ADDRESS  # what an operator graphs against the cap
+        assert _sample(url, "auth_revocation_streams_max") == 10
         assert _refused(_open(streams, client, url))
+        assert _sample(url, "auth_rate_limited_total", {"what": "revocation_stream"}) == refused_before + 1
         assert httpx.get(f"{url}/healthz").status_code == 200
         assert capped.login()["token_type"] == "Bearer"
         held[0].close()  # a client that hangs up gives its slot back

@@ -98,6 +98,7 @@ async def test_staleness_is_absent_before_the_first_sync_and_refusals_count_as_u
     assert v.metrics is not None
     names = {s.name for f in text_string_to_metric_families(v.metrics.render().decode()) for s in f.samples}
     assert "resource_revocation_staleness_seconds" not in names and "resource_jwks_keys" in names
+    assert "resource_revocation_push_connected" not in names  # no push source before discovery
 
 
 async def test_the_dependency_counts_when_no_middleware_decided(issuer: Issuer) -> None:
