@@ -24,7 +24,9 @@ async def _pushed_after_a_write_elsewhere(tmp_path: Path, interval: float, wait:
     """Seconds from another process's write to its SSE event here; None if not within `wait`."""
     async with running_issuer(tmp_path, revocation_tail_interval=interval) as running:
         events = running.issuer.feed.subscribe()
-        async with asyncio.timeout(5):
+        # The first heartbeat comes at once if the feed has read its head, else with the first
+        # broadcast one, AUTH_REVOCATION_HEARTBEAT (5 s) later: wait past that.
+        async with asyncio.timeout(8):
             assert (await anext(events)).startswith("event: heartbeat")
         elsewhere = await open_store(running.issuer.settings.sqlalchemy_url)
         try:
