@@ -205,9 +205,7 @@ class _VerifierState(Collector):
         )
 
     @staticmethod
-    def _families(
-        *, keys: int | None, size: int | None, staleness: float | None, push: float | None
-    ) -> list[Metric]:
+    def _families(*, keys: int | None, size: int | None, staleness: float | None, push: float | None) -> list[Metric]:
         # Staleness is absent until the first sync: there is no age to report, and a made-up
         # number (0, or infinity) would either hide the problem or page someone at start-up.
         return [

@@ -12,7 +12,8 @@ Stream caps (the hostile-input limits, docs/configuration.md) are set from the f
   and of a pull), and the open-file limit raised to match.
 
 nginx caches `GET /revocations` (`proxy_cache` with `proxy_cache_lock`, honouring the issuer's
-`Cache-Control: max-age` and revalidating with its ETag), as docs/nginx.conf.example shows;
+`Cache-Control: max-age`; not revalidating, which would keep a page's old `Feed-Read-At`), as
+docs/nginx.conf.example shows, and JWKS and metadata the same way;
 `cache=False` turns that off, so the issuer serves every pull. Its access log (one line per
 request but the streams: time, path, status, bytes sent, bytes from the issuer, cache status)
 is how the suite counts JWKS and pull requests reaching the issuers.
@@ -41,7 +42,7 @@ from auth_service.balancer import find_nginx
 from auth_service.launch import Service, auth_process, cli, free_port
 from auth_service.storage import migration_engine
 from auth_service.storage.schema import upgrade
-from bench.harness import BenchError, Context
+from bench.harness import CLK_TCK, BenchError, Context, process_ticks
 from bench.suites._ours import CLIENT, LOGIN, add_login
 
 __all__ = ["REDIS_URL", "Deployment", "deployment"]
@@ -200,13 +201,17 @@ class Deployment:
         user = "user root;\n" if os.geteuid() == 0 else ""
         connections = 4 * self.fleet + 1024
         # What a CDN in front of the issuers would cache: pulls, JWKS and metadata, for the
-        # max-age the issuer sends, revalidated with its ETag, one request upstream at a time.
+        # max-age the issuer sends, one request upstream at a time, the expired copy served while
+        # one request refreshes it (else a fleet in step sends every request upstream at each
+        # expiry; Feed-Read-At keeps the age honest). No proxy_cache_revalidate: on a
+        # 304 nginx keeps the stored headers, so a pull page's Feed-Read-At would only grow older.
         cache = (
             """
             proxy_cache pulls;
             proxy_cache_lock on;
             proxy_cache_lock_timeout 10s;
-            proxy_cache_revalidate on;
+            proxy_cache_use_stale updating;
+            proxy_cache_background_update on;
             proxy_cache_key $scheme$host$uri$is_args$args;"""
             if self.cache
             else ""
@@ -268,8 +273,23 @@ http {{
             raise BenchError(f"auth-service keys rotate failed: {done.stderr[-2000:]}")
 
     def fill(self, count: int) -> tuple[str, int]:
-        """`count` more live jti entries after the head, written in one transaction; (feed id, head)."""
-        return asyncio.run(self._fill(count))
+        """`count` more live jti entries after the head, written in one transaction; (feed id,
+        head). Returns once the issuers have fanned them out: each entry is signed for Redis
+        (about a millisecond each), which would otherwise be measured as the next step's cost."""
+        written = asyncio.run(self._fill(count))
+        self.settle()
+        return written
+
+    def settle(self, *, idle: float = 0.10, timeout: float = 180.0) -> None:
+        """Wait until the issuers use less than `idle` of a core over half a second."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            before, started = sum(process_ticks(p) for p in self.issuer_pids), time.monotonic()
+            time.sleep(0.5)
+            used = (sum(process_ticks(p) for p in self.issuer_pids) - before) / CLK_TCK
+            if used / (time.monotonic() - started) < idle:
+                return
+        raise BenchError(f"the issuers stayed busy for {timeout:g} s after a fill")
 
     async def _fill(self, count: int) -> tuple[str, int]:
         conn = await asyncpg.connect(self.database_url.replace("postgresql+asyncpg", "postgresql"))

@@ -78,7 +78,6 @@ class Size:
     rows: list[Row] = field(default_factory=list)
     push_p99: dict[str, float] = field(default_factory=dict)  # path -> median over rounds of the p99
     cpu_per_subscriber: dict[str, float] = field(default_factory=dict)  # path -> µs per revocation per subscriber
-    idle: dict[str, float] = field(default_factory=dict)  # path -> issuers' CPU share with nothing revoked
 
 
 def run(ctx: Context) -> SuiteResult:
@@ -107,7 +106,8 @@ def _notes(ctx: Context) -> list[str]:
         (
             f"push: {ROUNDS[ctx.mode.name]} rounds of {PER_ROUND[ctx.mode.name]} revocations per path; latency is "
             "from POST /revoke returning to the LAST simulated replica holding the entry (one sample per revocation); "
-            f"target p99 <= {PUSH_P99_MS:g} ms at every size; pull: push off, every {poll:g} s, through nginx's cache"
+            f"target p99 <= {PUSH_P99_MS:g} ms at every size; pull (reported, no target): push off, every {poll:g} s, "
+            "through nginx's cache, which adds up to AUTH_REVOCATION_PULL_MAX_AGE (2 s)"
         ),
         (
             "issuer CPU: both instances' utime+stime (10 ms ticks) over the window, less their idle rate measured "
@@ -374,12 +374,15 @@ def _push_path(
     label = f"x{size.fleet} {path}"
     p99s = [percentile(last, 99) for last in lasts]
     size.push_p99[path] = statistics.median(p99s)
-    budget = PUSH_P99_MS if path != "pull" else poll * 1000 + PUSH_P99_MS
     size.rows += [
+        *(
+            [_many(label, f"p99 <= {PUSH_P99_MS:g} ms: left", [PUSH_P99_MS - p for p in p99s], "ms", target=0.0)]
+            if path != "pull"
+            else []
+        ),
         _many(label, "last simulated replica: p50", [statistics.median(last) for last in lasts], "ms"),
         _many(label, "last simulated replica: p99", p99s, "ms"),
         _many(label, "last simulated replica: max", [max(last) for last in lasts], "ms"),
-        _many(label, f"p99 <= {budget:g} ms: left", [budget - p for p in p99s], "ms", target=0.0),
         _one(label, "every simulated replica: p50", statistics.median(everyone), "ms"),
         _one(label, f"real replicas (control, {REAL}): p99 of the last", percentile(reals, 99), "ms"),
         _one(label, f"real replicas (control, {REAL}): p50 of the last", statistics.median(reals), "ms"),
@@ -409,12 +412,12 @@ def _push_path(
                 "req/s",
             )
         )
-    size.idle[path] = idle_cpu
-    if path == "pull" and "push SSE" in size.idle:
-        polling = max(idle_cpu - size.idle["push SSE"], 0.0)  # what the pulls add to the issuers' idle rate
-        size.rows.append(
-            _one(label, "issuer CPU per pull (idle rate over push SSE's)", 1e6 * polling / (size.fleet / poll), "µs")
-        )
+    if path == "pull":
+        pulls = [a for a in window_all if a.path == "/revocations"]
+        size.rows += [
+            _one(label, "pulls per second at nginx", len(pulls) / window, "req/s"),
+            _one(label, "pulls per second reaching the issuers", sum(1 for a in pulls if a.upstream) / window, "req/s"),
+        ]
     if path == "push Redis":
         size.rows.append(_one(label, "Redis memory per subscriber", _redis_per_client(), "KiB"))
 
