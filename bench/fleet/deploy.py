@@ -69,7 +69,7 @@ class Deployment:
     def __init__(self, ctx: Context, fleet: int, *, cache: bool, jwks_max_age: int) -> None:
         self.ctx = ctx
         self.fleet = fleet
-        self.workdir = ctx.workdir / "deployment"
+        self.workdir = ctx.workdir / f"deployment-{fleet}"
         self.workdir.mkdir()
         self.prefix = f"bench-fleet-{uuid.uuid4().hex[:12]}:"
         self.jwks_max_age = jwks_max_age  # a rotation's publish lead is 2 * max-age + 2 s: one must fit in a run
