@@ -4,6 +4,7 @@ Prints two tables, both read from that one run and nothing else:
 
 - the four strategies and the peers side by side (per-request CPU, login cost, memory,
   what a replica's death costs), the "Why tokens" table;
+- the fleet suite's rows with one column per fleet size (when the run has it);
 - every row that carries a target, with the median, min-max and whether it was met.
 
 With no argument it takes the newest file in bench/results/.
@@ -106,6 +107,47 @@ def peer_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     return lines
 
 
+def fleet_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The fleet suite's rows ("x<N> <what>") side by side, one column per fleet size."""
+    fleet = [r for r in rows if r["suite"] == "fleet" and r["contender"].startswith("x")]
+    sizes: list[int] = []
+    cells: dict[tuple[str, str], dict[int, Mapping[str, Any]]] = {}
+    for r in fleet:
+        head, _, what = r["contender"].partition(" ")
+        if not head[1:].isdigit():
+            continue
+        size = int(head[1:])
+        if size not in sizes:
+            sizes.append(size)
+        cells.setdefault((what, r["metric"]), {})[size] = r
+    if not sizes:
+        return ["(no fleet suite in this run)"]
+    lines = [
+        f"| row | metric | {' | '.join(f'x{n:,}' for n in sizes)} | unit |",
+        f"| --- | --- | {' | '.join('---:' for _ in sizes)} | --- |",
+    ]
+    for (what, metric), by_size in cells.items():
+        unit = next(iter(by_size.values()))["unit"]
+        values = []
+        for n in sizes:
+            cell = by_size.get(n)
+            if cell is None:
+                values.append("")
+                continue
+            text = _num(cell["median"])
+            if cell["min"] != cell["max"]:
+                text += f" ({_num(cell['min'])}-{_num(cell['max'])})"
+            if cell.get("met") is False:
+                text = f"**{text}** missed"
+            values.append(text)
+        lines.append(f"| {what} | {metric} | {' | '.join(values)} | {unit} |")
+    return lines
+
+
+def _num(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
 def target_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     lines = [
         "| suite | contender | metric | median | min-max | target | met |",
@@ -137,6 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for title, table in (
         ("Strategies", strategy_table(rows)),
         ("Verify cost and peers", peer_table(rows)),
+        ("Fleet", fleet_table(rows)),
         ("Every target", target_table(rows)),
     ):
         print(f"### {title}\n")
