@@ -11,8 +11,9 @@ to the other one, so the issuers' CPU is theirs alone.
 For each fleet size (quick 200; full 200, 500, 1,000), a fresh deployment:
 
 1. cold starts: the feed is filled to each of `FEEDS` entries, then every simulated replica
-   of a fresh fleet starts at once; time until all hold the feed at its head, the issuers'
-   CPU, bytes served, memory per simulated replica (and per open stream at the issuers).
+   of a fresh fleet (push off, so only the sync is measured) starts at once; time until all
+   hold the feed at its head, the issuers' CPU less their idle rate, bytes served, memory per
+   simulated replica. Memory per open stream at the issuers comes from the SSE fleet after.
    The baseline: one snapshot pull (all pages, as a replica asks) at one instance, CPU
    measured over `_BASELINE_PULLS` pulls, each of a new head so each renders. Once more at
    the largest feed with nginx's cache off: every request then reaches the issuers.
@@ -138,8 +139,14 @@ def _size(ctx: Context, fleet: int) -> Size:
         http = httpx.Client(timeout=30)
         try:
             tokens = _Tokens(deployed, http)
-            fleet_sims = _cold_starts(ctx, deployed, size, http)
+            _cold_starts(ctx, deployed, size, http)
+            issuer_rss = sum(_rss(pid) for pid in deployed.issuer_pids)
+            fleet_sims = _fresh_fleet(ctx, deployed, fleet, "sse")
             try:
+                streams_rss = sum(_rss(pid) for pid in deployed.issuer_pids) - issuer_rss
+                size.rows.append(
+                    _one(f"x{fleet} SSE", "issuer memory per open stream", streams_rss / fleet / 1024, "KiB")
+                )
                 _push_path(ctx, deployed, size, fleet_sims, tokens, "push SSE", {})
                 _rotation(ctx, deployed, size, fleet_sims, tokens)
                 _final_state(ctx, deployed, fleet_sims, "push SSE", fleet)
@@ -224,14 +231,15 @@ def _wait_connected(sims: Simulators, fleet: int, timeout: float = 60.0) -> None
 # --- cold start ----------------------------------------------------------------------------
 
 
-def _cold_starts(ctx: Context, deployed: Deployment, size: Size, http: httpx.Client) -> Simulators:
-    """Each feed size, then the largest once more with nginx's cache off; the last cached fleet
-    is left running for the push measurements."""
+def _cold_starts(ctx: Context, deployed: Deployment, size: Size, http: httpx.Client) -> None:
+    """Each feed size, then the largest once more with nginx's cache off, each a fleet of its own
+    with push off: a cold start is what syncing the list costs, no stream's heartbeats over its
+    length, and no other fleet runs meanwhile. The fleet polls every `PULL` interval as the pull
+    path does: a replica handed a page from before the last fill (nginx serves an expired page
+    while one request refreshes it) catches up at its next poll, as it would behind a CDN."""
     feeds = FEEDS[ctx.mode.name]
     entries = 0
     fixed = 0.0
-    kept: Simulators | None = None
-    issuer_rss = sum(_rss(pid) for pid in deployed.issuer_pids)
     for index, target in enumerate([*feeds, feeds[-1]]):
         cached = index < len(feeds)
         if target > entries:
@@ -243,7 +251,7 @@ def _cold_starts(ctx: Context, deployed: Deployment, size: Size, http: httpx.Cli
         sims = Simulators(PROCESSES[ctx.mode.name], ctx.workdir, ctx.pinning)
         try:
             before_rss = sum(s["rss"] for s in sims.all({"op": "stats"}))
-            sims.build(size.fleet, **_mode_command(deployed, "sse", PULL[ctx.mode.name][0]))
+            sims.build(size.fleet, **_mode_command(deployed, "pull", PULL[ctx.mode.name][0]))
             feed, head, _ = deployed.head()
             # The issuers' idle rate (tail reads, key reloads, heartbeats) just before: a cold start
             # bound by the simulators' core lasts long, and idle CPU over it is not its cost.
@@ -257,15 +265,8 @@ def _cold_starts(ctx: Context, deployed: Deployment, size: Size, http: httpx.Cli
             served = deployed.accesses(since)
             rss = sum(a["rss"] for a in answers)
             sim_cpu = sum(a["cpu"] for a in answers)
-            _wait_connected(sims, size.fleet)
-            if index == 0:
-                streams_rss = sum(_rss(pid) for pid in deployed.issuer_pids) - issuer_rss
-                size.rows.append(
-                    _one(f"x{size.fleet} SSE", "issuer memory per open stream", streams_rss / size.fleet / 1024, "KiB")
-                )
-        except BaseException:
+        finally:
             sims.close()
-            raise
         label = f"x{size.fleet} cold, {target:,} entries" + ("" if cached else ", nginx cache off")
         pulls = [a for a in served if a.path == "/revocations"]
         size.rows += [
@@ -294,12 +295,6 @@ def _cold_starts(ctx: Context, deployed: Deployment, size: Size, http: httpx.Cli
             size.rows.append(_left(label, what, beyond, COLD_RATIO, "x") if cached else _one(label, what, beyond, "x"))
         if not cached:
             deployed.set_cache(True)
-        if index == len(feeds) - 1:
-            kept = sims
-        else:
-            sims.close()
-    assert kept is not None
-    return kept
 
 
 def _baseline(deployed: Deployment, http: httpx.Client) -> float:
