@@ -44,6 +44,7 @@ __all__ = [
     "app_process",
     "core_ticks",
     "measure",
+    "process_rss",
     "process_ticks",
     "wrk_in_background",
     "wrk_missing",
@@ -327,6 +328,14 @@ def process_ticks(pid: int) -> int:
     """utime + stime of every thread of `pid`, in clock ticks (proc(5): fields 14 and 15)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])
+
+
+def process_rss(pid: int) -> int:
+    """VmRSS of `pid` in bytes, from /proc/<pid>/status."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise BenchError(f"no VmRSS for process {pid}")
 
 
 def core_ticks(cpu: int | None) -> tuple[int, int]:

@@ -116,6 +116,17 @@ def postgres_url(postgres_database: Callable[..., str]) -> str:
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
+def redis_missing(url: str) -> str | None:
+    """What `require` is told when no Redis answers at `url` (the bench suites' own URL)."""
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_timeout=2).ping()
+    except redis.RedisError as exc:
+        return f"Redis at {url} ({exc})"
+    return None
+
+
 @pytest.fixture
 def redis_prefix() -> Iterator[str]:
     """A Redis key prefix of the test's own on the machine's Redis; its keys are deleted after."""

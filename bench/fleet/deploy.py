@@ -25,7 +25,6 @@ import asyncio
 import os
 import resource
 import secrets
-import shutil
 import signal
 import subprocess
 import time
@@ -374,8 +373,6 @@ def _raise_open_files(wanted: int) -> None:
 
 @contextmanager
 def deployment(ctx: Context, fleet: int, *, cache: bool = True, jwks_max_age: int = 5) -> Iterator[Deployment]:
-    if shutil.which("taskset") is None and ctx.pinning.server is not None:
-        raise BenchError("taskset is missing")
     deployed = Deployment(ctx, fleet, cache=cache, jwks_max_age=jwks_max_age)
     try:
         deployed.start()

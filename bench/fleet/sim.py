@@ -45,6 +45,7 @@ import httpx
 
 from resource_service.config import ResourceSettings
 from resource_service.errors import AuthError
+from resource_service.jose import header_kid
 from resource_service.revocations import RevocationList
 from resource_service.verifier import Verifier
 
@@ -150,10 +151,10 @@ class Fleet:
 
     async def verify(self, token: str) -> dict[str, Any]:
         outcomes: dict[str, int] = {}
+        kid = header_kid(token)
 
         async def one(verifier: Verifier) -> None:
             jwks = verifier.jwks
-            kid = _kid(token)
             if jwks is not None and kid not in jwks.keys:
                 self.unknown_kids += 1
             try:
@@ -186,12 +187,6 @@ class Fleet:
 
     def connected(self) -> int:
         return sum(1 for v in self.verifiers if v.sync is not None and v.sync.push_connected)
-
-
-def _kid(token: str) -> str | None:
-    from resource_service.jose import header_kid
-
-    return header_kid(token)
 
 
 def _cpu() -> float:

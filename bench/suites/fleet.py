@@ -46,7 +46,7 @@ import redis
 from auth_service.launch import Service, replica_process
 from bench.fleet.deploy import REDIS_URL, Access, Deployment, deployment
 from bench.fleet.driver import Simulators
-from bench.harness import CLK_TCK, BenchError, Context, process_ticks
+from bench.harness import CLK_TCK, BenchError, Context, process_rss, process_ticks
 from bench.report import Row, SuiteResult
 from bench.suites._ops import percentile
 from bench.suites._ours import CLIENT, bearer, segment
@@ -140,10 +140,10 @@ def _size(ctx: Context, fleet: int) -> Size:
         try:
             tokens = _Tokens(deployed, http)
             _cold_starts(ctx, deployed, size, http)
-            issuer_rss = sum(_rss(pid) for pid in deployed.issuer_pids)
+            issuer_rss = sum(process_rss(pid) for pid in deployed.issuer_pids)
             fleet_sims = _fresh_fleet(ctx, deployed, fleet, "sse")
             try:
-                streams_rss = sum(_rss(pid) for pid in deployed.issuer_pids) - issuer_rss
+                streams_rss = sum(process_rss(pid) for pid in deployed.issuer_pids) - issuer_rss
                 size.rows.append(
                     _one(f"x{fleet} SSE", "issuer memory per open stream", streams_rss / fleet / 1024, "KiB")
                 )
@@ -355,7 +355,7 @@ def _push_path(
         spreads: list[float] = []  # per revocation: the widest first-to-last arrival within one simulator process
         cpu_per_revocation: list[float] = []
         sim_per_revocation: list[float] = []
-        window_start, window_jwks = time.time(), 0
+        window_start = time.time()
         for _ in range(ROUNDS[ctx.mode.name]):
             minted = [tokens.next() for _ in range(per_round)]  # before the window: a refresh is not a revocation
             cpu, sim_cpu, started = _issuer_cpu(deployed), _sim_cpu(sims), time.monotonic()
@@ -587,13 +587,6 @@ def _issuer_cpu(deployed: Deployment) -> float:
 
 def _sim_cpu(sims: Simulators) -> float:
     return sum(process_ticks(pid) for pid in sims.pids) / CLK_TCK
-
-
-def _rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise BenchError(f"no VmRSS for {pid}")
 
 
 def _wait_ready(replica: Service, timeout: float = 30.0) -> None:

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from auth_service.launch import Service, auth_process, replica_process
-from bench.harness import BenchError, Contender, Context, measure
+from bench.harness import BenchError, Contender, Context, measure, process_rss
 from bench.report import Row, SuiteResult, contender_rows
 from bench.suites._ops import budget_row, login, new_issuer, summary_row
 from bench.suites._ours import bearer, mint_pool, segment
@@ -127,8 +127,5 @@ def _start_replica(ctx: Context, name: str, auth: Service) -> tuple[Service, flo
 
 
 def _rss(service: Service) -> int:
-    """VmRSS in bytes, from /proc/<pid>/status."""
-    for line in Path(f"/proc/{service.pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise BenchError(f"no VmRSS for {service.name}")
+    assert service.pid is not None
+    return process_rss(service.pid)

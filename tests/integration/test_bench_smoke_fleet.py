@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from auth_service.balancer import find_nginx
-from tests.conftest import require
+from tests.conftest import redis_missing, require
 
 pytestmark = pytest.mark.slow
 
@@ -37,22 +37,12 @@ def _postgres_missing() -> str | None:
     return None
 
 
-def _redis_missing() -> str | None:
-    import redis
-
-    from bench.fleet.deploy import REDIS_URL
-
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_timeout=2).ping()
-    except redis.RedisError as exc:
-        return f"Redis at {REDIS_URL} ({exc})"
-    return None
-
-
 def test_every_simulated_replica_ends_with_the_issuers_list_on_every_path(tmp_path: Path) -> None:
     require(None if find_nginx() else "nginx (apt-get install -y nginx)")
     require(_postgres_missing())
-    require(_redis_missing())
+    from bench.fleet.deploy import REDIS_URL
+
+    require(redis_missing(REDIS_URL))
     from bench.harness import MODES, Context, Pinning
     from bench.suites import load
 

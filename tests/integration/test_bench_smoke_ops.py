@@ -13,27 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require
+from tests.conftest import redis_missing, require
 
 pytestmark = pytest.mark.slow
-
-
-def _redis_missing() -> str | None:
-    import redis
-
-    from bench.suites.propagation import REDIS_URL
-
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_timeout=2).ping()
-    except redis.RedisError as exc:
-        return f"Redis at {REDIS_URL} ({exc})"
-    return None
 
 
 @pytest.fixture
 def bench_prerequisites() -> None:
     require(None if shutil.which("wrk") else "wrk (apt-get install -y wrk)")
-    require(_redis_missing())
+    from bench.suites.propagation import REDIS_URL
+
+    require(redis_missing(REDIS_URL))
 
 
 @pytest.mark.parametrize(
